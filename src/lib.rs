@@ -1,0 +1,1 @@
+//! kubectl-meshup: check, plan and apply service-mesh upgrades.
