@@ -1,0 +1,1 @@
+//! `check`: judges a snapshot against the compatibility data. Pure: the evaluation date is an input.

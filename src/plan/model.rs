@@ -1,0 +1,295 @@
+//! `UpgradePlan`: the reviewable, applicable document `plan` writes and `apply` executes.
+//!
+//! A plan can only express the typed actions below. An external tool is one of a fixed set, run with an
+//! argument vector (never a shell), so a hand-edited plan cannot run an arbitrary command.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::version::Version;
+
+pub const PLAN_KIND: &str = "UpgradePlan";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mesh {
+    Istio,
+    GlooMesh,
+    Kmesh,
+}
+
+impl Mesh {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mesh::Istio => "istio",
+            Mesh::GlooMesh => "gloo-mesh",
+            Mesh::Kmesh => "kmesh",
+        }
+    }
+}
+
+impl fmt::Display for Mesh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--to istio=1.24` or `--to istio=1.24.2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub mesh: Mesh,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// A new revision beside the old one; workloads move over; the old one is removed last.
+    #[default]
+    Canary,
+    /// The running control plane is upgraded where it is.
+    InPlace,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePlan {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: PlanMetadata,
+    pub targets: Vec<Target>,
+    pub strategy: Strategy,
+    pub clusters: Vec<String>,
+    /// The facts the plan depends on; `apply` re-observes and refuses the plan when they changed.
+    pub fingerprint: Fingerprint,
+    /// CURRENT -> TARGET per component, as kubeadm's plan table shows it.
+    pub components: Vec<ComponentChange>,
+    /// Each version hop and why it was chosen.
+    pub hops: Vec<Hop>,
+    /// Things the reviewer must know (downgrades, manual Kubernetes upgrades, irreversible steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub steps: Vec<Step>,
+    /// sha256 over the canonical JSON of everything above; set when the plan is written, checked when
+    /// it is read, so a truncated or hand-edited plan is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanMetadata {
+    /// The kubectl-meshup version that made the plan.
+    pub tool_version: String,
+    /// The compatibility data's date.
+    pub compat_data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// `sha256`.
+    pub algorithm: String,
+    /// Hex digest of `facts` in their canonical (sorted key=value lines) form.
+    pub value: String,
+    /// Fact name -> value, for example `cluster-a/istio/revision/1-20/version` -> `1.20.3`.
+    pub facts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentChange {
+    pub cluster: String,
+    /// `istio`, `istio (revision 1-20)`, `gloo-mesh`, `kmesh`, `kubernetes`.
+    pub component: String,
+    pub current: String,
+    pub target: String,
+    /// The versions passed through, current first, target last.
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hop {
+    pub cluster: String,
+    pub mesh: Mesh,
+    pub from: Version,
+    pub to: Version,
+    pub strategy: Strategy,
+    /// Why this hop: the rule that limits hop size and the support facts that allow `to`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub downgrade: bool,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Stable within the plan, for example `gloo-mesh-02-scale-down-discovery`.
+    pub id: String,
+    pub cluster: String,
+    pub title: String,
+    pub reason: Reason,
+    pub action: Action,
+    /// The step cannot be rolled back once done; `apply` says so before running it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
+    /// How to reverse the step, where a way exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Action>,
+}
+
+/// Which runbook step or rule asks for a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reason {
+    /// `gloo-mesh-pre-1.0`, `istio-canary`, `istio-in-place`, `kmesh`, `daocloud-wizard`, `check`.
+    pub runbook: String,
+    /// The runbook's own step, for example `step 2 of 10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub text: String,
+    /// The document the runbook or rule comes from.
+    pub source: String,
+}
+
+/// A Kubernetes object a step acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// External tools a plan may run. Nothing else can be run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tool {
+    Helm,
+    Istioctl,
+    Meshctl,
+}
+
+impl Tool {
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Helm => "helm",
+            Tool::Istioctl => "istioctl",
+            Tool::Meshctl => "meshctl",
+        }
+    }
+}
+
+/// The typed actions a step can take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Action {
+    /// Set replicas through the `/scale` subresource. The replicas before the change are recorded in
+    /// the journal so the step can be undone.
+    Scale { target: ObjectRef, replicas: u32 },
+    /// Delete every object of one resource in an API group (all namespaces unless one is given).
+    #[serde(rename_all = "camelCase")]
+    DeleteCollection {
+        group: String,
+        version: String,
+        resource: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+    /// Server-side apply (field manager `kubectl-meshup`) of manifests rendered by a Helm chart's CRDs.
+    #[serde(rename_all = "camelCase")]
+    ApplyCrds {
+        /// The chart reference (`gloo-mesh/gloo-mesh`), its repository URL and version.
+        chart: String,
+        repo: String,
+        version: String,
+    },
+    /// Run an external tool with an argument vector.
+    #[serde(rename_all = "camelCase")]
+    Run {
+        tool: Tool,
+        args: Vec<String>,
+        timeout_seconds: u64,
+    },
+    /// Wait for a condition, failing after the timeout.
+    #[serde(rename_all = "camelCase")]
+    Wait {
+        condition: WaitCondition,
+        timeout_seconds: u64,
+    },
+    /// Set (value `Some`) or remove (value `None`) namespace labels.
+    LabelNamespace {
+        namespace: String,
+        labels: BTreeMap<String, Option<String>>,
+    },
+    /// Rolling restart (the `kubectl.kubernetes.io/restartedAt` annotation) of the workloads whose pods
+    /// carry proxies in a namespace.
+    #[serde(rename_all = "camelCase")]
+    RestartWorkloads {
+        namespace: String,
+        /// `Deployment/reviews-v1`, ...: the owners recorded in the snapshot.
+        workloads: Vec<String>,
+    },
+    /// A health gate that must pass before the next step.
+    Gate { gate: Gate },
+    /// Something the tool cannot do (upgrade Kubernetes through the provider): shown, then confirmed.
+    Manual {
+        instructions: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<Vec<String>>,
+    },
+}
+
+impl Action {
+    /// The `type` tag, as documented.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Action::Scale { .. } => "scale",
+            Action::DeleteCollection { .. } => "delete-collection",
+            Action::ApplyCrds { .. } => "apply-crds",
+            Action::Run { .. } => "run",
+            Action::Wait { .. } => "wait",
+            Action::LabelNamespace { .. } => "label-namespace",
+            Action::RestartWorkloads { .. } => "restart-workloads",
+            Action::Gate { .. } => "gate",
+            Action::Manual { .. } => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum WaitCondition {
+    /// As `kubectl rollout status`: observedGeneration caught up, all replicas updated and available.
+    RolloutComplete { target: ObjectRef },
+    /// Every listed resource of the group has at least one object again (Gloo Mesh "discovery is complete").
+    #[serde(rename_all = "camelCase")]
+    ResourcesPresent {
+        group: String,
+        version: String,
+        resources: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Gate {
+    /// Every istio-proxy in the given namespaces (all when empty) reports `version`.
+    #[serde(rename_all = "camelCase")]
+    ProxiesAtVersion {
+        version: Version,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        namespaces: Vec<String>,
+    },
+    /// No pod, namespace label, revision tag or webhook still uses `revision`.
+    #[serde(rename_all = "camelCase")]
+    RevisionUnused { revision: String },
+    /// The check rules pass for the cluster (no `fail` findings).
+    CheckPasses,
+}

@@ -1,0 +1,285 @@
+//! `ClusterSnapshot`: the plain, serializable facts that `observe` reads from clusters and that `check`
+//! and `plan` decide on. Nothing here talks to a cluster; a snapshot can be written to a file and read
+//! back (`kubectl meshup snapshot`, `--snapshot FILE`).
+//!
+//! Facts are aggregates: nodes grouped by identical platform facts, proxies grouped per version,
+//! namespace and owning workload. A snapshot of a 5,000-node, 150,000-pod cluster stays small.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::version::{Flavor, KernelVersion, KubeVersion, Version};
+
+pub const API_VERSION: &str = "meshup.dev/v1alpha1";
+pub const SNAPSHOT_KIND: &str = "ClusterSnapshot";
+
+/// The document `kubectl meshup snapshot` writes: one or several clusters (kube contexts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSnapshot {
+    pub api_version: String,
+    pub kind: String,
+    /// When the facts were read (RFC 3339), for people; no rule depends on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
+    pub clusters: Vec<Cluster>,
+}
+
+impl ClusterSnapshot {
+    pub fn new(clusters: Vec<Cluster>) -> Self {
+        Self {
+            api_version: API_VERSION.to_string(),
+            kind: SNAPSHOT_KIND.to_string(),
+            observed_at: None,
+            clusters,
+        }
+    }
+}
+
+/// Everything observed in one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    /// The kube context name (or the name given on the command line); findings and steps refer to it.
+    pub name: String,
+    /// The API server URL, for people and for telling clusters apart; never a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    pub kubernetes: KubeVersion,
+    #[serde(default)]
+    pub nodes: Vec<NodeGroup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<Istio>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gloo_mesh: Option<GlooMesh>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kmesh: Option<Kmesh>,
+    /// Facts that could not be read (forbidden, not found, failed) and what that leaves unjudged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
+}
+
+/// Nodes that share every platform fact, with their names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeGroup {
+    /// `status.nodeInfo.kernelVersion` as reported.
+    pub kernel_version: String,
+    /// Parsed Linux kernel; `None` for Windows nodes and unreadable strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelVersion>,
+    pub os_image: String,
+    /// `linux` or `windows`.
+    pub operating_system: String,
+    pub architecture: String,
+    pub kubelet_version: String,
+    pub container_runtime_version: String,
+    pub names: Vec<String>,
+}
+
+impl NodeGroup {
+    pub fn is_linux(&self) -> bool {
+        self.operating_system.eq_ignore_ascii_case("linux")
+    }
+}
+
+/// Where a version fact came from, so a finding can say how sure it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSource {
+    ImageTag,
+    /// The image is pinned by digest; the version came from chart labels (`app.kubernetes.io/version`,
+    /// `helm.sh/chart`, `operator.istio.io/version`).
+    ChartLabel,
+    /// Neither could be read.
+    Unknown,
+}
+
+/// A mesh component's version as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedVersion {
+    /// `None` when it could not be read (see `source` and `image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    pub flavor: Flavor,
+    pub source: VersionSource,
+    pub image: String,
+}
+
+/// A Deployment or DaemonSet the rules care about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    /// `Deployment` or `DaemonSet`.
+    pub kind: String,
+    pub version: ObservedVersion,
+    /// Desired replicas (Deployment `spec.replicas`, DaemonSet `desiredNumberScheduled`).
+    pub desired: u32,
+    pub ready: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Istio {
+    /// One per istiod Deployment (one per revision).
+    pub control_planes: Vec<IstioControlPlane>,
+    /// `istio.io/tag` revision tags: tag name -> revision it points at.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revision_tags: BTreeMap<String, String>,
+    /// Injection webhooks and the revision each serves; an old revision is removable only when none
+    /// points at it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<IstioWebhook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ztunnel: Option<Workload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<Workload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<IstioGateway>,
+    /// Namespaces enrolled in the mesh, with the label that enrolls them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<MeshNamespace>,
+    /// Pods with an `istio-proxy` container, grouped per proxy version, namespace and owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<ProxyGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioControlPlane {
+    /// `istio.io/rev` label; `default` when absent.
+    pub revision: String,
+    pub istiod: Workload,
+    /// `PILOT_ENABLE_AMBIENT` on istiod (Kmesh Dual-Engine and ambient need it).
+    pub ambient_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioWebhook {
+    /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+    pub kind: String,
+    pub name: String,
+    pub revision: String,
+    /// The `istio.io/tag` this webhook implements, if it is a revision tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioGateway {
+    pub workload: Workload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshNamespace {
+    pub name: String,
+    /// `istio-injection=enabled`, `istio.io/rev=<rev or tag>`, or `istio.io/dataplane-mode=ambient`.
+    pub label: String,
+    pub value: String,
+}
+
+/// How many proxies of one version run in one namespace under one owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyGroup {
+    pub namespace: String,
+    /// The top owner found: `Deployment/reviews-v1`, `StatefulSet/db`, `Pod/standalone`.
+    pub owner: String,
+    /// The `istio.io/rev` the pods were injected by (`default` when unlabeled).
+    pub revision: String,
+    pub version: ObservedVersion,
+    pub pods: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlooMesh {
+    /// The management plane, when this cluster runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<Workload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<Workload>,
+    /// The remote-cluster agent, when this cluster is registered to a management plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Workload>,
+    /// Gloo Mesh API groups the server actually serves (from discovery), with their resources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served_groups: Vec<ServedGroup>,
+    /// `KubernetesCluster` resources: the clusters registered to this management plane.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registered_clusters: Vec<RegisteredCluster>,
+}
+
+impl GlooMesh {
+    /// The management plane's version, from discovery (or networking).
+    pub fn version(&self) -> Option<Version> {
+        [&self.discovery, &self.networking, &self.agent]
+            .into_iter()
+            .flatten()
+            .find_map(|w| w.version.version)
+    }
+
+    pub fn is_management(&self) -> bool {
+        self.discovery.is_some() || self.networking.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedGroup {
+    pub group: String,
+    pub version: String,
+    /// Plural resource names, for example `meshes`, `traffictargets`, `workloads`.
+    pub resources: Vec<String>,
+    /// How many objects each resource held when observed (only for the groups the runbooks touch).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredCluster {
+    pub name: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kmesh {
+    pub daemonset: Workload,
+    pub mode: KmeshMode,
+    /// Where the mode was read: the container argument or config that set it.
+    pub mode_source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "name", content = "raw")]
+pub enum KmeshMode {
+    /// `dual-engine` (older releases: `workload`).
+    DualEngine,
+    /// `kernel-native` (older releases: `ads`).
+    KernelNative,
+    /// A mode string this version of the tool does not know.
+    Unknown(String),
+}
+
+/// A fact that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unread {
+    /// What was being read, as a person would say it: `pods in all namespaces`.
+    pub what: String,
+    /// Why: `forbidden: list pods at the cluster scope`.
+    pub reason: String,
+    /// What that leaves unjudged: `the Istio data plane (proxy versions)`.
+    pub leaves_unjudged: String,
+}
