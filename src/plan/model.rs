@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::version::Version;
+use crate::version::{Minor, Version};
 
 pub const PLAN_KIND: &str = "UpgradePlan";
 
@@ -38,6 +38,7 @@ impl fmt::Display for Mesh {
 
 /// `--to istio=1.24` or `--to istio=1.24.2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     pub mesh: Mesh,
     pub version: Version,
@@ -54,7 +55,7 @@ pub enum Strategy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradePlan {
     pub api_version: String,
     pub kind: String,
@@ -79,7 +80,7 @@ pub struct UpgradePlan {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanMetadata {
     /// The kubectl-meshup version that made the plan.
     pub tool_version: String,
@@ -90,6 +91,7 @@ pub struct PlanMetadata {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fingerprint {
     /// `sha256`.
     pub algorithm: String,
@@ -100,7 +102,7 @@ pub struct Fingerprint {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentChange {
     pub cluster: String,
     /// `istio`, `istio (revision 1-20)`, `gloo-mesh`, `kmesh`, `kubernetes`.
@@ -112,7 +114,7 @@ pub struct ComponentChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hop {
     pub cluster: String,
     pub mesh: Mesh,
@@ -127,7 +129,7 @@ pub struct Hop {
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Step {
     /// Stable within the plan, for example `gloo-mesh-02-scale-down-discovery`.
     pub id: String,
@@ -145,7 +147,7 @@ pub struct Step {
 
 /// Which runbook step or rule asks for a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Reason {
     /// `gloo-mesh-pre-1.0`, `istio-canary`, `istio-in-place`, `kmesh`, `daocloud-wizard`, `check`.
     pub runbook: String,
@@ -159,7 +161,7 @@ pub struct Reason {
 
 /// A Kubernetes object a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectRef {
     /// `Deployment`, `StatefulSet`, `DaemonSet`.
     pub kind: String,
@@ -188,7 +190,7 @@ impl Tool {
 
 /// The typed actions a step can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
     /// Set replicas through the `/scale` subresource. The replicas before the change are recorded in
     /// the journal so the step can be undone.
@@ -264,7 +266,7 @@ impl Action {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum WaitCondition {
     /// As `kubectl rollout status`: observedGeneration caught up, all replicas updated and available.
     RolloutComplete { target: ObjectRef },
@@ -278,7 +280,7 @@ pub enum WaitCondition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Gate {
     /// Every istio-proxy in the given namespaces (all when empty) reports `version`.
     #[serde(rename_all = "camelCase")]
@@ -292,4 +294,23 @@ pub enum Gate {
     RevisionUnused { revision: String },
     /// The check rules pass for the cluster (no `fail` findings).
     CheckPasses,
+    /// Every Linux node runs a kernel of at least `min` (Kmesh needs eBPF features from 5.10).
+    #[serde(rename_all = "camelCase")]
+    NodeKernelsAtLeast { min: Minor },
+    /// istiod of `revision` runs with `PILOT_ENABLE_AMBIENT=true` (Kmesh Dual-Engine needs it).
+    #[serde(rename_all = "camelCase")]
+    IstiodAmbientEnabled { namespace: String, revision: String },
+}
+
+impl Gate {
+    /// The `kind` tag, as documented.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Gate::ProxiesAtVersion { .. } => "proxies-at-version",
+            Gate::RevisionUnused { .. } => "revision-unused",
+            Gate::CheckPasses => "check-passes",
+            Gate::NodeKernelsAtLeast { .. } => "node-kernels-at-least",
+            Gate::IstiodAmbientEnabled { .. } => "istiod-ambient-enabled",
+        }
+    }
 }

@@ -1,0 +1,161 @@
+//! Plan files: stable YAML (or JSON) that a reviewer reads and `apply` executes exactly as reviewed.
+//!
+//! `integrity` is the sha256 of the plan's canonical JSON (sorted keys, no whitespace) without the
+//! `integrity` field. `load` refuses a file whose hash does not match, so a hand-edited or truncated
+//! plan cannot be applied.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::fingerprint::hex;
+use super::{PLAN_KIND, UpgradePlan};
+use crate::snapshot::API_VERSION;
+
+const REPLAN: &str = "re-run `kubectl meshup plan` to write a new plan";
+
+/// Why a plan file was refused. Every message is one line and says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("the plan file is empty; {REPLAN}")]
+    Empty,
+    #[error("the plan file is not valid {format} ({message}); it may be truncated: {REPLAN}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
+    #[error(
+        "the file is a `{found}` document, not an UpgradePlan; pass a file written by `kubectl meshup plan`"
+    )]
+    WrongKind { found: String },
+    #[error(
+        "the plan's apiVersion is `{found}`, but this kubectl-meshup reads {API_VERSION}; {REPLAN} with this version"
+    )]
+    WrongApiVersion { found: String },
+    #[error(
+        "the plan file does not match the UpgradePlan schema ({message}); it may be truncated or hand-edited: {REPLAN}"
+    )]
+    Schema { message: String },
+    #[error("the plan file has no integrity hash, so it cannot be checked; {REPLAN}")]
+    MissingIntegrity,
+    #[error(
+        "the plan file was changed after `kubectl meshup plan` wrote it (integrity hash mismatch); {REPLAN} instead of editing the file"
+    )]
+    IntegrityMismatch,
+    #[error("the plan file is inconsistent ({message}); {REPLAN}")]
+    Invalid { message: String },
+}
+
+/// The plan as stable, diff-friendly YAML, with `integrity` set.
+pub fn to_yaml(plan: &UpgradePlan) -> String {
+    let sealed = sealed(plan);
+    // Plain structs with string keys always serialize; JSON (valid YAML) is the fallback all the same.
+    serde_saphyr::to_string(&sealed).unwrap_or_else(|_| json_of(&sealed))
+}
+
+/// The plan as pretty JSON, with `integrity` set.
+pub fn to_json(plan: &UpgradePlan) -> String {
+    json_of(&sealed(plan))
+}
+
+/// Reads a plan written by [`to_yaml`] or [`to_json`], checking kind, apiVersion, schema and integrity.
+/// Never panics, whatever the input.
+pub fn load(text: &str) -> Result<UpgradePlan, PlanFileError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Err(PlanFileError::Empty);
+    }
+    let is_json = trimmed.starts_with('{');
+    let format = if is_json { "JSON" } else { "YAML" };
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Header {
+        api_version: Option<serde_json::Value>,
+        kind: Option<serde_json::Value>,
+    }
+    let header: Header =
+        parse(trimmed, is_json).map_err(|message| PlanFileError::Syntax { format, message })?;
+    let as_text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s,
+        Some(other) => other.to_string(),
+        None => "(missing)".to_string(),
+    };
+    let kind = as_text(header.kind);
+    if kind != PLAN_KIND {
+        return Err(PlanFileError::WrongKind { found: kind });
+    }
+    let api_version = as_text(header.api_version);
+    if api_version != API_VERSION {
+        return Err(PlanFileError::WrongApiVersion { found: api_version });
+    }
+    let plan: UpgradePlan =
+        parse(trimmed, is_json).map_err(|message| PlanFileError::Schema { message })?;
+    let Some(stored) = plan.integrity.clone() else {
+        return Err(PlanFileError::MissingIntegrity);
+    };
+    if stored != integrity_of(&plan) {
+        return Err(PlanFileError::IntegrityMismatch);
+    }
+    let mut ids = BTreeSet::new();
+    for step in &plan.steps {
+        if !ids.insert(step.id.as_str()) {
+            return Err(PlanFileError::Invalid {
+                message: format!("step id {} appears twice", step.id),
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// sha256 of the canonical JSON of the plan without its `integrity`.
+pub fn integrity_of(plan: &UpgradePlan) -> String {
+    let mut unsealed = plan.clone();
+    unsealed.integrity = None;
+    // serde_json's `Value` keeps object keys sorted, which makes the form canonical.
+    let canonical = serde_json::to_value(&unsealed)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default();
+    format!("sha256:{}", hex(&Sha256::digest(&canonical)))
+}
+
+fn sealed(plan: &UpgradePlan) -> UpgradePlan {
+    let mut p = plan.clone();
+    p.integrity = Some(integrity_of(plan));
+    p
+}
+
+fn json_of(plan: &UpgradePlan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str, is_json: bool) -> Result<T, String> {
+    let result = if is_json {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    };
+    result.map_err(|m| one_line(&m))
+}
+
+fn one_line(message: &str) -> String {
+    let mut s: String = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}

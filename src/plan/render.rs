@@ -1,0 +1,384 @@
+//! Plans for people: a terminal table in the manner of `kubeadm upgrade plan` (components, then the
+//! numbered steps, the warnings, and the command that applies the plan) and Markdown for a change ticket
+//! or pull request.
+
+use std::fmt::Write as _;
+
+use super::{Action, Gate, Step, UpgradePlan, WaitCondition};
+
+/// The command that applies a saved plan, printed at the end of every rendering.
+pub const APPLY_COMMAND: &str = "kubectl meshup apply plan.yaml";
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.wrap("1;31", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+}
+
+fn targets_line(plan: &UpgradePlan) -> String {
+    plan.targets
+        .iter()
+        .map(|t| format!("{} {}", t.mesh, t.version))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn strategy_name(plan: &UpgradePlan) -> &'static str {
+    match plan.strategy {
+        super::Strategy::Canary => "canary",
+        super::Strategy::InPlace => "in-place",
+    }
+}
+
+/// The terminal view.
+pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
+    let p = Paint { on: colour };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Upgrade plan: {} (Istio strategy: {})",
+        targets_line(plan),
+        strategy_name(plan)
+    );
+    let _ = writeln!(
+        out,
+        "Clusters: {}. Made by kubectl-meshup {} with compatibility data of {}.",
+        plan.clusters.join(", "),
+        plan.metadata.tool_version,
+        plan.metadata.compat_data
+    );
+    out.push('\n');
+
+    let header = ["COMPONENT", "CLUSTER", "CURRENT", "TARGET", "PATH"];
+    let rows: Vec<[String; 5]> = plan
+        .components
+        .iter()
+        .map(|c| {
+            [
+                c.component.clone(),
+                c.cluster.clone(),
+                c.current.clone(),
+                c.target.clone(),
+                c.path.join(" -> "),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| -> String {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count() + 3;
+                s.push_str(cell);
+                s.push_str(&" ".repeat(pad));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", p.bold(&line(header)));
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        );
+    }
+
+    if !plan.hops.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", p.bold("Why this path:"));
+        for h in &plan.hops {
+            let flag = if h.downgrade { " (DOWNGRADE)" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {} {} {} -> {}{flag}: {}",
+                h.cluster, h.mesh, h.from, h.to, h.reason
+            );
+        }
+    }
+
+    out.push('\n');
+    if plan.steps.is_empty() {
+        let _ = writeln!(out, "{}", p.bold("Steps: none"));
+    } else {
+        let _ = writeln!(out, "{}", p.bold(&format!("Steps ({}):", plan.steps.len())));
+        let width = plan.steps.len().to_string().len();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let mut title = format!(
+                "{:>width$}. [{}] {} ({})",
+                i + 1,
+                step.cluster,
+                step.title,
+                step.action.type_name()
+            );
+            if step.irreversible {
+                title.push(' ');
+                title.push_str(&p.red("IRREVERSIBLE"));
+            }
+            let _ = writeln!(out, "{title}");
+            let indent = " ".repeat(width + 2);
+            let _ = writeln!(
+                out,
+                "{indent}{}",
+                p.dim(&format!("why: {}", reason_line(step)))
+            );
+            if let Some(detail) = action_detail(&step.action) {
+                let _ = writeln!(out, "{indent}{detail}");
+            }
+        }
+    }
+
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", p.bold("Warnings:"));
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  {}", p.yellow(&format!("! {w}")));
+        }
+    }
+
+    out.push('\n');
+    if plan.steps.is_empty() {
+        let _ = writeln!(out, "Nothing to apply.");
+    } else {
+        let _ = writeln!(
+            out,
+            "Save this plan with `-o yaml --out plan.yaml`, review it, then apply it with:"
+        );
+        out.push('\n');
+        let _ = writeln!(out, "    {}", p.bold(APPLY_COMMAND));
+    }
+    out
+}
+
+/// The change-ticket view.
+pub fn render_markdown(plan: &UpgradePlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Upgrade plan: {}", targets_line(plan));
+    out.push('\n');
+    let _ = writeln!(out, "- Istio strategy: {}", strategy_name(plan));
+    let _ = writeln!(out, "- Clusters: {}", plan.clusters.join(", "));
+    let _ = writeln!(
+        out,
+        "- Made by: kubectl-meshup {}, compatibility data of {}",
+        plan.metadata.tool_version, plan.metadata.compat_data
+    );
+    let _ = writeln!(
+        out,
+        "- Cluster fingerprint: `{}:{}` ({} facts)",
+        plan.fingerprint.algorithm,
+        short(&plan.fingerprint.value),
+        plan.fingerprint.facts.len()
+    );
+    out.push('\n');
+    let _ = writeln!(out, "## Components");
+    out.push('\n');
+    let _ = writeln!(out, "| Component | Cluster | Current | Target | Path |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    for c in &plan.components {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&c.component),
+            cell(&c.cluster),
+            cell(&c.current),
+            cell(&c.target),
+            cell(&c.path.join(" → "))
+        );
+    }
+    if !plan.hops.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "## Why this path");
+        out.push('\n');
+        for h in &plan.hops {
+            let flag = if h.downgrade { " **(downgrade)**" } else { "" };
+            let _ = writeln!(
+                out,
+                "- `{}` {} {} → {}{flag}: {}",
+                h.cluster, h.mesh, h.from, h.to, h.reason
+            );
+        }
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "> [!WARNING]");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "> - {w}");
+        }
+    }
+    out.push('\n');
+    let _ = writeln!(out, "## Steps");
+    out.push('\n');
+    if plan.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "None: every targeted component is already at its target."
+        );
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let flag = if step.irreversible {
+            " — **IRREVERSIBLE**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{}. **{}** (`{}` on `{}`, id `{}`){flag}",
+            i + 1,
+            step.title,
+            step.action.type_name(),
+            step.cluster,
+            step.id
+        );
+        let _ = writeln!(out, "   - Why: {}", reason_line(step));
+        let _ = writeln!(out, "   - Source: {}", step.reason.source);
+        if let Some(detail) = action_detail(&step.action) {
+            let _ = writeln!(out, "   - Action: `{}`", detail.replace('`', "'"));
+        }
+        if let Some(undo) = &step.undo
+            && let Some(detail) = action_detail(undo)
+        {
+            let _ = writeln!(out, "   - Undo: `{}`", detail.replace('`', "'"));
+        }
+    }
+    out.push('\n');
+    let _ = writeln!(out, "## Apply");
+    out.push('\n');
+    let _ = writeln!(out, "```sh");
+    let _ = writeln!(out, "{APPLY_COMMAND}");
+    let _ = writeln!(out, "```");
+    out
+}
+
+fn reason_line(step: &Step) -> String {
+    let r = &step.reason;
+    match &r.step {
+        Some(n) => format!("{}, {}: {}", r.runbook, n, r.text),
+        None => format!("{}: {}", r.runbook, r.text),
+    }
+}
+
+/// One line saying exactly what the action does.
+fn action_detail(action: &Action) -> Option<String> {
+    Some(match action {
+        Action::Scale { target, replicas } => format!(
+            "scale {}/{} in {} to {replicas}",
+            target.kind, target.name, target.namespace
+        ),
+        Action::DeleteCollection {
+            group,
+            version,
+            resource,
+            namespace,
+        } => format!(
+            "delete all {resource} ({group}/{version}) in {}",
+            namespace.as_deref().unwrap_or("all namespaces")
+        ),
+        Action::ApplyCrds {
+            chart,
+            repo,
+            version,
+        } => format!("server-side apply the CRDs of chart {chart} {version} from {repo}"),
+        Action::Run { tool, args, .. } => format!("$ {} {}", tool.program(), args.join(" ")),
+        Action::Wait {
+            condition,
+            timeout_seconds,
+        } => match condition {
+            WaitCondition::RolloutComplete { target } => format!(
+                "wait up to {timeout_seconds}s for {}/{} in {} to roll out",
+                target.kind, target.name, target.namespace
+            ),
+            WaitCondition::ResourcesPresent {
+                group,
+                version,
+                resources,
+            } => format!(
+                "wait up to {timeout_seconds}s until {} ({group}/{version}) exist again",
+                resources.join(", ")
+            ),
+        },
+        Action::LabelNamespace { namespace, labels } => {
+            let parts: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => format!("{k}-"),
+                })
+                .collect();
+            format!("label namespace {namespace} {}", parts.join(" "))
+        }
+        Action::RestartWorkloads {
+            namespace,
+            workloads,
+        } => format!("restart in {namespace}: {}", workloads.join(", ")),
+        Action::Gate { gate } => match gate {
+            Gate::ProxiesAtVersion {
+                version,
+                namespaces,
+            } => format!(
+                "gate {}: proxies in {} at {version}",
+                gate.kind_name(),
+                if namespaces.is_empty() {
+                    "all namespaces".to_string()
+                } else {
+                    namespaces.join(", ")
+                }
+            ),
+            Gate::RevisionUnused { revision } => {
+                format!("gate {}: revision {revision}", gate.kind_name())
+            }
+            Gate::CheckPasses => format!("gate {}", gate.kind_name()),
+            Gate::NodeKernelsAtLeast { min } => {
+                format!("gate {}: Linux kernels >= {min}", gate.kind_name())
+            }
+            Gate::IstiodAmbientEnabled {
+                namespace,
+                revision,
+            } => format!(
+                "gate {}: istiod revision {revision} in {namespace}",
+                gate.kind_name()
+            ),
+        },
+        Action::Manual {
+            instructions,
+            command,
+        } => match command {
+            Some(c) => format!("manual: {instructions} $ {}", c.join(" ")),
+            None => format!("manual: {instructions}"),
+        },
+    })
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

@@ -1,0 +1,273 @@
+//! Istio's revision-based (canary) upgrade, one hop: install the new revision beside the old one, wait
+//! until it is ready, move revision tags or namespace labels to it, restart workloads namespace by
+//! namespace with a proxy-version gate after each, and remove the old revision only when nothing uses it
+//! (pods, labels, tags, webhooks). ztunnel and istio-cni have no canary: they are upgraded in place once
+//! the new control plane is ready.
+
+use std::collections::BTreeMap;
+
+use super::super::paths::PathHop;
+use super::super::steps::{Runbook, StepList};
+use super::super::{Action, Gate, Tool};
+use super::istio_in_place::ambient_components_in_place;
+use super::{
+    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, IstioContext, REV_LABEL,
+    TOOL_TIMEOUT_SECONDS, rollout, run, run_owned,
+};
+use crate::plan::istio_install::revision_name;
+
+pub(crate) const RUNBOOK: Runbook = Runbook {
+    id: "istio-canary",
+    source: "istio/istio.io content/en/docs/setup/upgrade/canary/index.md",
+    steps: 7,
+};
+
+/// Emits one canary hop and returns the revision now in use.
+pub(crate) fn hop(
+    steps: &mut StepList,
+    cx: &IstioContext<'_>,
+    data_plane: &mut DataPlane,
+    old_revisions: &[String],
+    hop: &PathHop,
+    hop_label: &str,
+) -> String {
+    let cluster = cx.cluster;
+    let install = cx.install;
+    let new_rev = revision_name(hop.to);
+    let tag = install.tag(hop.to);
+    let old_list = old_revisions.join(", ");
+    let irreversible = cx.upgrades_irreversible();
+    let istio_ns = install.namespace.as_str();
+
+    // 1. The new control plane, with the istioctl of the target version.
+    steps.push(
+        cluster,
+        &format!("istioctl-{new_rev}"),
+        format!("Use istioctl {} for this hop", hop.to),
+        RUNBOOK.step(
+            1,
+            format!(
+                "{hop_label}: the new revision is installed with the istioctl of its own version; confirm `istioctl version --remote=false` prints {}",
+                hop.to
+            ),
+        ),
+        Action::Manual {
+            instructions: format!(
+                "Put istioctl {} on PATH (https://github.com/istio/istio/releases/tag/{}) and confirm its version.",
+                hop.to, hop.to
+            ),
+            command: Some(vec![
+                "istioctl".into(),
+                "version".into(),
+                "--remote=false".into(),
+            ]),
+        },
+    );
+    let mut args: Vec<String> = vec![
+        "install".into(),
+        "-y".into(),
+        "--set".into(),
+        format!("revision={new_rev}"),
+    ];
+    if install.ambient_components {
+        args.extend(["--set".into(), "profile=ambient".into()]);
+    }
+    if let Some(hub) = &install.hub {
+        args.extend(["--set".into(), format!("hub={hub}")]);
+    }
+    args.extend(["--set".into(), format!("tag={tag}")]);
+    let step = steps.push(
+        cluster,
+        &format!("install-{new_rev}"),
+        format!("Install the Istio {tag} control plane as revision {new_rev} beside {old_list}"),
+        RUNBOOK.step(
+            1,
+            format!(
+                "{hop_label}: a canary installs the new control plane beside the old one ({}); the image flavor is kept",
+                hop.reason
+            ),
+        ),
+        run_owned(Tool::Istioctl, args, INSTALL_TIMEOUT_SECONDS),
+    );
+    step.irreversible = irreversible;
+    if !irreversible {
+        step.undo = Some(run(
+            Tool::Istioctl,
+            &["uninstall", "-y", "--revision", &new_rev],
+            TOOL_TIMEOUT_SECONDS,
+        ));
+    }
+
+    // 2. Ready before anything moves to it.
+    steps.push(
+        cluster,
+        &format!("wait-istiod-{new_rev}"),
+        format!("Wait for istiod-{new_rev} to be rolled out"),
+        RUNBOOK.step(
+            2,
+            format!(
+                "{hop_label}: verify the new control plane is running before moving workloads to it"
+            ),
+        ),
+        rollout("Deployment", istio_ns, &format!("istiod-{new_rev}")),
+    );
+    if install.ambient_components {
+        ambient_components_in_place(steps, cx, hop, hop_label);
+    }
+
+    // 3. Tags, then namespace labels.
+    let tags: Vec<(String, String)> = data_plane
+        .tags
+        .iter()
+        .filter(|(_, rev)| old_revisions.contains(rev))
+        .map(|(t, r)| (t.clone(), r.clone()))
+        .collect();
+    for (tag_name, old_rev) in tags {
+        let step = steps.push(
+            cluster,
+            &format!("tag-{tag_name}"),
+            format!("Move revision tag {tag_name} from {old_rev} to {new_rev}"),
+            RUNBOOK.step(
+                3,
+                format!(
+                    "{hop_label}: namespaces labelled istio.io/rev={tag_name} follow the tag to the new revision"
+                ),
+            ),
+            run(
+                Tool::Istioctl,
+                &["tag", "set", &tag_name, "--revision", &new_rev, "--overwrite"],
+                TOOL_TIMEOUT_SECONDS,
+            ),
+        );
+        step.undo = Some(run(
+            Tool::Istioctl,
+            &[
+                "tag",
+                "set",
+                &tag_name,
+                "--revision",
+                &old_rev,
+                "--overwrite",
+            ],
+            TOOL_TIMEOUT_SECONDS,
+        ));
+        data_plane.tags.insert(tag_name, new_rev.clone());
+    }
+    let default_follows_tag = data_plane.tags.contains_key("default");
+    let relabel: Vec<(String, String, String)> = data_plane
+        .labels
+        .iter()
+        .filter(|(_, (label, value))| {
+            (label == REV_LABEL && old_revisions.contains(value))
+                || (label == INJECTION_LABEL
+                    && value == "enabled"
+                    && !default_follows_tag
+                    && old_revisions.iter().any(|r| r == "default"))
+        })
+        .map(|(ns, (l, v))| (ns.clone(), l.clone(), v.clone()))
+        .collect();
+    for (ns, label, value) in relabel {
+        let mut labels = BTreeMap::new();
+        let mut undo = BTreeMap::new();
+        labels.insert(REV_LABEL.to_string(), Some(new_rev.clone()));
+        if label == INJECTION_LABEL {
+            labels.insert(INJECTION_LABEL.to_string(), None);
+            undo.insert(INJECTION_LABEL.to_string(), Some(value.clone()));
+            undo.insert(REV_LABEL.to_string(), None);
+        } else {
+            undo.insert(REV_LABEL.to_string(), Some(value.clone()));
+        }
+        let step = steps.push(
+            cluster,
+            &format!("label-{ns}"),
+            format!("Label namespace {ns} istio.io/rev={new_rev} (was {label}={value})"),
+            RUNBOOK.step(
+                3,
+                format!("{hop_label}: new pods in {ns} are injected by the new revision"),
+            ),
+            Action::LabelNamespace {
+                namespace: ns.clone(),
+                labels,
+            },
+        );
+        step.undo = Some(Action::LabelNamespace {
+            namespace: ns.clone(),
+            labels: undo,
+        });
+        data_plane
+            .labels
+            .insert(ns, (REV_LABEL.to_string(), new_rev.clone()));
+    }
+
+    // 4 and 5. Restart namespace by namespace, each gated on its proxies.
+    for (ns, workloads) in &data_plane.workloads {
+        steps.push(
+            cluster,
+            &format!("restart-{ns}"),
+            format!("Restart {} workload(s) in {ns}", workloads.len()),
+            RUNBOOK.step(
+                4,
+                format!(
+                    "{hop_label}: restarted pods get the {tag} sidecar; one namespace at a time limits the blast radius"
+                ),
+            ),
+            Action::RestartWorkloads {
+                namespace: ns.clone(),
+                workloads: workloads.iter().cloned().collect(),
+            },
+        );
+        steps.push(
+            cluster,
+            &format!("gate-proxies-{ns}"),
+            format!("Gate: every proxy in {ns} reports {}", hop.to),
+            RUNBOOK.step(
+                5,
+                format!("{hop_label}: the data plane in {ns} runs the new version before the next namespace"),
+            ),
+            Action::Gate {
+                gate: Gate::ProxiesAtVersion {
+                    version: hop.to,
+                    namespaces: vec![ns.clone()],
+                },
+            },
+        );
+    }
+
+    // 6 and 7. Remove each old revision once nothing uses it.
+    for old in old_revisions {
+        steps.push(
+            cluster,
+            &format!("gate-unused-{old}"),
+            format!("Gate: nothing uses revision {old} any more"),
+            RUNBOOK.step(
+                6,
+                format!(
+                    "{hop_label}: no pod, namespace label, revision tag or webhook may still point at {old} when it is removed"
+                ),
+            ),
+            Action::Gate {
+                gate: Gate::RevisionUnused {
+                    revision: old.clone(),
+                },
+            },
+        );
+        let step = steps.push(
+            cluster,
+            &format!("remove-{old}"),
+            format!("Remove the old control plane revision {old}"),
+            RUNBOOK.step(
+                7,
+                format!(
+                    "{hop_label}: uninstall the old control plane once the canary serves everything"
+                ),
+            ),
+            run(
+                Tool::Istioctl,
+                &["uninstall", "-y", "--revision", old],
+                TOOL_TIMEOUT_SECONDS,
+            ),
+        );
+        step.irreversible = true;
+    }
+    new_rev
+}

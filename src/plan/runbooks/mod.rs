@@ -1,0 +1,157 @@
+//! The vendors' upgrade procedures, one module each, emitting typed steps whose reasons cite the runbook
+//! step they implement:
+//! - [`environment`]: DaoCloud's wizard (select target, environment detection, upgrade, health check):
+//!   Kubernetes version gates and the final health gate;
+//! - [`istio_canary`] and [`istio_in_place`]: Istio's two upgrade methods, one hop at a time;
+//! - [`gloo_mesh`]: the ten-step pre-1.0 runbook and the 1.x Helm procedure;
+//! - [`kmesh`]: prerequisites, then the Kmesh DaemonSet upgrade.
+
+pub(crate) mod environment;
+pub(crate) mod gloo_mesh;
+pub(crate) mod istio_canary;
+pub(crate) mod istio_in_place;
+pub(crate) mod kmesh;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::istio_install::IstioInstall;
+use super::{Action, ObjectRef, Tool, WaitCondition};
+use crate::compat::CompatData;
+use crate::version::Version;
+
+/// Istio's Helm chart repository (the charts `base`, `istiod`, `cni`, `ztunnel`, `gateway`).
+pub(crate) const ISTIO_CHART_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
+
+pub(crate) const TOOL_TIMEOUT_SECONDS: u64 = 600;
+pub(crate) const INSTALL_TIMEOUT_SECONDS: u64 = 900;
+pub(crate) const WAIT_TIMEOUT_SECONDS: u64 = 600;
+
+pub(crate) fn run(tool: Tool, args: &[&str], timeout_seconds: u64) -> Action {
+    Action::Run {
+        tool,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        timeout_seconds,
+    }
+}
+
+pub(crate) fn run_owned(tool: Tool, args: Vec<String>, timeout_seconds: u64) -> Action {
+    Action::Run {
+        tool,
+        args,
+        timeout_seconds,
+    }
+}
+
+pub(crate) fn rollout(kind: &str, namespace: &str, name: &str) -> Action {
+    Action::Wait {
+        condition: WaitCondition::RolloutComplete {
+            target: object(kind, namespace, name),
+        },
+        timeout_seconds: WAIT_TIMEOUT_SECONDS,
+    }
+}
+
+pub(crate) fn object(kind: &str, namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// Everything an Istio runbook needs for one cluster.
+pub(crate) struct IstioContext<'a> {
+    pub cluster: &'a str,
+    pub install: &'a IstioInstall<'a>,
+    pub compat: &'a CompatData,
+}
+
+impl IstioContext<'_> {
+    /// DaoCloud: no rollback after an upgrade of its builds.
+    pub fn upgrades_irreversible(&self) -> bool {
+        self.install.is_mspider() && self.compat.mspider.no_rollback.value
+    }
+
+    /// `helm upgrade RELEASE CHART --repo … --version V --namespace NS --reuse-values`, keeping the
+    /// installed image hub and flavor for charts that run images.
+    pub fn helm_upgrade(&self, release: &str, chart: &str, namespace: &str, to: Version) -> Action {
+        let mut args: Vec<String> = [
+            "upgrade",
+            release,
+            chart,
+            "--repo",
+            ISTIO_CHART_REPO,
+            "--version",
+            &to.to_string(),
+            "--namespace",
+            namespace,
+            "--reuse-values",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if chart != "base" {
+            if let Some(hub) = &self.install.hub {
+                args.push("--set".into());
+                args.push(format!("global.hub={hub}"));
+            }
+            args.push("--set".into());
+            args.push(format!("global.tag={}", self.install.tag(to)));
+        }
+        run_owned(Tool::Helm, args, TOOL_TIMEOUT_SECONDS)
+    }
+}
+
+/// The sidecar data plane as the plan moves it: namespace labels and revision tags are updated hop by
+/// hop; the workloads to restart come from the snapshot's proxies and gateways.
+#[derive(Debug, Clone)]
+pub(crate) struct DataPlane {
+    /// Namespace -> (label, value) that enrolls it.
+    pub labels: BTreeMap<String, (String, String)>,
+    /// Revision tag -> revision.
+    pub tags: BTreeMap<String, String>,
+    /// Namespace -> `Kind/name` of the workloads whose pods carry a sidecar.
+    pub workloads: BTreeMap<String, BTreeSet<String>>,
+    /// `namespace/Pod/name`: proxies without a controller, which a restart cannot replace.
+    pub standalone: Vec<String>,
+}
+
+pub(crate) const REV_LABEL: &str = "istio.io/rev";
+pub(crate) const INJECTION_LABEL: &str = "istio-injection";
+
+impl DataPlane {
+    pub fn read(install: &IstioInstall<'_>) -> Self {
+        let istio = install.istio;
+        let labels = istio
+            .namespaces
+            .iter()
+            .map(|n| (n.name.clone(), (n.label.clone(), n.value.clone())))
+            .collect();
+        let mut workloads: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut standalone = Vec::new();
+        for p in &istio.proxies {
+            if p.owner.starts_with("Pod/") {
+                standalone.push(format!("{}/{}", p.namespace, p.owner));
+            } else {
+                workloads
+                    .entry(p.namespace.clone())
+                    .or_default()
+                    .insert(p.owner.clone());
+            }
+        }
+        for gw in &istio.gateways {
+            workloads
+                .entry(gw.workload.namespace.clone())
+                .or_default()
+                .insert(format!("{}/{}", gw.workload.kind, gw.workload.name));
+        }
+        standalone.sort();
+        standalone.dedup();
+        DataPlane {
+            labels,
+            tags: istio.revision_tags.clone(),
+            workloads,
+            standalone,
+        }
+    }
+}
