@@ -89,7 +89,8 @@ pub enum PlanError {
     },
 
     #[error(
-        "{cluster}: Kubernetes {kubernetes} is outside {mesh} {version}'s supported Kubernetes {supported}; {fix}"
+        "{cluster}: Kubernetes {kubernetes} is outside {} {version}'s supported Kubernetes {supported}; {fix}",
+        .mesh.title()
     )]
     KubernetesOutsideMeshRange {
         cluster: String,
@@ -109,7 +110,8 @@ pub enum PlanError {
     NoPath { cluster: String, message: String },
 
     #[error(
-        "{cluster}: Istio {istio} is outside {mesh} {version}'s supported Istio {supported}; {fix}"
+        "{cluster}: Istio {istio} is outside {} {version}'s supported Istio {supported}; {fix}",
+        .mesh.title()
     )]
     OutsideMeshRange {
         cluster: String,

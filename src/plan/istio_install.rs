@@ -2,7 +2,7 @@
 //! version (the oldest control plane, which bounds every path), its flavor, the image hub to keep, and the
 //! flavor check DaoCloud asks for (never mix `-mspider` and upstream builds in one upgrade).
 
-use crate::snapshot::{Cluster, Istio, IstioControlPlane, ObservedVersion};
+use crate::snapshot::{Cluster, Istio, IstioControlPlane, KmeshMode, ObservedVersion};
 use crate::version::{Flavor, Version};
 
 use super::{Mesh, PlanError};
@@ -23,6 +23,9 @@ pub(crate) struct IstioInstall<'a> {
     /// ztunnel or istio-cni is installed (ambient): they have no canary and lag the control plane by at
     /// most `ambient_components_max_lag_minors`.
     pub ambient_components: bool,
+    /// istiod must run with `PILOT_ENABLE_AMBIENT=true`: some control plane has it, or Kmesh runs in
+    /// Dual-Engine mode (which needs it). A new revision carries it over.
+    pub ambient_flag: bool,
 }
 
 impl<'a> IstioInstall<'a> {
@@ -66,6 +69,11 @@ impl<'a> IstioInstall<'a> {
             hub: hub_of(&oldest.istiod.version.image),
             control_planes,
             ambient_components: istio.ztunnel.is_some() || istio.cni.is_some(),
+            ambient_flag: istio.control_planes.iter().any(|cp| cp.ambient_enabled)
+                || cluster
+                    .kmesh
+                    .as_ref()
+                    .is_some_and(|k| k.mode == KmeshMode::DualEngine),
         }))
     }
 

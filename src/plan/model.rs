@@ -28,6 +28,15 @@ impl Mesh {
             Mesh::Kmesh => "kmesh",
         }
     }
+
+    /// The product name for sentences: `Istio`, `Gloo Mesh`, `Kmesh`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Mesh::Istio => "Istio",
+            Mesh::GlooMesh => "Gloo Mesh",
+            Mesh::Kmesh => "Kmesh",
+        }
+    }
 }
 
 impl fmt::Display for Mesh {

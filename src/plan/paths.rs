@@ -22,8 +22,10 @@ pub(crate) struct PathHop {
 pub(crate) struct PathRules<'a> {
     /// Most minors one hop may move (canary 2, in-place 1, or less where ambient components limit it).
     pub max_minors: u64,
-    /// Why `max_minors`: the rule text and its source, cited in each hop's reason.
+    /// Why `max_minors`, with its source, cited first in each hop's reason.
     pub max_minors_rule: String,
+    /// Why a stop is allowed (`supported on Kubernetes 1.29`), cited for each stop.
+    pub allowed_note: String,
     /// `None` when an intermediate minor may be stopped on, otherwise why not.
     pub blocker: &'a dyn Fn(Minor) -> Option<String>,
     /// The version to stop on for an intermediate minor (its newest known patch, in the right flavor).
@@ -108,10 +110,7 @@ pub(crate) fn upgrade_path(
         } else {
             (rules.patch_of)(minor_at(j)).unwrap_or(to)
         };
-        let mut reason = format!(
-            "{} minor(s) per hop at most ({})",
-            step, rules.max_minors_rule
-        );
+        let mut reason = rules.max_minors_rule.clone();
         let skipped: Vec<String> = (j + 1..=reach)
             .filter_map(|k| {
                 blockers[k]
@@ -120,11 +119,16 @@ pub(crate) fn upgrade_path(
             })
             .collect();
         if j == n {
-            reason.push_str(&format!("; {} is the target", minor_at(j)));
+            reason.push_str(&format!(
+                "; {} is the target, {}",
+                minor_at(j),
+                rules.allowed_note
+            ));
         } else {
             reason.push_str(&format!(
-                "; {} is the furthest allowed stop on a shortest path, at its newest known patch {next}",
-                minor_at(j)
+                "; {} is the furthest stop that keeps the path shortest, {}, at its newest known patch {next}",
+                minor_at(j),
+                rules.allowed_note
             ));
         }
         if !skipped.is_empty() {
@@ -180,6 +184,7 @@ mod tests {
         let rules = PathRules {
             max_minors: max,
             max_minors_rule: "rule".into(),
+            allowed_note: "allowed".into(),
             blocker: &blocker,
             patch_of: &patch_of,
         };

@@ -221,6 +221,15 @@ fn plan_cluster(
                 ),
             });
         }
+        if to < from {
+            let rule = &compat.istio.downgrade_max_minors;
+            downgrade_path(from, to, rule.value, &rule.source).map_err(|message| {
+                PlanError::NoPath {
+                    cluster: name.to_string(),
+                    message,
+                }
+            })?;
+        }
         let env = if to.minor_line() == from.minor_line() {
             environment::Environment {
                 kubernetes: cluster.kubernetes.minor(),
@@ -585,14 +594,29 @@ fn istio_hops(
         Strategy::InPlace => (&compat.istio.in_place_max_minors, "in-place"),
     };
     let mut max = limit.value;
-    let mut max_rule = format!("{rule}: {}", limit.source);
+    let mut max_rule = format!(
+        "{rule} upgrades move at most {max} minor(s) per hop ({})",
+        limit.source
+    );
     let ambient = &compat.istio.ambient_components_max_lag_minors;
     if install.ambient_components && ambient.value < max {
         max = ambient.value;
         max_rule = format!(
-            "ztunnel and istio-cni lag the control plane by at most {}: {}",
-            ambient.value, ambient.source
+            "ztunnel and istio-cni have no canary and work with a control plane at most {} minor(s) newer, so each hop moves at most {} ({})",
+            ambient.value, ambient.value, ambient.source
         );
+    }
+    let mut allowed_note = format!("supported on Kubernetes {kubernetes}");
+    if let Some((gm, range)) = gloo_range {
+        allowed_note.push_str(&format!(
+            " and inside Gloo Mesh {gm}'s Istio {}",
+            minor_range(range)
+        ));
+    }
+    if let Some((_, before, after)) = kmesh_ranges
+        && (before.is_some() || after.is_some())
+    {
+        allowed_note.push_str(" and inside the Kmesh Istio range in force");
     }
     let mspider = install.is_mspider();
     let blocker = |m: Minor| -> Option<String> {
@@ -655,6 +679,7 @@ fn istio_hops(
     let rules = PathRules {
         max_minors: max,
         max_minors_rule: max_rule,
+        allowed_note,
         blocker: &blocker,
         patch_of: &patch_of,
     };

@@ -1,1 +1,733 @@
+//! Whole plans for realistic clusters (fixtures under `tests/fixtures/plan/`), their rendering, the plan
+//! file and the fingerprint.
 
+use std::time::{Duration, Instant};
+
+use proptest::prelude::proptest;
+
+use super::Strategy;
+use super::*;
+use crate::compat::CompatData;
+use crate::snapshot::ClusterSnapshot;
+use crate::version::Version;
+
+fn fixture(name: &str) -> ClusterSnapshot {
+    let text = match name {
+        "gloo" => include_str!("../../tests/fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"),
+        "canary" => include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.29.yaml"),
+        "ambient" => include_str!("../../tests/fixtures/plan/istio-ambient-1.23.yaml"),
+        "kmesh" => include_str!("../../tests/fixtures/plan/kmesh-1.0-dual-engine.yaml"),
+        "mspider" => include_str!("../../tests/fixtures/plan/mspider-mixed.yaml"),
+        "old-k8s" => include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.27.yaml"),
+        "new-k8s" => include_str!("../../tests/fixtures/plan/istio-1.22-k8s-1.31.yaml"),
+        other => panic!("no fixture {other}"),
+    };
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+fn to(targets: &[(&str, &str)]) -> PlanRequest {
+    PlanRequest {
+        targets: targets
+            .iter()
+            .map(|(mesh, v)| Target {
+                mesh: match *mesh {
+                    "istio" => Mesh::Istio,
+                    "gloo-mesh" => Mesh::GlooMesh,
+                    "kmesh" => Mesh::Kmesh,
+                    m => panic!("mesh {m}"),
+                },
+                version: Version::parse(v).unwrap(),
+            })
+            .collect(),
+        strategy: Strategy::Canary,
+        include_kubernetes_upgrade: false,
+        allow_downgrade: false,
+        tool_version: "0.1.0".to_string(),
+    }
+}
+
+fn make(name: &str, request: &PlanRequest) -> Result<UpgradePlan, PlanError> {
+    plan(&fixture(name), &CompatData::embedded(), request)
+}
+
+fn hop_targets(plan: &UpgradePlan, mesh: Mesh) -> Vec<String> {
+    plan.hops
+        .iter()
+        .filter(|h| h.mesh == mesh)
+        .map(|h| h.to.to_string())
+        .collect()
+}
+
+fn step_ids(plan: &UpgradePlan) -> Vec<&str> {
+    plan.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn run_args(step: &Step) -> Option<String> {
+    match &step.action {
+        Action::Run { tool, args, .. } => Some(format!("{} {}", tool.program(), args.join(" "))),
+        _ => None,
+    }
+}
+
+// --- Gloo Mesh pre-1.0 ---------------------------------------------------------------------------
+
+#[test]
+fn gloo_mesh_pre_1_0_runbook_with_two_registered_clusters() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    assert_eq!(plan.targets[0].version.to_string(), "1.1.2");
+    assert_eq!(plan.clusters, ["mgmt-cluster", "remote-cluster"]);
+    insta::assert_snapshot!("gloo_mesh_pre_1_0_table", render_table(&plan, false));
+    insta::assert_snapshot!("gloo_mesh_pre_1_0_yaml", to_yaml(&plan));
+}
+
+#[test]
+fn every_gloo_mesh_seed_step_appears_in_order() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    let seed_steps: Vec<usize> = plan
+        .steps
+        .iter()
+        .filter(|s| s.reason.runbook == "gloo-mesh-pre-1.0")
+        .map(|s| {
+            assert_eq!(s.reason.source, "shared/seeds/gloo-mesh-upgrading.md");
+            let n = s.reason.step.as_deref().unwrap();
+            n.strip_prefix("step ")
+                .and_then(|r| r.strip_suffix(" of 10"))
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut distinct = seed_steps.clone();
+    distinct.dedup();
+    assert_eq!(distinct, (1..=10).collect::<Vec<_>>(), "{seed_steps:?}");
+}
+
+#[test]
+fn gloo_mesh_deletes_in_the_served_discovery_group_and_records_replicas() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    let deletes: Vec<(&str, &str)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::DeleteCollection {
+                group, resource, ..
+            } => {
+                assert!(s.irreversible, "{}", s.id);
+                Some((group.as_str(), resource.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            ("discovery.mesh.gloo.solo.io", "meshes"),
+            ("discovery.mesh.gloo.solo.io", "traffictargets"),
+            ("discovery.mesh.gloo.solo.io", "workloads")
+        ]
+    );
+    let scale_down = plan
+        .steps
+        .iter()
+        .find(|s| s.id == "mgmt-cluster-02-scale-down-discovery")
+        .unwrap();
+    assert!(matches!(
+        scale_down.action,
+        Action::Scale { replicas: 0, .. }
+    ));
+    assert!(matches!(
+        scale_down.undo,
+        Some(Action::Scale { replicas: 1, .. })
+    ));
+}
+
+#[test]
+fn gloo_mesh_reregisters_every_cluster_with_its_name_and_context() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    let registers: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.id.contains("-register-"))
+        .filter_map(run_args)
+        .collect();
+    assert_eq!(
+        registers,
+        [
+            "meshctl cluster register community mgmt-cluster --remote-context mgmt-cluster --mgmt-context mgmt-cluster",
+            "meshctl cluster register community remote-cluster --remote-context remote-cluster --mgmt-context mgmt-cluster"
+        ]
+    );
+    let helm = plan
+        .steps
+        .iter()
+        .filter_map(run_args)
+        .find(|a| a.starts_with("helm"))
+        .unwrap();
+    assert!(
+        helm.starts_with("helm upgrade gloo-mesh gloo-mesh "),
+        "{helm}"
+    );
+    assert!(helm.contains("--version 1.1.2"), "{helm}");
+}
+
+#[test]
+fn a_registered_cluster_without_a_known_context_becomes_a_manual_step() {
+    let mut snapshot = fixture("gloo");
+    snapshot.clusters.truncate(1);
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.id.ends_with("register-remote-cluster"))
+        .unwrap();
+    match &step.action {
+        Action::Manual { command, .. } => {
+            let command = command.as_ref().unwrap().join(" ");
+            assert!(
+                command.contains("<context used to register remote-cluster>"),
+                "{command}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gloo_mesh_without_a_served_discovery_group_is_not_guessed() {
+    let mut snapshot = fixture("gloo");
+    if let Some(g) = snapshot.clusters[0].gloo_mesh.as_mut() {
+        g.served_groups
+            .retain(|g| !g.group.starts_with("discovery."));
+    }
+    let err = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap_err();
+    assert!(err.is_blocking());
+    assert!(err.to_string().contains("discovery API group"), "{err}");
+}
+
+// --- Istio canary ----------------------------------------------------------------------------------
+
+#[test]
+fn istio_multi_hop_canary_1_20_to_1_24_on_kubernetes_1_29() {
+    let plan = make("canary", &to(&[("istio", "1.24")])).unwrap();
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.22.8", "1.24.6"]);
+    assert!(
+        plan.hops[0].reason.contains("2 minor(s) per hop"),
+        "{}",
+        plan.hops[0].reason
+    );
+    insta::assert_snapshot!(
+        "istio_canary_1_20_to_1_24_table",
+        render_table(&plan, false)
+    );
+    insta::assert_snapshot!("istio_canary_1_20_to_1_24_markdown", render_markdown(&plan));
+}
+
+#[test]
+fn canary_moves_tags_and_labels_and_removes_the_old_revision_last() {
+    let plan = make("canary", &to(&[("istio", "1.24")])).unwrap();
+    let commands: Vec<String> = plan.steps.iter().filter_map(run_args).collect();
+    assert!(
+        commands
+            .contains(&"istioctl tag set prod-stable --revision 1-22-8 --overwrite".to_string())
+    );
+    assert!(
+        commands.contains(&"istioctl tag set default --revision 1-22-8 --overwrite".to_string())
+    );
+    assert!(
+        commands
+            .contains(&"istioctl tag set prod-stable --revision 1-24-6 --overwrite".to_string())
+    );
+    // payments is labelled with the revision itself, so it is relabelled (with an undo).
+    let label = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::LabelNamespace { namespace, .. } if namespace == "payments"))
+        .unwrap();
+    assert!(label.undo.is_some());
+    // bookinfo follows its tag and legacy follows the default tag: no relabel.
+    assert!(!plan.steps.iter().any(|s| matches!(&s.action, Action::LabelNamespace { namespace, .. } if namespace == "bookinfo" || namespace == "legacy")));
+    // Each removal comes after its revision-unused gate and after every restart of the hop.
+    let ids = step_ids(&plan);
+    let pos = |needle: &str| ids.iter().position(|id| id.ends_with(needle)).unwrap();
+    assert!(pos("gate-unused-1-20-8") < pos("remove-1-20-8"));
+    assert!(pos("gate-proxies-payments") < pos("gate-unused-1-20-8"));
+    assert!(pos("remove-1-20-8") < pos("install-1-24-6"));
+    assert!(pos("remove-1-22-8") > pos("install-1-24-6"));
+    assert!(
+        plan.steps
+            .iter()
+            .filter(|s| s.id.contains("remove-"))
+            .all(|s| s.irreversible)
+    );
+    // The standalone pod is called out.
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("legacy/Pod/debug-shell"))
+    );
+    // The final health gate closes the cluster's steps.
+    assert!(matches!(
+        plan.steps.last().unwrap().action,
+        Action::Gate {
+            gate: Gate::CheckPasses
+        }
+    ));
+}
+
+#[test]
+fn restarts_list_the_owners_from_the_snapshot_namespace_by_namespace() {
+    let plan = make("canary", &to(&[("istio", "1.22")])).unwrap();
+    let restarts: Vec<(String, Vec<String>)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } => Some((namespace.clone(), workloads.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts[0].0, "bookinfo");
+    assert_eq!(
+        restarts[0].1,
+        [
+            "Deployment/productpage-v1",
+            "Deployment/ratings-v1",
+            "Deployment/reviews-v1",
+            "Deployment/reviews-v2"
+        ]
+    );
+    assert!(
+        restarts
+            .iter()
+            .all(|(_, w)| w.iter().all(|o| !o.starts_with("Pod/")))
+    );
+    assert_eq!(restarts.len(), 4, "{restarts:?}");
+}
+
+#[test]
+fn in_place_goes_one_minor_per_hop() {
+    let mut request = to(&[("istio", "1.22")]);
+    request.strategy = Strategy::InPlace;
+    let plan = make("canary", &request).unwrap();
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.21.6", "1.22.8"]);
+}
+
+// --- Istio in place, ambient -------------------------------------------------------------------------
+
+#[test]
+fn in_place_ambient_upgrade_in_helm_order() {
+    let mut request = to(&[("istio", "1.24")]);
+    request.strategy = Strategy::InPlace;
+    let plan = make("ambient", &request).unwrap();
+    insta::assert_snapshot!("istio_in_place_ambient_table", render_table(&plan, false));
+    let releases: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(run_args)
+        .map(|a| a.split(' ').nth(2).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(releases, ["istio-base", "istiod", "istio-cni", "ztunnel"]);
+    let ztunnel = plan
+        .steps
+        .iter()
+        .find(|s| s.id.contains("ztunnel-1-24-6"))
+        .unwrap();
+    assert!(
+        ztunnel.reason.text.contains("resets the traffic"),
+        "{}",
+        ztunnel.reason.text
+    );
+    // The distroless flavor is kept.
+    assert!(
+        run_args(ztunnel)
+            .unwrap()
+            .contains("global.tag=1.24.6-distroless")
+    );
+}
+
+#[test]
+fn ambient_canary_hops_are_limited_by_ztunnel_skew() {
+    let plan = make("ambient", &to(&[("istio", "1.25")])).unwrap();
+    // ztunnel and istio-cni lag the control plane by one minor at most, so even a canary moves one.
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.24.6", "1.25.5"]);
+}
+
+// --- Kmesh --------------------------------------------------------------------------------------------
+
+#[test]
+fn kmesh_prerequisites_then_upgrade_before_istio() {
+    let plan = make("kmesh", &to(&[("kmesh", "1.1"), ("istio", "1.25")])).unwrap();
+    insta::assert_snapshot!("kmesh_prerequisites_table", render_table(&plan, false));
+    let ids = step_ids(&plan);
+    let pos = |needle: &str| ids.iter().position(|id| id.contains(needle)).unwrap();
+    // Kmesh 1.1 supports the installed Istio 1.23 and the target 1.25; Kmesh 1.0 does not support 1.25.
+    assert!(pos("kmesh-kernels") < pos("kmesh-1-1-0"));
+    assert!(pos("enable-ambient-default") < pos("gate-ambient-default"));
+    assert!(pos("kmesh-1-1-0") < pos("install-1-25-5"));
+}
+
+#[test]
+fn kmesh_goes_after_istio_when_its_new_range_needs_the_new_istio() {
+    let mut snapshot = fixture("kmesh");
+    let cp = &mut snapshot.clusters[0].istio.as_mut().unwrap().control_planes[0];
+    cp.istiod.version.version = Some(Version::new(1, 22, 8));
+    cp.ambient_enabled = true;
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("kmesh", "1.1"), ("istio", "1.24")]),
+    )
+    .unwrap();
+    let ids = step_ids(&plan);
+    let pos = |needle: &str| ids.iter().position(|id| id.contains(needle)).unwrap();
+    // Kmesh 1.1 does not support Istio 1.22, Kmesh 1.0 supports 1.24: Istio first.
+    assert!(pos("remove-default") < pos("kmesh-1-1-0"), "{ids:?}");
+    assert!(!ids.iter().any(|id| id.contains("enable-ambient")));
+}
+
+#[test]
+fn istio_outside_the_installed_kmesh_range_blocks_and_names_the_kmesh_that_fits() {
+    let err = make("kmesh", &to(&[("istio", "1.25")])).unwrap_err();
+    assert!(err.is_blocking());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Kmesh 1.0") && msg.contains("--to kmesh=1.1"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn kmesh_refuses_nodes_with_old_kernels() {
+    let mut snapshot = fixture("kmesh");
+    snapshot.clusters[0].nodes[0].kernel =
+        crate::version::KernelVersion::parse("5.4.0-150-generic");
+    let err = plan(&snapshot, &CompatData::embedded(), &to(&[("kmesh", "1.1")])).unwrap_err();
+    assert!(err.is_blocking());
+    assert!(err.to_string().contains("lab-worker-0 (5.4.0)"), "{err}");
+}
+
+// --- DaoCloud flavors ----------------------------------------------------------------------------------
+
+#[test]
+fn mspider_and_upstream_are_never_mixed() {
+    let err = make("mspider", &to(&[("istio", "1.22")])).unwrap_err();
+    assert!(err.is_blocking());
+    insta::assert_snapshot!("mspider_mixed_refusal", err.to_string());
+}
+
+#[test]
+fn an_mspider_install_keeps_its_flavor_and_marks_upgrades_irreversible() {
+    let mut snapshot = fixture("mspider");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    istio.proxies.retain(|p| p.namespace != "reports");
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22")]),
+    )
+    .unwrap();
+    // DaoCloud's newest 1.22 build is 1.22.8-mspider.
+    assert_eq!(plan.components[0].target, "1.22.8-mspider");
+    let install = plan
+        .steps
+        .iter()
+        .find(|s| s.id.contains("install-1-22-8"))
+        .unwrap();
+    assert!(install.irreversible && install.undo.is_none());
+    assert!(run_args(install).unwrap().contains("tag=1.22.8-mspider"));
+    assert!(
+        run_args(install)
+            .unwrap()
+            .contains("hub=release.daocloud.io/mspider")
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("cannot be rolled back"))
+    );
+    // An explicit patch DaoCloud never shipped is refused.
+    let err = self::plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22.3")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("1.22.3-mspider"), "{err}");
+}
+
+// --- Environment detection ----------------------------------------------------------------------------
+
+#[test]
+fn a_target_too_new_for_the_cluster_names_the_kubernetes_needed() {
+    let err = make("old-k8s", &to(&[("istio", "1.24")])).unwrap_err();
+    assert!(err.is_blocking());
+    insta::assert_snapshot!("target_too_new_for_cluster", err.to_string());
+}
+
+#[test]
+fn a_kubernetes_upgrade_can_be_planned_as_a_manual_first_step() {
+    let mut request = to(&[("istio", "1.24")]);
+    request.include_kubernetes_upgrade = true;
+    let plan = make("old-k8s", &request).unwrap();
+    let first = &plan.steps[0];
+    assert_eq!(first.id, "gke-staging-01-kubernetes-1-28");
+    assert!(matches!(first.action, Action::Manual { .. }));
+    assert_eq!(first.reason.runbook, "daocloud-wizard");
+    // The path is then planned on Kubernetes 1.28.
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.22.8", "1.24.6"]);
+    insta::assert_snapshot!("kubernetes_upgrade_first_table", render_table(&plan, false));
+}
+
+#[test]
+fn a_cluster_too_new_for_the_target_names_the_lowest_target_that_fits() {
+    let err = make("new-k8s", &to(&[("istio", "1.23")])).unwrap_err();
+    assert!(err.is_blocking());
+    insta::assert_snapshot!("cluster_too_new_for_target", err.to_string());
+}
+
+// --- Bad requests and downgrades -----------------------------------------------------------------------
+
+#[test]
+fn bad_requests_are_not_blocking() {
+    let cases = [
+        (
+            make("canary", &to(&[("kmesh", "1.1")])),
+            "kmesh is not installed",
+        ),
+        (
+            make("canary", &to(&[("istio", "1.99")])),
+            "istio 1.99 is not in the compatibility data",
+        ),
+        (
+            make("canary", &to(&[("istio", "1.19")])),
+            "--allow-downgrade",
+        ),
+        (make("canary", &to(&[])), "no target given"),
+        (
+            make("canary", &to(&[("istio", "1.24"), ("istio", "1.23")])),
+            "appears twice",
+        ),
+    ];
+    for (result, expected) in cases {
+        let err = result.unwrap_err();
+        assert!(!err.is_blocking(), "{err}");
+        assert_eq!(err.kind(), PlanErrorKind::BadRequest);
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(!err.to_string().contains('\n'));
+    }
+}
+
+#[test]
+fn downgrades_are_limited_and_flagged() {
+    let mut request = to(&[("istio", "1.22")]);
+    request.allow_downgrade = true;
+    let plan = make("ambient", &request).unwrap();
+    assert!(plan.hops[0].downgrade);
+    assert!(plan.warnings.iter().any(|w| w.contains("DOWNGRADES")));
+    let mut request = to(&[("istio", "1.18")]);
+    request.allow_downgrade = true;
+    let err = make("canary", &request).unwrap_err();
+    assert!(
+        err.is_blocking() && err.to_string().contains("at most 1 minor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn already_at_target_plans_nothing() {
+    let plan = make("ambient", &to(&[("istio", "1.23.6")])).unwrap();
+    assert!(plan.steps.is_empty());
+    assert!(plan.warnings.iter().any(|w| w.contains("nothing to do")));
+}
+
+#[test]
+fn planning_is_fast() {
+    let snapshot = fixture("canary");
+    let compat = CompatData::embedded();
+    let request = to(&[("istio", "1.24")]);
+    let mut times: Vec<Duration> = (0..21)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = plan(&snapshot, &compat, &request);
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    assert!(
+        times[10] < Duration::from_millis(10),
+        "median {:?}",
+        times[10]
+    );
+}
+
+// --- Fingerprint --------------------------------------------------------------------------------------
+
+#[test]
+fn fingerprint_changes_with_relevant_facts_only() {
+    let targets = to(&[("istio", "1.24")]).targets;
+    let base = fixture("canary");
+    let before = fingerprint(&base, &targets);
+
+    let mut irrelevant = base.clone();
+    irrelevant.observed_at = Some("2026-09-11T09:30:00Z".to_string());
+    irrelevant.clusters[0].nodes[0]
+        .names
+        .push("ip-10-0-4-2.eu-west-1.compute.internal".into());
+    irrelevant.clusters[0].istio.as_mut().unwrap().proxies[0].pods = 12;
+    assert_eq!(fingerprint(&irrelevant, &targets), before);
+
+    let mut relevant = base.clone();
+    relevant.clusters[0].istio.as_mut().unwrap().control_planes[0]
+        .istiod
+        .version
+        .version = Some(Version::new(1, 20, 7));
+    let after = fingerprint(&relevant, &targets);
+    assert_ne!(after.value, before.value);
+    let diff = fingerprint_diff(&before, &after);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff[0].fact, "prod-eu/istio/revision/1-20-8/version");
+    assert_eq!(
+        diff[0].to_string(),
+        "prod-eu/istio/revision/1-20-8/version: 1.20.8 -> 1.20.7"
+    );
+
+    let mut relabelled = base.clone();
+    relabelled.clusters[0]
+        .istio
+        .as_mut()
+        .unwrap()
+        .namespaces
+        .pop();
+    let diff = fingerprint_diff(&before, &fingerprint(&relabelled, &targets));
+    assert_eq!(diff[0].fact, "prod-eu/istio/namespace/legacy");
+    assert_eq!(diff[0].after, None);
+}
+
+#[test]
+fn gloo_mesh_fingerprint_covers_replicas_groups_and_registrations() {
+    let targets = to(&[("gloo-mesh", "1.1")]).targets;
+    let base = fixture("gloo");
+    let before = fingerprint(&base, &targets);
+    let mut scaled = base.clone();
+    scaled.clusters[0]
+        .gloo_mesh
+        .as_mut()
+        .unwrap()
+        .discovery
+        .as_mut()
+        .unwrap()
+        .desired = 2;
+    let diff = fingerprint_diff(&before, &fingerprint(&scaled, &targets));
+    assert_eq!(diff[0].fact, "mgmt-cluster/gloo-mesh/discovery");
+    let mut counted = base.clone();
+    counted.clusters[0]
+        .gloo_mesh
+        .as_mut()
+        .unwrap()
+        .served_groups[0]
+        .counts
+        .insert("workloads".into(), 40);
+    assert_eq!(fingerprint(&counted, &targets), before);
+}
+
+// --- Plan files ----------------------------------------------------------------------------------------
+
+#[test]
+fn plan_files_round_trip_in_yaml_and_json() {
+    let plan = make("canary", &to(&[("istio", "1.24")])).unwrap();
+    let yaml = to_yaml(&plan);
+    let loaded = load(&yaml).unwrap();
+    assert_eq!(
+        loaded.integrity.as_deref(),
+        Some(integrity_of(&plan).as_str())
+    );
+    let mut unsealed = loaded.clone();
+    unsealed.integrity = None;
+    assert_eq!(unsealed, plan);
+    assert_eq!(to_yaml(&loaded), yaml, "stable output");
+    let json = to_json(&plan);
+    assert_eq!(load(&json).unwrap(), loaded);
+}
+
+#[test]
+fn a_hand_edited_plan_is_refused() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    let yaml = to_yaml(&plan);
+    let edited = yaml.replacen("replicas: 0", "replicas: 3", 1);
+    assert_ne!(edited, yaml);
+    let err = load(&edited).unwrap_err();
+    assert_eq!(err, PlanFileError::IntegrityMismatch);
+    assert!(err.to_string().contains("re-run `kubectl meshup plan`"));
+    // A step the plan model cannot express is a schema error, not a command.
+    let injected = yaml.replacen("type: run", "type: shell", 1);
+    assert!(matches!(load(&injected), Err(PlanFileError::Schema { .. })));
+    let unknown_field = yaml.replacen(
+        "  irreversible: true",
+        "  irreversible: true\n  sudo: true",
+        1,
+    );
+    assert!(load(&unknown_field).is_err());
+}
+
+#[test]
+fn truncated_and_foreign_files_are_refused_clearly() {
+    let plan = make("canary", &to(&[("istio", "1.24")])).unwrap();
+    let yaml = to_yaml(&plan);
+    for cut in [yaml.len() / 3, yaml.len() / 2, yaml.len() - 40] {
+        let err = load(&yaml[..cut]).unwrap_err();
+        assert!(err.to_string().contains("kubectl meshup plan"), "{err}");
+    }
+    let json = to_json(&plan);
+    assert!(matches!(
+        load(&json[..json.len() / 2]),
+        Err(PlanFileError::Syntax { .. })
+    ));
+    let snapshot_yaml = include_str!("../../tests/fixtures/plan/istio-ambient-1.23.yaml");
+    assert_eq!(
+        load(snapshot_yaml).unwrap_err(),
+        PlanFileError::WrongKind {
+            found: "ClusterSnapshot".to_string()
+        }
+    );
+    assert_eq!(load("  \n").unwrap_err(), PlanFileError::Empty);
+    let other_version = yaml.replacen("meshup.dev/v1alpha1", "meshup.dev/v9", 1);
+    assert!(matches!(
+        load(&other_version),
+        Err(PlanFileError::WrongApiVersion { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn load_never_panics(text in ".{0,400}") {
+        let _ = load(&text);
+    }
+
+    #[test]
+    fn load_never_panics_on_mangled_plans(cut in 0usize..4000, byte in 0u8..128) {
+        let plan = make("ambient", &{
+            let mut r = to(&[("istio", "1.24")]);
+            r.strategy = Strategy::InPlace;
+            r
+        }).unwrap();
+        let yaml = to_yaml(&plan);
+        let mut bytes = yaml.into_bytes();
+        let at = cut % bytes.len();
+        bytes[at] = byte;
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = load(&text);
+        let _ = load(&text[..at.min(text.len())]);
+    }
+}

@@ -46,17 +46,13 @@ pub(crate) fn detect(
             data_date: compat.date.clone(),
         });
     };
-    match compat.istio_on_k8s(target, kubernetes) {
+    // Decision: the target must be *supported* on the cluster's Kubernetes. istio.io's "tested, but not
+    // supported" column does not pass environment detection; it is named in the message instead.
+    let tested = match compat.istio_on_k8s(target, kubernetes) {
         Support::Supported => return Ok(env),
-        Support::TestedOnly => {
-            env.warnings.push(format!(
-                "{cluster}: Istio {target} is tested but not supported on Kubernetes {kubernetes} (supported: {}); the plan goes ahead, consider upgrading Kubernetes",
-                minor_range(&release.supported_k8s)
-            ));
-            return Ok(env);
-        }
-        Support::Unsupported | Support::NotInData => {}
-    }
+        Support::TestedOnly => true,
+        Support::Unsupported | Support::NotInData => false,
+    };
     let (Some(min), Some(max)) = (
         release.supported_k8s.iter().min().copied(),
         release.supported_k8s.iter().max().copied(),
@@ -77,10 +73,7 @@ pub(crate) fn detect(
                 needed: min,
             });
         }
-        if !matches!(
-            compat.istio_on_k8s(installed, min),
-            Support::Supported | Support::TestedOnly
-        ) {
+        if compat.istio_on_k8s(installed, min) != Support::Supported {
             return Err(PlanError::KubernetesUpgradeUnsupported {
                 cluster: cluster.to_string(),
                 kubernetes,
@@ -92,7 +85,8 @@ pub(crate) fn detect(
         env.kubernetes = min;
         env.kubernetes_upgrade = Some((kubernetes, min));
         env.warnings.push(format!(
-            "{cluster}: Kubernetes must be upgraded from {kubernetes} to {min} through your provider before the mesh upgrade (manual first step)"
+            "{cluster}: Kubernetes must be upgraded from {kubernetes} to {min} through your provider before the mesh upgrade (manual first step){}",
+            if tested { format!("; Istio {target} is only tested, not supported, on {kubernetes}") } else { String::new() }
         ));
         return Ok(env);
     }

@@ -71,6 +71,11 @@ pub(crate) fn hop(
     ];
     if install.ambient_components {
         args.extend(["--set".into(), "profile=ambient".into()]);
+    } else if install.ambient_flag {
+        args.extend([
+            "--set".into(),
+            "values.pilot.env.PILOT_ENABLE_AMBIENT=true".into(),
+        ]);
     }
     if let Some(hub) = &install.hub {
         args.extend(["--set".into(), format!("hub={hub}")]);
@@ -83,8 +88,7 @@ pub(crate) fn hop(
         RUNBOOK.step(
             1,
             format!(
-                "{hop_label}: a canary installs the new control plane beside the old one ({}); the image flavor is kept",
-                hop.reason
+                "{hop_label}: a canary installs the new control plane beside the old one, keeping the image registry and flavor"
             ),
         ),
         run_owned(Tool::Istioctl, args, INSTALL_TIMEOUT_SECONDS),
@@ -111,6 +115,23 @@ pub(crate) fn hop(
         ),
         rollout("Deployment", istio_ns, &format!("istiod-{new_rev}")),
     );
+    if install.ambient_flag {
+        steps.push(
+            cluster,
+            &format!("gate-ambient-{new_rev}"),
+            format!("Gate: istiod revision {new_rev} runs with PILOT_ENABLE_AMBIENT=true"),
+            RUNBOOK.step(
+                2,
+                format!("{hop_label}: the installed control plane has ambient enabled (ambient mode or Kmesh Dual-Engine), so the new revision must too"),
+            ),
+            Action::Gate {
+                gate: Gate::IstiodAmbientEnabled {
+                    namespace: istio_ns.to_string(),
+                    revision: new_rev.clone(),
+                },
+            },
+        );
+    }
     if install.ambient_components {
         ambient_components_in_place(steps, cx, hop, hop_label);
     }

@@ -5,7 +5,7 @@ use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate, Tool};
 use super::{TOOL_TIMEOUT_SECONDS, rollout, run_owned};
 use crate::compat::CompatData;
-use crate::snapshot::{Cluster, Kmesh, KmeshMode};
+use crate::snapshot::{Cluster, IstioControlPlane, Kmesh, KmeshMode};
 use crate::version::Version;
 
 pub(crate) const RUNBOOK: Runbook = Runbook {
@@ -63,24 +63,7 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
                             "Set pilot.env.PILOT_ENABLE_AMBIENT=true on istiod revision {} (Helm release {release} in {}), keeping its version, and wait for the rollout.",
                             cp.revision, cp.istiod.namespace
                         ),
-                        command: Some(
-                            [
-                                "helm",
-                                "upgrade",
-                                &release,
-                                "istiod",
-                                "--repo",
-                                super::ISTIO_CHART_REPO,
-                                "--namespace",
-                                &cp.istiod.namespace,
-                                "--reuse-values",
-                                "--set",
-                                "pilot.env.PILOT_ENABLE_AMBIENT=true",
-                            ]
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
-                        ),
+                        command: Some(enable_ambient_command(&release, cp)),
                     },
                 );
             }
@@ -159,4 +142,34 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
         RUNBOOK.step(3, "Kmesh runs on every node before the plan goes on"),
         rollout(&ds.kind, &ds.namespace, &ds.name),
     );
+}
+
+/// `helm upgrade` of istiod at its installed version with only the ambient flag changed.
+fn enable_ambient_command(release: &str, cp: &IstioControlPlane) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "helm",
+        "upgrade",
+        release,
+        "istiod",
+        "--repo",
+        super::ISTIO_CHART_REPO,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(v) = cp.istiod.version.version {
+        args.extend(["--version".to_string(), v.to_string()]);
+    }
+    args.extend(
+        [
+            "--namespace",
+            &cp.istiod.namespace,
+            "--reuse-values",
+            "--set",
+            "pilot.env.PILOT_ENABLE_AMBIENT=true",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
 }
