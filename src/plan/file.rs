@@ -51,7 +51,10 @@ pub enum PlanFileError {
 pub fn to_yaml(plan: &UpgradePlan) -> String {
     let sealed = sealed(plan);
     // Plain structs with string keys always serialize; JSON (valid YAML) is the fallback all the same.
-    serde_saphyr::to_string(&sealed).unwrap_or_else(|_| json_of(&sealed))
+    // One line per value (no folded blocks), so a changed reason is a one-line diff.
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    serde_saphyr::to_string_with_options(&sealed, options).unwrap_or_else(|_| json_of(&sealed))
 }
 
 /// The plan as pretty JSON, with `integrity` set.
