@@ -731,3 +731,34 @@ proptest! {
         let _ = load(&text[..at.min(text.len())]);
     }
 }
+
+// --- Cross-mesh with Gloo Mesh ---------------------------------------------------------------------------
+
+#[test]
+fn istio_outside_gloo_mesh_support_blocks_in_every_registered_cluster() {
+    // Gloo Mesh 0.12 supports Istio 1.7 and 1.8 only.
+    let err = make("gloo", &to(&[("istio", "1.10")])).unwrap_err();
+    assert!(err.is_blocking());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Gloo Mesh 0.12") && msg.contains("1.7–1.8"),
+        "{msg}"
+    );
+    // With Gloo Mesh upgraded first (management cluster first), 1.10 is inside 1.1's range.
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1"), ("istio", "1.10")])).unwrap();
+    let ids = step_ids(&plan);
+    let last_gloo = ids
+        .iter()
+        .rposition(|id| id.contains("meshctl-check"))
+        .unwrap();
+    let first_istio = ids
+        .iter()
+        .position(|id| id.contains("install-1-10"))
+        .unwrap();
+    assert!(last_gloo < first_istio, "{ids:?}");
+    assert!(
+        ids.iter()
+            .any(|id| id.starts_with("remote-cluster-") && id.contains("install-1-10"))
+    );
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.10.6", "1.10.6"]);
+}
