@@ -1,8 +1,6 @@
 //! Whole plans for realistic clusters (fixtures under `tests/fixtures/plan/`), their rendering, the plan
 //! file and the fingerprint.
 
-use std::time::{Duration, Instant};
-
 use proptest::prelude::proptest;
 
 use super::Strategy;
@@ -550,26 +548,6 @@ fn already_at_target_plans_nothing() {
     let plan = make("ambient", &to(&[("istio", "1.23.6")])).unwrap();
     assert!(plan.steps.is_empty());
     assert!(plan.warnings.iter().any(|w| w.contains("nothing to do")));
-}
-
-#[test]
-fn planning_is_fast() {
-    let snapshot = fixture("canary");
-    let compat = CompatData::embedded();
-    let request = to(&[("istio", "1.24")]);
-    let mut times: Vec<Duration> = (0..21)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = plan(&snapshot, &compat, &request);
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    assert!(
-        times[10] < Duration::from_millis(10),
-        "median {:?}",
-        times[10]
-    );
 }
 
 // --- Fingerprint --------------------------------------------------------------------------------------
