@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::istio::{control_plane_subject, judge_istio_on_k8s};
+use super::istio::judge_istio_on_k8s;
 use super::{Findings, fmt_minors, plural};
 use crate::compat::{CompatData, GlooMeshRelease};
 use crate::report::Severity;
@@ -102,7 +102,7 @@ fn read_version(cluster: &Cluster, w: &Workload, out: &mut Findings) -> Option<V
             &cluster.name,
             "gloo-mesh.version-read",
             Severity::Warn,
-            &format!("gloo mesh {}", w.name),
+            &format!("Gloo Mesh {}", w.name),
             format!(
                 "the Gloo Mesh version of {}/{} could not be read ({}); its Kubernetes and Istio support are unjudged",
                 w.namespace, w.name, w.version.image
@@ -115,8 +115,8 @@ fn read_version(cluster: &Cluster, w: &Workload, out: &mut Findings) -> Option<V
 
 fn subject(governing: &Governing) -> String {
     match governing.management {
-        None => format!("gloo mesh {}", governing.version),
-        Some(mgmt) => format!("gloo mesh {} (managed from {mgmt})", governing.version),
+        None => format!("Gloo Mesh {}", governing.version),
+        Some(mgmt) => format!("Gloo Mesh {} (from {mgmt})", governing.version),
     }
 }
 
@@ -231,7 +231,7 @@ fn istio_follows_k8s(
             &cluster.name,
             "gloo-mesh.k8s-support",
             severity,
-            &format!("{} with {}", subject(governing), control_plane_subject(cp)),
+            &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
             &row.source,
         );
@@ -275,7 +275,7 @@ fn istio_support(
             &cluster.name,
             "gloo-mesh.istio-support",
             severity,
-            &format!("{} with {}", subject(governing), control_plane_subject(cp)),
+            &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
             &row.source,
         );
@@ -475,7 +475,7 @@ mod tests {
         let f = only(&report, "gloo-mesh.istio-support");
         assert_eq!(f.cluster, "east");
         assert_eq!(f.severity, Severity::Fail);
-        assert!(f.subject.contains("managed from mgmt"), "{}", f.subject);
+        assert!(f.subject.contains("(from mgmt)"), "{}", f.subject);
         let missing = only(&report, "gloo-mesh.remote-unobserved");
         assert_eq!(missing.severity, Severity::Info);
         assert!(

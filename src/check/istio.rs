@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Findings, dates, fmt_list, fmt_minors, plural};
+use super::{Findings, agree, dates, fmt_list, fmt_minors, plural};
 use crate::compat::{CompatData, IstioRelease, Support};
 use crate::report::Severity;
 use crate::snapshot::{
@@ -329,8 +329,8 @@ fn data_plane_groups(istio: &Istio) -> Vec<ProxyGroup> {
     groups
 }
 
-/// `3 pods in 2 workloads (shop/Deployment/cart: 2, shop/Deployment/web: 1)`.
-fn describe_workloads(groups: &[&ProxyGroup]) -> String {
+/// `3 pods in 2 workloads (shop/Deployment/cart: 2, shop/Deployment/web: 1)`, and the pod count.
+fn describe_workloads(groups: &[&ProxyGroup]) -> (String, u64) {
     let mut per_workload: BTreeMap<String, u64> = BTreeMap::new();
     for g in groups {
         *per_workload
@@ -341,12 +341,13 @@ fn describe_workloads(groups: &[&ProxyGroup]) -> String {
     let mut ranked: Vec<(String, u64)> = per_workload.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let names: Vec<String> = ranked.iter().map(|(w, n)| format!("{w}: {n}")).collect();
-    format!(
+    let text = format!(
         "{} in {} ({})",
         plural(pods, "pod", "pods"),
         plural(ranked.len() as u64, "workload", "workloads"),
         fmt_list(&names, WORKLOADS_NAMED)
-    )
+    );
+    (text, pods)
 }
 
 fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Findings) {
@@ -365,22 +366,24 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
         }
     }
     for (revision, gs) in orphaned {
+        let (who, pods) = describe_workloads(&gs);
         out.push(
             &cluster.name,
             "istio.proxy-control-plane",
             Severity::Warn,
             &format!("proxies of revision {revision}"),
             format!(
-                "{} were injected by revision {revision}, which no istiod serves; their skew is unjudged — \
+                "{who} {} injected by revision {revision}, which no istiod serves; their skew is unjudged — \
                  point their namespaces at a running revision and restart them",
-                describe_workloads(&gs)
+                agree(pods, "was", "were")
             ),
             "the snapshot",
         );
     }
     let lag_rule = &compat.istio.data_plane_max_lag_minors;
     for ((cp_revision, version), gs) in judged {
-        let who = describe_workloads(&gs);
+        let (who, pods) = describe_workloads(&gs);
+        let run = agree(pods, "runs", "run");
         let Some(cp) = istio
             .control_planes
             .iter()
@@ -399,7 +402,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
                 Severity::Warn,
                 &format!("proxies of istiod {} (version unread)", cp.revision),
                 format!(
-                    "{who} run an istio-proxy whose version could not be read ({}); their skew against istiod {} is unjudged",
+                    "{who} {run} an istio-proxy whose version could not be read ({}); their skew against istiod {} is unjudged",
                     fmt_list(&images.into_iter().map(str::to_string).collect::<Vec<_>>(), 3),
                     cp.revision
                 ),
@@ -415,7 +418,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
                 "istio.proxy-ahead",
                 Severity::Fail,
                 format!(
-                    "{who} run proxy {version}, newer than {against}; the data plane may never be ahead of the control plane — \
+                    "{who} {run} proxy {version}, newer than {against}; the data plane may never be ahead of the control plane — \
                      upgrade istiod first, or restart them so {against} injects its own proxy"
                 ),
             )
@@ -424,7 +427,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
                 "istio.proxy-ahead",
                 Severity::Info,
                 format!(
-                    "{who} run proxy {version}, a newer patch than {against}; upgrade istiod to {version} to match"
+                    "{who} {run} proxy {version}, a newer patch than {against}; upgrade istiod to {version} to match"
                 ),
             )
         } else if behind as u64 > lag_rule.value {
@@ -432,7 +435,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
                 "istio.data-plane-skew",
                 Severity::Fail,
                 format!(
-                    "{who} run proxy {version}, {} behind {against}; the control plane may lead the data plane by at most {} — \
+                    "{who} {run} proxy {version}, {} behind {against}; the control plane may lead the data plane by at most {} — \
                      restart them to pick up the {} proxy",
                     plural(behind as u64, "minor", "minors"),
                     plural(lag_rule.value, "minor", "minors"),
@@ -444,7 +447,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
                 "istio.data-plane-skew",
                 Severity::Info,
                 format!(
-                    "{who} run proxy {version}, behind {against} but within the allowed {} lag; restart them to pick up the new proxy",
+                    "{who} {run} proxy {version}, behind {against} but within the allowed {} lag; restart them to pick up the new proxy",
                     plural(lag_rule.value, "minor", "minors")
                 ),
             )
@@ -452,7 +455,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             (
                 "istio.data-plane-skew",
                 Severity::Pass,
-                format!("{who} run proxy {version}, matching {against}"),
+                format!("{who} {run} proxy {version}, matching {against}"),
             )
         };
         out.push(
@@ -569,7 +572,9 @@ fn flavors(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Find
                 "istio.flavor-mixed",
                 Severity::Pass,
                 subject,
-                format!("every Istio component with a tagged image is a {family} build"),
+                format!(
+                    "every Istio component with a tagged image is a build of the {family} family"
+                ),
                 &rule.source,
             );
         }

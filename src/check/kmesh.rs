@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::istio::control_plane_subject;
-use super::{Findings, fmt_list, fmt_minors, plural};
+use super::{Findings, agree, fmt_list, fmt_minors, plural};
 use crate::compat::{CompatData, KmeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, Kmesh, KmeshMode, NodeGroup};
@@ -288,13 +288,17 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
             Some(k) if !k.at_least(min) => (
                 Severity::Fail,
                 format!(
-                    "{count} run kernel {k}, older than the {min} Kmesh needs for its eBPF programs: {listed}; \
-                     move them to a {min}+ node image or keep Kmesh off them"
+                    "{count} {} kernel {k}, older than the {min} Kmesh needs for its eBPF programs: {listed}; \
+                     move them to a {min}+ node image or keep Kmesh off them",
+                    agree(names.len() as u64, "runs", "run")
                 ),
             ),
             Some(k) => (
                 Severity::Pass,
-                format!("{count} run kernel {k}, at least {min}"),
+                format!(
+                    "{count} {} kernel {k}, at least {min}",
+                    agree(names.len() as u64, "runs", "run")
+                ),
             ),
         };
         out.push(
@@ -349,15 +353,19 @@ fn kernel_native_l7(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
         let (severity, message) = if native(os_image) {
             (
                 Severity::Pass,
-                format!("{count} on {os_image} support Kernel-Native L7 without kernel patches"),
+                format!(
+                    "{count} on {os_image} {} Kernel-Native L7 without kernel patches",
+                    agree(names.len() as u64, "supports", "support")
+                ),
             )
         } else {
             (
                 Severity::Warn,
                 format!(
-                    "{count} on {os_image} ({}) need Kmesh's kernel patches for Kernel-Native L7 (natively supported only on {}); \
+                    "{count} on {os_image} ({}) {} Kmesh's kernel patches for Kernel-Native L7 (natively supported only on {}); \
                      without them only L4 and sockmap acceleration work",
                     fmt_list(&names, NODES_NAMED),
+                    agree(names.len() as u64, "needs", "need"),
                     rule.value.join(", ")
                 ),
             )

@@ -19,7 +19,7 @@
 //! | `istio.proxy-control-plane` | warn | proxies whose revision matches no istiod | the snapshot |
 //! | `istio.ambient-components-skew` | pass, fail | ztunnel / istio-cni at most `ambientComponentsMaxLagMinors` behind, never ahead | `ambientComponentsMaxLagMinors` |
 //! | `istio.ambient-ga` | pass, warn | ambient mode on an Istio older than `ambientGa` | `ambientGa` |
-//! | `istio.flavor-mixed` | pass, info, fail, warn | DaoCloud `-mspider` builds mixed with other builds in one cluster | mspider `noMixedUpgrade` |
+//! | `istio.flavor-mixed` | pass, info, warn, fail | DaoCloud `-mspider` builds mixed with other builds in one cluster | mspider `noMixedUpgrade` |
 //! | `gloo-mesh.version-read` | warn | a Gloo Mesh component whose version could not be read | the snapshot |
 //! | `gloo-mesh.version-known` | warn | the Gloo Mesh minor has a row in the data | the data's date |
 //! | `gloo-mesh.k8s-support` | pass, warn, fail | Kubernetes in the Gloo Mesh row (list or minimum), and the installed Istio supports it (the row's footnote) | Gloo Mesh release row |
@@ -36,6 +36,8 @@
 //! | `kmesh.kernel-native-l7` | pass, warn | Kernel-Native L7 on an OS image outside `kernelNativeL7NativeOs` needs kernel patches | `kernelNativeL7NativeOs` |
 
 mod dates;
+#[cfg(test)]
+mod examples_tests;
 mod gloo_mesh;
 mod istio;
 mod kmesh;
@@ -161,6 +163,11 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     } else {
         format!("{n} {many}")
     }
+}
+
+/// The verb form that agrees with a count: `agree(1, "runs", "run")`.
+fn agree(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 #[cfg(test)]
