@@ -42,6 +42,8 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     pub accept: Option<String>,
     pub user_agent: Option<String>,
+    /// `dryRun` was set, in the query or (for DELETE) in the DeleteOptions body.
+    pub dry_run: bool,
     /// The HTTP status answered; 0 when the connection was dropped by a fault.
     pub status: u16,
 }
@@ -59,7 +61,7 @@ impl RecordedRequest {
     }
 
     pub fn is_dry_run(&self) -> bool {
-        self.param("dryRun").is_some_and(|v| !v.is_empty())
+        self.dry_run
     }
 
     /// A write that was not a dry run and succeeded: one that changed (or could have changed) state.

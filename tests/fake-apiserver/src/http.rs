@@ -262,6 +262,7 @@ struct Req {
     user_agent: String,
     host: String,
     body: Bytes,
+    body_dry_run: bool,
 }
 
 impl Req {
@@ -274,7 +275,7 @@ impl Req {
 
     fn dry_run(&self) -> Res<bool> {
         match self.param("dryRun") {
-            None => Ok(false),
+            None => Ok(self.body_dry_run),
             Some("All") => Ok(true),
             Some(other) => Err(err(
                 400,
@@ -353,6 +354,13 @@ pub(crate) async fn handle(
         Err(_) => Bytes::new(),
     };
     let params = parse_query(&query);
+    // DeleteOptions may carry `dryRun: ["All"]` in the body (kube-rs sends it there).
+    let body_dry_run = method == "DELETE"
+        && serde_json::from_slice::<Value>(&body).is_ok_and(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x == "All"))
+        });
     let mut rec = RecordedRequest {
         method: method.clone(),
         path: path.clone(),
@@ -360,6 +368,7 @@ pub(crate) async fn handle(
         content_type: content_type.clone(),
         accept: accept.clone(),
         user_agent: user_agent.clone(),
+        dry_run: body_dry_run || params.get("dryRun").is_some_and(|v| !v.is_empty()),
         status: 0,
     };
     let (latency, action) = cluster.check_faults(
@@ -406,6 +415,7 @@ pub(crate) async fn handle(
                 user_agent: user_agent.unwrap_or_default(),
                 host,
                 body,
+                body_dry_run,
             };
             route(&cluster, &path, &r)
         }
