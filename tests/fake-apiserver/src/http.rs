@@ -296,6 +296,15 @@ impl Req {
         if self.body.is_empty() {
             return Err(err(400, "the body of the request was empty"));
         }
+        if self.content_type.contains("protobuf") || self.content_type.contains("cbor") {
+            return Err(err(
+                415,
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {:?}",
+                    self.content_type
+                ),
+            ));
+        }
         let v = if self.content_type.contains("yaml") {
             let s = std::str::from_utf8(&self.body).map_err(|e| err(400, e.to_string()))?;
             serde_json::from_str(s).or_else(|_| {
@@ -1136,9 +1145,9 @@ fn ssar(c: &Cluster, r: &Req) -> Res<Response<Body>> {
     v["kind"] = json!("SelfSubjectAccessReview");
     v["metadata"] = json!({"creationTimestamp": null});
     v["status"] = if denied {
-        json!({"allowed": false, "denied": true, "reason": "denied by fake-apiserver configuration"})
+        json!({"allowed": false, "denied": true})
     } else {
-        json!({"allowed": true, "reason": "fake-apiserver allows everything not denied"})
+        json!({"allowed": true})
     };
     Ok(json_resp(201, &v))
 }

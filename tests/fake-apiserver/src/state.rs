@@ -238,6 +238,9 @@ impl State {
         if generation && m.get("generation").is_none_or(Value::is_null) {
             m.insert("generation".into(), json!(1));
         }
+        if rt.group == "apps" {
+            default_workload(&rt.kind, obj);
+        }
     }
 
     pub fn get(&self, key: &ResKey, ns: &str, name: &str) -> Option<&Stored> {
@@ -365,6 +368,33 @@ impl State {
             self.objects.remove(&key);
         }
     }
+}
+
+/// The few defaults of workload specs that clients rely on (`kubectl rollout status` needs the
+/// update strategy): replicas 1 and a RollingUpdate strategy when absent.
+fn default_workload(kind: &str, obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if matches!(kind, "Deployment" | "StatefulSet" | "ReplicaSet") {
+        spec.entry("replicas").or_insert(json!(1));
+    }
+    let (field, strategy) = match kind {
+        "Deployment" => (
+            "strategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+        ),
+        "DaemonSet" => (
+            "updateStrategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+        ),
+        "StatefulSet" => (
+            "updateStrategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+        ),
+        _ => return,
+    };
+    spec.entry(field).or_insert(strategy);
 }
 
 fn now_nanos() -> u128 {
