@@ -215,9 +215,30 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ClusterError> {
         },
         other => ClusterError::MalformedKubeconfig {
             path: path.display().to_string(),
-            reason: other.to_string(),
+            reason: without_file_content(&other.to_string()),
         },
     })
+}
+
+/// A YAML error's first line (where and what), with quoted values elided: the parser quotes snippets
+/// of the file, and a kubeconfig holds tokens and keys.
+fn without_file_content(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default().trim_end();
+    let mut out = String::with_capacity(first.len());
+    let mut quoted = false;
+    for c in first.chars() {
+        if c == '"' {
+            if quoted {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn context_names(kubeconfig: &Kubeconfig) -> Vec<String> {
@@ -290,7 +311,7 @@ async fn client_for(
     };
     let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| invalid(without_file_content(&e.to_string())))?;
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
     }
@@ -491,6 +512,16 @@ users:
         assert!(
             err.contains("--context") && err.contains("staging"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_keep_the_location_and_drop_file_content() {
+        let message = "failed to parse kubeconfig YAML: invalid type: string \"tok-123\", expected a map\n --> <input>:2:13\n2 | token: tok-123";
+        let cleaned = without_file_content(message);
+        assert_eq!(
+            cleaned,
+            "failed to parse kubeconfig YAML: invalid type: string \"…\", expected a map"
         );
     }
 
