@@ -42,13 +42,31 @@ pub struct ObserveOptions {
     pub istio_namespace: Option<String>,
 }
 
-/// Observes every target concurrently; the first cluster that fails fails the whole read.
+/// Observes every target concurrently, each on its own task (so parsing pages of several clusters
+/// uses every core); a cluster that fails fails the whole read.
 pub async fn observe(
     targets: &[Target],
     opts: &ObserveOptions,
 ) -> Result<ClusterSnapshot, ClusterError> {
-    let clusters =
-        futures::future::try_join_all(targets.iter().map(|t| observe_cluster(t, opts))).await?;
+    let tasks: Vec<_> = targets
+        .iter()
+        .cloned()
+        .map(|target| {
+            let opts = opts.clone();
+            let context = target.context.clone();
+            let task = tokio::spawn(async move { observe_cluster(&target, &opts).await });
+            (context, task)
+        })
+        .collect();
+    let mut clusters = Vec::with_capacity(tasks.len());
+    for (context, task) in tasks {
+        let cluster = task.await.map_err(|e| ClusterError::Other {
+            context,
+            what: "the cluster".to_string(),
+            reason: e.to_string(),
+        })??;
+        clusters.push(cluster);
+    }
     Ok(ClusterSnapshot::new(clusters))
 }
 
