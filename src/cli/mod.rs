@@ -1,0 +1,134 @@
+//! The command line: parse (`args`), resolve settings once (`settings`), run a command, return how it
+//! ended. `main.rs` only wires these to the runtime and the exit code.
+
+pub mod args;
+mod check;
+pub mod clock;
+mod settings;
+mod snapshot;
+mod version;
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+pub use args::{Cli, Command, OutputFormat};
+pub use settings::{Settings, Terminal, Verbosity};
+
+use crate::client::{ConnectionOptions, connect};
+use crate::compat::CompatData;
+use crate::error::{Error, Exit};
+use crate::observe::{ObserveOptions, observe};
+use crate::snapshot::{API_VERSION, ClusterSnapshot, SNAPSHOT_KIND};
+
+/// Runs the parsed command line.
+pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
+    match &cli.command {
+        Command::Check(args) => check::run(&cli.global, args, settings).await,
+        Command::Snapshot(args) => snapshot::run(&cli.global, args).await,
+        Command::Version => version::run(&cli.global),
+        Command::Completion { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "kubectl-meshup", &mut out);
+            crate::output::write_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(Exit::Ok)
+        }
+        Command::Plan(_) => Err(Error::NotImplemented("plan")),
+        Command::Apply(_) => Err(Error::NotImplemented("apply")),
+    }
+}
+
+/// Prints a clap parse failure (or `--help`/`--version`) and returns its exit code: 2 for usage errors.
+pub fn parse_failure(err: clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        Exit::Usage.into()
+    } else {
+        Exit::Ok.into()
+    }
+}
+
+/// The output format, checked against the ones this command writes.
+fn output_format(
+    global: &args::GlobalArgs,
+    command: &str,
+    default: OutputFormat,
+    allowed: &[OutputFormat],
+) -> Result<OutputFormat, Error> {
+    let format = global.output.unwrap_or(default);
+    if allowed.contains(&format) {
+        Ok(format)
+    } else {
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|f| format!("{f:?}").to_ascii_lowercase())
+            .collect();
+        Err(Error::Usage(format!(
+            "`{command}` writes -o {}; `{}` is not one of them",
+            names.join("|"),
+            format!("{format:?}").to_ascii_lowercase()
+        )))
+    }
+}
+
+fn load_compat(global: &args::GlobalArgs) -> Result<CompatData, Error> {
+    Ok(match &global.compat {
+        Some(path) => CompatData::from_file(path)?,
+        None => CompatData::embedded(),
+    })
+}
+
+fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
+    ConnectionOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        contexts: global.context.clone(),
+        all_contexts: global.all_contexts,
+        cluster: global.cluster.clone(),
+        user: global.user.clone(),
+        namespace: global.namespace.clone(),
+        request_timeout: global.request_timeout.and_then(|t| t.0),
+    }
+}
+
+/// Reads the clusters the flags select.
+async fn observe_clusters(global: &args::GlobalArgs) -> Result<ClusterSnapshot, Error> {
+    let targets = connect(&connection_options(global)).await?;
+    let opts = ObserveOptions {
+        istio_namespace: global.istio_namespace.clone(),
+    };
+    let mut snapshot = observe(&targets, &opts).await?;
+    snapshot.observed_at = Some(clock::now_rfc3339());
+    Ok(snapshot)
+}
+
+/// Reads a snapshot file (YAML or JSON; `-` is stdin) and checks it is one.
+fn read_snapshot(path: &Path) -> Result<ClusterSnapshot, Error> {
+    let shown = path.display().to_string();
+    let fail = |reason: String| Error::Snapshot {
+        path: shown.clone(),
+        reason,
+    };
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| fail(e.to_string()))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
+    };
+    let snapshot: ClusterSnapshot = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| fail(e.to_string()))?
+    };
+    if snapshot.kind != SNAPSHOT_KIND || snapshot.api_version != API_VERSION {
+        return Err(fail(format!(
+            "it is a {} {}, not a {SNAPSHOT_KIND} {API_VERSION}",
+            snapshot.api_version, snapshot.kind
+        )));
+    }
+    Ok(snapshot)
+}

@@ -1,0 +1,164 @@
+//! Settings resolved once from the flags and the environment: colour, log level. Everything that
+//! writes to the terminal asks these, never the environment again.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use super::args::{ColorChoice, GlobalArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Colour the data written to stdout (tables).
+    pub colour: bool,
+    /// Colour log lines on stderr.
+    pub log_colour: bool,
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// What the environment says about colour, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terminal {
+    pub stdout_is_tty: bool,
+    pub stderr_is_tty: bool,
+    /// `NO_COLOR` is set and not empty (no-color.org).
+    pub no_color_env: bool,
+    /// `CLICOLOR_FORCE`/`FORCE_COLOR` ask for colour even off a terminal.
+    pub force_color_env: bool,
+    /// `TERM` is set and not `dumb`.
+    pub term_supports_color: bool,
+}
+
+impl Terminal {
+    pub fn detect() -> Self {
+        Self {
+            stdout_is_tty: std::io::stdout().is_terminal(),
+            stderr_is_tty: std::io::stderr().is_terminal(),
+            no_color_env: anstyle_query::no_color(),
+            force_color_env: anstyle_query::clicolor_force(),
+            term_supports_color: anstyle_query::term_supports_color(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs) -> Self {
+        Self::resolve_with(args, Terminal::detect())
+    }
+
+    pub fn resolve_with(args: &GlobalArgs, term: Terminal) -> Self {
+        let choice = if args.no_color {
+            ColorChoice::Never
+        } else {
+            args.color
+        };
+        let wants = |is_tty: bool| match choice {
+            ColorChoice::Never => false,
+            ColorChoice::Always => true,
+            ColorChoice::Auto if term.no_color_env => false,
+            ColorChoice::Auto if term.force_color_env => true,
+            ColorChoice::Auto => is_tty && term.term_supports_color,
+        };
+        let verbosity = match (args.quiet, args.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Info,
+            (false, 2) => Verbosity::Debug,
+            (false, _) => Verbosity::Trace,
+        };
+        Self {
+            colour: wants(term.stdout_is_tty),
+            log_colour: wants(term.stderr_is_tty),
+            verbosity,
+        }
+    }
+
+    /// Logs go to stderr through tracing. `-v` raises this crate's level; dependencies stay at most at
+    /// `debug`, whose records carry URLs and timings but no credentials.
+    pub fn init_logging(&self) {
+        let (own, deps) = match self.verbosity {
+            Verbosity::Quiet => ("error", "error"),
+            Verbosity::Normal => ("warn", "warn"),
+            Verbosity::Info => ("info", "warn"),
+            Verbosity::Debug => ("debug", "info"),
+            Verbosity::Trace => ("trace", "debug"),
+        };
+        let filter = EnvFilter::try_new(format!("{deps},kubectl_meshup={own}"))
+            .unwrap_or_else(|_| EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(self.log_colour)
+            .with_env_filter(filter)
+            .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::Cli;
+    use clap::Parser;
+
+    fn args(flags: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["kubectl-meshup", "version"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).unwrap().global
+    }
+
+    const TTY: Terminal = Terminal {
+        stdout_is_tty: true,
+        stderr_is_tty: true,
+        no_color_env: false,
+        force_color_env: false,
+        term_supports_color: true,
+    };
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(Settings::resolve_with(&args(&[]), TTY).colour);
+        let pipe = Terminal {
+            stdout_is_tty: false,
+            ..TTY
+        };
+        assert!(!Settings::resolve_with(&args(&[]), pipe).colour);
+        let no_color = Terminal {
+            no_color_env: true,
+            ..TTY
+        };
+        assert!(!Settings::resolve_with(&args(&[]), no_color).colour);
+        let dumb = Terminal {
+            term_supports_color: false,
+            ..TTY
+        };
+        assert!(!Settings::resolve_with(&args(&[]), dumb).colour);
+        assert!(!Settings::resolve_with(&args(&["--no-color"]), TTY).colour);
+        assert!(!Settings::resolve_with(&args(&["--color", "never"]), TTY).colour);
+        assert!(Settings::resolve_with(&args(&["--color=always"]), pipe).colour);
+        assert!(
+            !Settings::resolve_with(&args(&["--color=always", "--no-color"]), TTY).colour,
+            "--no-color wins"
+        );
+    }
+
+    #[test]
+    fn verbosity_levels() {
+        assert_eq!(
+            Settings::resolve_with(&args(&["-q"]), TTY).verbosity,
+            Verbosity::Quiet
+        );
+        assert_eq!(
+            Settings::resolve_with(&args(&["-vvv"]), TTY).verbosity,
+            Verbosity::Trace
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! `kubectl meshup snapshot`: write the observed facts as a ClusterSnapshot document.
+
+use super::args::{GlobalArgs, OutputFormat, SnapshotArgs};
+use super::{observe_clusters, output_format};
+use crate::error::{Error, Exit};
+use crate::output::{DocFormat, render, write_to};
+
+pub async fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<Exit, Error> {
+    let format = match output_format(
+        global,
+        "snapshot",
+        OutputFormat::Yaml,
+        &[OutputFormat::Yaml, OutputFormat::Json],
+    )? {
+        OutputFormat::Json => DocFormat::Json,
+        _ => DocFormat::Yaml,
+    };
+    let snapshot = observe_clusters(global).await?;
+    write_to(&render(&snapshot, format)?, args.out.as_deref())?;
+    Ok(Exit::Ok)
+}

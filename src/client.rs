@@ -1,0 +1,547 @@
+//! Turns kubectl-style connection flags into one `kube::Client` per context, and classifies client
+//! failures into one-line errors that name the cause and the fix. Nothing here prints credentials:
+//! messages carry context names, server URLs and causes, never tokens, keys or credential-plugin output.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+
+/// The connection flags, as kubectl reads them.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionOptions {
+    /// `--kubeconfig`: one explicit file (else `KUBECONFIG`, a list of files merged, else
+    /// `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, repeated or comma-separated; empty means the current context.
+    pub contexts: Vec<String>,
+    /// `--all-contexts`: every context in the kubeconfig.
+    pub all_contexts: bool,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    /// `-n/--namespace`: overrides the context's namespace.
+    pub namespace: Option<String>,
+    /// `--request-timeout`; `None` keeps the client's defaults (kubectl's `0`).
+    pub request_timeout: Option<Duration>,
+}
+
+/// One cluster to read: a context, its API server and a client for it.
+#[derive(Clone)]
+pub struct Target {
+    pub context: String,
+    pub server: String,
+    pub client: Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no kubeconfig found: KUBECONFIG is unset and {default} does not exist; pass --kubeconfig FILE or set KUBECONFIG"
+    )]
+    NoKubeconfig { default: String },
+    #[error("cannot read kubeconfig {path}: {reason}; check --kubeconfig or KUBECONFIG")]
+    ReadKubeconfig { path: String, reason: String },
+    #[error(
+        "kubeconfig {path} is malformed: {reason}; fix the file or point --kubeconfig at a valid one"
+    )]
+    MalformedKubeconfig { path: String, reason: String },
+    #[error("the kubeconfig sets no current-context; pass --context NAME (available: {available})")]
+    NoCurrentContext { available: String },
+    #[error(
+        "context \"{name}\" is not in the kubeconfig; available contexts: {available} (see `kubectl config get-contexts`)"
+    )]
+    UnknownContext { name: String, available: String },
+    #[error(
+        "cannot use context \"{context}\": {reason}; fix its cluster or user entry in the kubeconfig"
+    )]
+    InvalidContext { context: String, reason: String },
+    #[error(
+        "cannot reach the API server of context \"{context}\" at {server}: {reason}; check the server address, your network or VPN, or raise --request-timeout"
+    )]
+    Unreachable {
+        context: String,
+        server: String,
+        reason: String,
+    },
+    #[error(
+        "TLS with the API server of context \"{context}\" at {server} failed: {reason}; check certificate-authority-data (or insecure-skip-tls-verify) for this cluster in the kubeconfig"
+    )]
+    Tls {
+        context: String,
+        server: String,
+        reason: String,
+    },
+    #[error(
+        "the API server of context \"{context}\" at {server} rejected the credentials (401 Unauthorized); log in again or refresh the credentials in the kubeconfig"
+    )]
+    Unauthorized { context: String, server: String },
+    #[error(
+        "getting credentials for context \"{context}\" failed ({kind}); run its credential plugin or check its token file by hand to see why"
+    )]
+    Credentials { context: String, kind: String },
+    #[error(
+        "reading {what} in context \"{context}\" is forbidden (403): {message}; ask for read access (see `kubectl auth can-i`)"
+    )]
+    Forbidden {
+        context: String,
+        what: String,
+        message: String,
+    },
+    #[error(
+        "reading {what} in context \"{context}\" failed: {code} {reason}: {message}; retry, or run with -v for details"
+    )]
+    Api {
+        context: String,
+        what: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error(
+        "reading {what} in context \"{context}\" failed: {reason}; retry, or run with -v for details"
+    )]
+    Other {
+        context: String,
+        what: String,
+        reason: String,
+    },
+}
+
+/// Parses kubectl's `--request-timeout`: `0` (no timeout), a number of seconds, or a duration such as
+/// `30s`, `1m`, `1h`, `1m30s`, `500ms`.
+pub fn parse_request_timeout(text: &str) -> Result<Option<Duration>, String> {
+    let err = || {
+        format!(
+            "invalid request timeout `{text}`: use 0, a number of seconds, or a duration such as 30s, 1m, 1h"
+        )
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(err());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = t.parse().map_err(|_| err())?;
+        return Ok((secs > 0).then(|| Duration::from_secs(secs)));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return Err(err());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(err()),
+        };
+        total += part;
+        rest = &rest[unit_len..];
+    }
+    Ok((!total.is_zero()).then_some(total))
+}
+
+/// Loads the kubeconfig the way kubectl does and builds one client per selected context.
+pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterError> {
+    let kubeconfig = load_kubeconfig(opts.kubeconfig.as_deref())?;
+    let contexts = select_contexts(&kubeconfig, opts)?;
+    let mut targets = Vec::with_capacity(contexts.len());
+    for context in contexts {
+        targets.push(client_for(&kubeconfig, &context, opts).await?);
+    }
+    Ok(targets)
+}
+
+fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig, ClusterError> {
+    if let Some(path) = explicit {
+        return read_kubeconfig(path);
+    }
+    let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !from_env.is_empty() {
+        // As client-go: files that do not exist are skipped; the first file to set a value wins.
+        let mut merged: Option<Kubeconfig> = None;
+        for path in from_env.iter().filter(|p| p.exists()) {
+            let next = read_kubeconfig(path)?;
+            merged = Some(match merged {
+                None => next,
+                Some(m) => m
+                    .merge(next)
+                    .map_err(|e| ClusterError::MalformedKubeconfig {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?,
+            });
+        }
+        return merged.ok_or_else(|| ClusterError::ReadKubeconfig {
+            path: std::env::join_paths(&from_env)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            reason: "none of the files in KUBECONFIG exists".to_string(),
+        });
+    }
+    let default = home_kubeconfig();
+    match &default {
+        Some(path) if path.exists() => read_kubeconfig(path),
+        _ => Err(ClusterError::NoKubeconfig {
+            default: default
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.kube/config".to_string()),
+        }),
+    }
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"))?;
+    Some(PathBuf::from(home).join(".kube").join("config"))
+}
+
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ClusterError> {
+    Kubeconfig::read_from(path).map_err(|e| match e {
+        KubeconfigError::ReadConfig(source, _) => ClusterError::ReadKubeconfig {
+            path: path.display().to_string(),
+            reason: source.to_string(),
+        },
+        other => ClusterError::MalformedKubeconfig {
+            path: path.display().to_string(),
+            reason: without_file_content(&other.to_string()),
+        },
+    })
+}
+
+/// A YAML error's first line (where and what), with quoted values elided: the parser quotes snippets
+/// of the file, and a kubeconfig holds tokens and keys.
+fn without_file_content(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default().trim_end();
+    let mut out = String::with_capacity(first.len());
+    let mut quoted = false;
+    for c in first.chars() {
+        if c == '"' {
+            if quoted {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn context_names(kubeconfig: &Kubeconfig) -> Vec<String> {
+    kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn select_contexts(
+    kubeconfig: &Kubeconfig,
+    opts: &ConnectionOptions,
+) -> Result<Vec<String>, ClusterError> {
+    let available = context_names(kubeconfig);
+    if opts.all_contexts {
+        if available.is_empty() {
+            return Err(ClusterError::NoCurrentContext {
+                available: "none".to_string(),
+            });
+        }
+        return Ok(available);
+    }
+    let wanted: Vec<String> = if opts.contexts.is_empty() {
+        match &kubeconfig.current_context {
+            Some(c) if !c.is_empty() => vec![c.clone()],
+            _ => {
+                return Err(ClusterError::NoCurrentContext {
+                    available: list_or_none(&available),
+                });
+            }
+        }
+    } else {
+        let mut seen = Vec::new();
+        for c in &opts.contexts {
+            if !seen.contains(c) {
+                seen.push(c.clone());
+            }
+        }
+        seen
+    };
+    for name in &wanted {
+        if !available.contains(name) {
+            return Err(ClusterError::UnknownContext {
+                name: name.clone(),
+                available: list_or_none(&available),
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+async fn client_for(
+    kubeconfig: &Kubeconfig,
+    context: &str,
+    opts: &ConnectionOptions,
+) -> Result<Target, ClusterError> {
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        cluster: opts.cluster.clone(),
+        user: opts.user.clone(),
+    };
+    let invalid = |reason: String| ClusterError::InvalidContext {
+        context: context.to_string(),
+        reason,
+    };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
+        .await
+        .map_err(|e| invalid(without_file_content(&e.to_string())))?;
+    if let Some(ns) = &opts.namespace {
+        config.default_namespace = ns.clone();
+    }
+    if let Some(timeout) = opts.request_timeout {
+        config.connect_timeout = Some(timeout);
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+    }
+    if config.accept_invalid_certs {
+        tracing::warn!(
+            context,
+            "insecure-skip-tls-verify is set: the API server's certificate is not verified"
+        );
+    }
+    let server = config.cluster_url.to_string();
+    let server = server.trim_end_matches('/').to_string();
+    let client = Client::try_from(config).map_err(|e| classify(context, &server, "", e))?;
+    Ok(Target {
+        context: context.to_string(),
+        server,
+        client,
+    })
+}
+
+/// True when the API server answered 403 Forbidden.
+pub fn is_forbidden(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 403 || s.reason == "Forbidden")
+}
+
+/// True when a continue token expired (410 Gone / `Expired`).
+pub fn is_expired(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 410 || s.reason == "Expired" || s.reason == "Gone")
+}
+
+/// The innermost cause of an error, which is the one a person can act on ("Connection refused").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// Classifies a failed request. `what` names what was being read (`/version`, `pods in all namespaces`).
+pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> ClusterError {
+    let context_s = context.to_string();
+    let server_s = server.to_string();
+    match err {
+        kube::Error::Api(status) => match status.code {
+            401 => ClusterError::Unauthorized {
+                context: context_s,
+                server: server_s,
+            },
+            403 => ClusterError::Forbidden {
+                context: context_s,
+                what: what.to_string(),
+                message: status.message.clone(),
+            },
+            code => ClusterError::Api {
+                context: context_s,
+                what: what.to_string(),
+                code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+        },
+        // Credential plugins may print secrets: say which mechanism failed, never what it printed.
+        kube::Error::Auth(_) => ClusterError::Credentials {
+            context: context_s,
+            kind: "exec plugin, auth provider or token file".to_string(),
+        },
+        kube::Error::RustlsTls(e) => ClusterError::Tls {
+            context: context_s,
+            server: server_s,
+            reason: root_cause(&e),
+        },
+        kube::Error::HyperError(e) => transport(context_s, server_s, &e),
+        kube::Error::Service(e) => transport(context_s, server_s, e.as_ref()),
+        other => ClusterError::Other {
+            context: context_s,
+            what: what.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn transport(
+    context: String,
+    server: String,
+    err: &(dyn std::error::Error + 'static),
+) -> ClusterError {
+    let reason = root_cause(err);
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        ClusterError::Tls {
+            context,
+            server,
+            reason,
+        }
+    } else if lower.contains("elapsed") || lower.contains("timed out") || lower.contains("timeout")
+    {
+        ClusterError::Unreachable {
+            context,
+            server,
+            reason: format!("no answer in time ({reason})"),
+        }
+    } else {
+        ClusterError::Unreachable {
+            context,
+            server,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeouts_in_kubectl_syntax() {
+        assert_eq!(parse_request_timeout("0"), Ok(None));
+        assert_eq!(parse_request_timeout("0s"), Ok(None));
+        assert_eq!(
+            parse_request_timeout("30"),
+            Ok(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_request_timeout("30s"),
+            Ok(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_request_timeout("1m30s"),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(
+            parse_request_timeout("1h"),
+            Ok(Some(Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            parse_request_timeout("500ms"),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        for bad in ["", "abc", "5x", "-1", "1.5s", "s"] {
+            assert!(parse_request_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn kubeconfig(yaml: &str) -> Kubeconfig {
+        Kubeconfig::from_yaml(yaml).unwrap()
+    }
+
+    const TWO_CONTEXTS: &str = "
+apiVersion: v1
+kind: Config
+current-context: prod
+clusters:
+- name: c1
+  cluster: {server: 'https://127.0.0.1:6443'}
+contexts:
+- name: prod
+  context: {cluster: c1, user: u1}
+- name: staging
+  context: {cluster: c1, user: u1}
+users:
+- name: u1
+  user: {token: not-a-real-token}
+";
+
+    #[test]
+    fn contexts_default_to_current_and_unknown_ones_list_the_available() {
+        let kc = kubeconfig(TWO_CONTEXTS);
+        let opts = ConnectionOptions::default();
+        assert_eq!(select_contexts(&kc, &opts).unwrap(), ["prod"]);
+        let all = ConnectionOptions {
+            all_contexts: true,
+            ..Default::default()
+        };
+        assert_eq!(select_contexts(&kc, &all).unwrap(), ["prod", "staging"]);
+        let missing = ConnectionOptions {
+            contexts: vec!["prod".into(), "nope".into()],
+            ..Default::default()
+        };
+        let err = select_contexts(&kc, &missing).unwrap_err().to_string();
+        assert!(
+            err.contains("\"nope\"") && err.contains("prod, staging"),
+            "{err}"
+        );
+        assert!(!err.contains("not-a-real-token"));
+    }
+
+    #[test]
+    fn a_kubeconfig_without_current_context_asks_for_one() {
+        let kc = kubeconfig(&TWO_CONTEXTS.replace("current-context: prod\n", ""));
+        let err = select_contexts(&kc, &ConnectionOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--context") && err.contains("staging"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_keep_the_location_and_drop_file_content() {
+        let message = "failed to parse kubeconfig YAML: invalid type: string \"tok-123\", expected a map\n --> <input>:2:13\n2 | token: tok-123";
+        let cleaned = without_file_content(message);
+        assert_eq!(
+            cleaned,
+            "failed to parse kubeconfig YAML: invalid type: string \"…\", expected a map"
+        );
+    }
+
+    #[test]
+    fn http_statuses_become_their_own_errors() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("m", "r").with_code(code),
+            ))
+        };
+        assert!(matches!(
+            classify("c", "https://s", "x", status(401)),
+            ClusterError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            classify("c", "https://s", "x", status(403)),
+            ClusterError::Forbidden { .. }
+        ));
+        assert!(is_forbidden(&status(403)));
+        assert!(is_expired(&status(410)));
+        assert!(!is_expired(&status(500)));
+    }
+}

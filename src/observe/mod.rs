@@ -1,0 +1,565 @@
+//! observe: the only code that reads clusters. For each context, concurrently, it reads the server
+//! version, nodes, the Istio control and data planes, Gloo Mesh and Kmesh into a [`Cluster`].
+//!
+//! How it reads: every list is paged (`limit` 500 + `continue`) and folded page by page; lists are
+//! narrowed server-side by label selectors; independent lists run in parallel; metadata-only lists
+//! where names and labels suffice. So the request count grows with pages, not with objects. A list the
+//! user may not read (403) becomes an [`Unread`] entry and the rest goes on; 401, an unreachable server
+//! or any other failure is an error for that cluster.
+
+pub mod gloo;
+mod kmesh;
+mod nodes;
+pub mod paging;
+mod proxies;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
+
+use crate::client::{ClusterError, Target, classify, is_forbidden};
+use crate::snapshot::{
+    Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, IstioGateway, IstioWebhook,
+    MeshNamespace, RegisteredCluster, ServedGroup, Unread,
+};
+use crate::version::KubeVersion;
+use nodes::{NodeFacts, NodeFold};
+use paging::{MetaOnly, Shape, collection, fold_pages};
+use proxies::{PodFacts, ProxyFold};
+use workload::{env_value, from_daemonset, from_deployment, pick_container};
+
+const APPS: &str = "/apis/apps/v1";
+const CORE: &str = "/api/v1";
+
+/// What observe needs besides the clusters themselves.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// Look for istiod only in this namespace (`--istio-namespace`); all namespaces when `None`.
+    pub istio_namespace: Option<String>,
+}
+
+/// Observes every target concurrently, each on its own task (so parsing pages of several clusters
+/// uses every core); a cluster that fails fails the whole read.
+pub async fn observe(
+    targets: &[Target],
+    opts: &ObserveOptions,
+) -> Result<ClusterSnapshot, ClusterError> {
+    let tasks: Vec<_> = targets
+        .iter()
+        .cloned()
+        .map(|target| {
+            let opts = opts.clone();
+            let context = target.context.clone();
+            let task = tokio::spawn(async move { observe_cluster(&target, &opts).await });
+            (context, task)
+        })
+        .collect();
+    let mut clusters = Vec::with_capacity(tasks.len());
+    for (context, task) in tasks {
+        let cluster = task.await.map_err(|e| ClusterError::Other {
+            context,
+            what: "the cluster".to_string(),
+            reason: e.to_string(),
+        })??;
+        clusters.push(cluster);
+    }
+    Ok(ClusterSnapshot::new(clusters))
+}
+
+/// The result of one read: the value, or what a 403 left unread.
+enum Read<A> {
+    Done(A),
+    Forbidden(Unread),
+}
+
+/// Collects the unread entries while taking values out of reads.
+#[derive(Default)]
+struct Unreads(Vec<Unread>);
+
+impl Unreads {
+    fn take<A: Default>(&mut self, read: Read<A>) -> A {
+        match read {
+            Read::Done(a) => a,
+            Read::Forbidden(unread) => {
+                self.0.push(unread);
+                A::default()
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    target: &'a Target,
+}
+
+impl Reader<'_> {
+    fn failed(&self, what: &str, err: kube::Error) -> Result<Unread, ClusterError> {
+        if is_forbidden(&err) {
+            let message = match &err {
+                kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+                _ => "forbidden".to_string(),
+            };
+            Ok(Unread {
+                what: what.to_string(),
+                reason: format!("forbidden: {message}"),
+                leaves_unjudged: String::new(),
+            })
+        } else {
+            Err(classify(
+                &self.target.context,
+                &self.target.server,
+                what,
+                err,
+            ))
+        }
+    }
+
+    async fn fold<T, A>(
+        &self,
+        what: &str,
+        leaves_unjudged: &str,
+        path: &str,
+        selector: Option<&str>,
+        shape: Shape,
+        fold: impl FnMut(&mut A, T),
+    ) -> Result<Read<A>, ClusterError>
+    where
+        T: DeserializeOwned,
+        A: Default,
+    {
+        tracing::debug!(context = %self.target.context, path, selector, "listing");
+        match fold_pages(&self.target.client, path, selector, shape, fold).await {
+            Ok(acc) => Ok(Read::Done(acc)),
+            Err(e) => {
+                let mut unread = self.failed(what, e)?;
+                unread.leaves_unjudged = leaves_unjudged.to_string();
+                Ok(Read::Forbidden(unread))
+            }
+        }
+    }
+
+    /// A list of a few objects (narrowed by a selector), kept whole.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        leaves_unjudged: &str,
+        path: &str,
+        selector: &str,
+    ) -> Result<Read<Vec<T>>, ClusterError> {
+        self.fold(
+            what,
+            leaves_unjudged,
+            path,
+            Some(selector),
+            Shape::Full,
+            |acc: &mut Vec<T>, item| acc.push(item),
+        )
+        .await
+    }
+
+    async fn enrolled_namespaces(
+        &self,
+        label: &str,
+    ) -> Result<Read<Vec<MeshNamespace>>, ClusterError> {
+        self.fold(
+            &format!("namespaces labelled {label}"),
+            "which namespaces are enrolled in the mesh",
+            &format!("{CORE}/namespaces"),
+            Some(label),
+            Shape::Metadata,
+            |acc: &mut Vec<MeshNamespace>, ns: MetaOnly| {
+                let value = ns.metadata.labels.get(label).cloned().unwrap_or_default();
+                acc.push(MeshNamespace {
+                    name: ns.metadata.name,
+                    label: label.to_string(),
+                    value,
+                });
+            },
+        )
+        .await
+    }
+
+    async fn kube_version(&self) -> Result<KubeVersion, ClusterError> {
+        let info = self
+            .target
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| classify(&self.target.context, &self.target.server, "/version", e))?;
+        KubeVersion::from_server(&info.git_version, &info.major, &info.minor).map_err(|e| {
+            ClusterError::Other {
+                context: self.target.context.clone(),
+                what: "/version".to_string(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Gloo Mesh's served API groups (with object counts for discovery output) and registered clusters.
+    async fn gloo_api(&self) -> Result<Read<GlooApi>, ClusterError> {
+        let what = "the API groups the server serves";
+        let client = &self.target.client;
+        let groups = match client.list_api_groups().await {
+            Ok(g) => g,
+            Err(e) => {
+                let mut unread = self.failed(what, e)?;
+                unread.leaves_unjudged =
+                    "which Gloo Mesh API groups are served, and registered clusters".to_string();
+                return Ok(Read::Forbidden(unread));
+            }
+        };
+        let wanted: Vec<(String, String)> = groups
+            .groups
+            .iter()
+            .filter(|g| gloo::is_gloo_group(&g.name) || g.name == gloo::MULTICLUSTER_GROUP)
+            .filter_map(|g| {
+                let gv = g
+                    .preferred_version
+                    .as_ref()
+                    .or_else(|| g.versions.first())?;
+                Some((g.name.clone(), gv.version.clone()))
+            })
+            .collect();
+        let resources =
+            futures::future::try_join_all(wanted.iter().map(|(group, version)| async move {
+                let list = client
+                    .list_api_group_resources(&format!("{group}/{version}"))
+                    .await
+                    .map_err(|e| classify(&self.target.context, &self.target.server, group, e))?;
+                let plurals: Vec<String> = list
+                    .resources
+                    .into_iter()
+                    .map(|r| r.name)
+                    .filter(|n| !n.contains('/'))
+                    .collect();
+                Ok::<_, ClusterError>((group.clone(), version.clone(), plurals))
+            }))
+            .await?;
+
+        let mut api = GlooApi::default();
+        let mut unreads = Unreads::default();
+        for (group, version, plurals) in resources {
+            let base = format!("/apis/{group}/{version}");
+            if group == gloo::MULTICLUSTER_GROUP {
+                if plurals.iter().any(|p| p == "kubernetesclusters") {
+                    let read = self
+                        .fold(
+                            "KubernetesCluster resources",
+                            "which clusters are registered to Gloo Mesh",
+                            &format!("{base}/kubernetesclusters"),
+                            None,
+                            Shape::Metadata,
+                            |acc: &mut Vec<RegisteredCluster>, o: MetaOnly| {
+                                acc.push(RegisteredCluster {
+                                    name: o.metadata.name,
+                                    namespace: o.metadata.namespace,
+                                })
+                            },
+                        )
+                        .await?;
+                    api.registered = unreads.take(read);
+                }
+                continue;
+            }
+            let mut counts = BTreeMap::new();
+            if gloo::counts_objects(&group) {
+                let counted = futures::future::try_join_all(plurals.iter().map(|plural| {
+                    let path = format!("{base}/{plural}");
+                    let what = format!("{plural}.{group}");
+                    async move {
+                        let read = self
+                            .fold(
+                                &what,
+                                "how many Gloo Mesh discovery objects an upgrade deletes",
+                                &path,
+                                None,
+                                Shape::Metadata,
+                                |n: &mut u64, _: MetaOnly| *n += 1,
+                            )
+                            .await?;
+                        Ok::<_, ClusterError>((plural.clone(), read))
+                    }
+                }))
+                .await?;
+                for (plural, read) in counted {
+                    if let Read::Done(n) = &read {
+                        counts.insert(plural, *n);
+                    }
+                    unreads.take(read);
+                }
+            }
+            api.served.push(ServedGroup {
+                group,
+                version,
+                resources: plurals,
+                counts,
+            });
+        }
+        api.unread = unreads.0;
+        Ok(Read::Done(api))
+    }
+}
+
+#[derive(Default)]
+struct GlooApi {
+    served: Vec<ServedGroup>,
+    registered: Vec<RegisteredCluster>,
+    unread: Vec<Unread>,
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Reads one cluster.
+pub async fn observe_cluster(
+    target: &Target,
+    opts: &ObserveOptions,
+) -> Result<Cluster, ClusterError> {
+    let r = Reader { target };
+    let istiod_path = collection(APPS, opts.istio_namespace.as_deref(), "deployments");
+    let deployments = format!("{APPS}/deployments");
+    let daemonsets = format!("{APPS}/daemonsets");
+    let nodes_path = format!("{CORE}/nodes");
+    let pods_path = format!("{CORE}/pods");
+    let (
+        kubernetes,
+        nodes,
+        istiods,
+        webhooks,
+        app_daemonsets,
+        cni_daemonsets,
+        classic_gateways,
+        managed_gateways,
+        injection_ns,
+        revision_ns,
+        ambient_ns,
+        proxies,
+        gloo_deployments,
+        gloo_api,
+    ) = tokio::try_join!(
+        r.kube_version(),
+        r.fold(
+            "nodes",
+            "node kernels and operating systems",
+            &nodes_path,
+            None,
+            Shape::Full,
+            |acc: &mut NodeFold, n: NodeFacts| acc.add(n),
+        ),
+        r.list::<Deployment>(
+            "istiod Deployments",
+            "the Istio control plane",
+            &istiod_path,
+            "app=istiod",
+        ),
+        r.list::<MutatingWebhookConfiguration>(
+            "Istio injection webhooks",
+            "revision tags and which revisions inject sidecars",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            "istio.io/rev",
+        ),
+        r.list::<DaemonSet>(
+            "ztunnel and Kmesh DaemonSets",
+            "ztunnel and Kmesh",
+            &daemonsets,
+            "app in (ztunnel,kmesh)",
+        ),
+        r.list::<DaemonSet>(
+            "istio-cni DaemonSets",
+            "istio-cni",
+            &daemonsets,
+            "k8s-app=istio-cni-node",
+        ),
+        r.list::<Deployment>(
+            "Istio gateway Deployments",
+            "Istio gateways",
+            &deployments,
+            "istio in (ingressgateway,egressgateway)",
+        ),
+        r.list::<Deployment>(
+            "managed Istio gateway Deployments",
+            "Istio gateways",
+            &deployments,
+            "gateway.istio.io/managed",
+        ),
+        r.enrolled_namespaces("istio-injection"),
+        r.enrolled_namespaces("istio.io/rev"),
+        r.enrolled_namespaces("istio.io/dataplane-mode"),
+        r.fold(
+            "pods in all namespaces",
+            "the Istio data plane (proxy versions and their workloads)",
+            &pods_path,
+            None,
+            Shape::Full,
+            |acc: &mut ProxyFold, p: PodFacts| acc.add(p),
+        ),
+        r.list::<Deployment>(
+            "Gloo Mesh Deployments",
+            "the Gloo Mesh management plane and agent",
+            &deployments,
+            gloo::DEPLOYMENT_SELECTOR,
+        ),
+        r.gloo_api(),
+    )?;
+
+    let mut unread = Unreads::default();
+    let nodes = unread.take(nodes).finish();
+    let istiods = unread.take(istiods);
+    let webhooks = unread.take(webhooks);
+    let app_daemonsets = unread.take(app_daemonsets);
+    let cni_daemonsets = unread.take(cni_daemonsets);
+    let mut gateway_deployments = unread.take(classic_gateways);
+    gateway_deployments.extend(unread.take(managed_gateways));
+    let mut namespaces = unread.take(injection_ns);
+    namespaces.extend(unread.take(revision_ns));
+    namespaces.extend(unread.take(ambient_ns));
+    let proxies = unread.take(proxies).finish();
+    let gloo_deployments = unread.take(gloo_deployments);
+    let mut gloo_api = unread.take(gloo_api);
+    unread.0.append(&mut gloo_api.unread);
+
+    let istio = istio_of(
+        &istiods,
+        &webhooks,
+        &app_daemonsets,
+        &cni_daemonsets,
+        &gateway_deployments,
+        namespaces,
+        proxies,
+    );
+    let gloo_mesh = gloo_of(&gloo_deployments, gloo_api);
+    let kmesh = app_daemonsets
+        .iter()
+        .find(|ds| label(&ds.metadata, "app") == Some("kmesh"))
+        .map(kmesh::from_daemonset_facts);
+
+    Ok(Cluster {
+        name: target.context.clone(),
+        server: Some(target.server.clone()),
+        kubernetes,
+        nodes,
+        istio,
+        gloo_mesh,
+        kmesh,
+        unread: unread.0,
+    })
+}
+
+fn istio_of(
+    istiods: &[Deployment],
+    webhooks: &[MutatingWebhookConfiguration],
+    app_daemonsets: &[DaemonSet],
+    cni_daemonsets: &[DaemonSet],
+    gateways: &[Deployment],
+    mut namespaces: Vec<MeshNamespace>,
+    proxies: Vec<crate::snapshot::ProxyGroup>,
+) -> Option<Istio> {
+    let mut control_planes: Vec<IstioControlPlane> = istiods
+        .iter()
+        .map(|d| {
+            let pod_spec = d.spec.template.spec.as_ref();
+            let discovery = pick_container(pod_spec, "discovery");
+            IstioControlPlane {
+                revision: label(&d.metadata, "istio.io/rev")
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("default")
+                    .to_string(),
+                istiod: from_deployment(d, "discovery"),
+                ambient_enabled: env_value(discovery, "PILOT_ENABLE_AMBIENT")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            }
+        })
+        .collect();
+    control_planes.sort_by(|a, b| a.revision.cmp(&b.revision));
+
+    let mut revision_tags = BTreeMap::new();
+    let mut hooks = Vec::new();
+    for w in webhooks {
+        let revision = label(&w.metadata, "istio.io/rev")
+            .unwrap_or_default()
+            .to_string();
+        let tag = label(&w.metadata, "istio.io/tag").map(str::to_string);
+        if let Some(tag) = &tag {
+            revision_tags.insert(tag.clone(), revision.clone());
+        }
+        hooks.push(IstioWebhook {
+            kind: "MutatingWebhookConfiguration".to_string(),
+            name: w.metadata.name.clone().unwrap_or_default(),
+            revision,
+            tag,
+        });
+    }
+
+    let ztunnel = app_daemonsets
+        .iter()
+        .find(|ds| label(&ds.metadata, "app") == Some("ztunnel"))
+        .map(|ds| from_daemonset(ds, "istio-proxy"));
+    let cni = cni_daemonsets
+        .first()
+        .map(|ds| from_daemonset(ds, "install-cni"));
+
+    let mut gateways_out: Vec<IstioGateway> = Vec::new();
+    for d in gateways {
+        let workload = from_deployment(d, "istio-proxy");
+        if gateways_out
+            .iter()
+            .any(|g| g.workload.namespace == workload.namespace && g.workload.name == workload.name)
+        {
+            continue;
+        }
+        gateways_out.push(IstioGateway {
+            revision: label(&d.metadata, "istio.io/rev").map(str::to_string),
+            workload,
+        });
+    }
+    namespaces.sort_by(|a, b| (&a.name, &a.label).cmp(&(&b.name, &b.label)));
+
+    let found = !control_planes.is_empty()
+        || !hooks.is_empty()
+        || ztunnel.is_some()
+        || cni.is_some()
+        || !gateways_out.is_empty()
+        || !namespaces.is_empty()
+        || !proxies.is_empty();
+    found.then_some(Istio {
+        control_planes,
+        revision_tags,
+        webhooks: hooks,
+        ztunnel,
+        cni,
+        gateways: gateways_out,
+        namespaces,
+        proxies,
+    })
+}
+
+fn gloo_of(deployments: &[Deployment], api: GlooApi) -> Option<GlooMesh> {
+    let mut mesh = GlooMesh {
+        discovery: None,
+        networking: None,
+        agent: None,
+        served_groups: api.served,
+        registered_clusters: api.registered,
+    };
+    for d in deployments {
+        if let Some((part, workload)) = gloo::classify(d) {
+            let slot = match part {
+                gloo::Part::Discovery => &mut mesh.discovery,
+                gloo::Part::Networking => &mut mesh.networking,
+                gloo::Part::Agent => &mut mesh.agent,
+            };
+            slot.get_or_insert(workload);
+        }
+    }
+    let found = mesh.discovery.is_some()
+        || mesh.networking.is_some()
+        || mesh.agent.is_some()
+        || !mesh.served_groups.is_empty()
+        || !mesh.registered_clusters.is_empty();
+    found.then_some(mesh)
+}

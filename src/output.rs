@@ -1,0 +1,71 @@
+//! Writers for data documents. Data goes to stdout (or `--out FILE`); a closed pipe on stdout
+//! (`kubectl meshup snapshot | head`) is not an error.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// The serialization of a document (`-o json|yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocFormat {
+    Json,
+    Yaml,
+}
+
+/// Serializes `value` as pretty JSON or YAML, ending with a newline.
+pub fn render<T: Serialize>(value: &T, format: DocFormat) -> Result<String, Error> {
+    let text = match format {
+        DocFormat::Json => serde_json::to_string_pretty(value).map_err(io::Error::other),
+        DocFormat::Yaml => serde_saphyr::to_string(value).map_err(io::Error::other),
+    }
+    .map_err(|source| Error::Write {
+        what: "the document".to_string(),
+        source,
+    })?;
+    Ok(if text.ends_with('\n') {
+        text
+    } else {
+        text + "\n"
+    })
+}
+
+/// Writes `text` to stdout; a broken pipe counts as success.
+pub fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(source) => Err(Error::Write {
+            what: "stdout".to_string(),
+            source,
+        }),
+    }
+}
+
+/// Writes `text` to `path` when given, else to stdout.
+pub fn write_to(text: &str, path: Option<&Path>) -> Result<(), Error> {
+    match path {
+        None => write_stdout(text),
+        Some(path) => std::fs::write(path, text).map_err(|source| Error::Write {
+            what: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_end_with_a_newline_in_both_formats() {
+        let value = serde_json::json!({"apiVersion": "meshup.dev/v1alpha1", "kind": "X"});
+        let json = render(&value, DocFormat::Json).unwrap();
+        assert!(json.starts_with('{') && json.ends_with("}\n"), "{json}");
+        let yaml = render(&value, DocFormat::Yaml).unwrap();
+        assert!(yaml.contains("kind: X\n"), "{yaml}");
+    }
+}

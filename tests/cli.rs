@@ -1,0 +1,289 @@
+//! The whole CLI as a user runs it: exit codes, one-line errors, documents on stdout, colour manners,
+//! and the plugin run through kubectl's plugin mechanism against the fake API server.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use fake_apiserver::FakeApiServer;
+use predicates::prelude::*;
+
+fn meshup() -> Command {
+    let mut cmd = Command::cargo_bin("kubectl-meshup").expect("binary built");
+    cmd.env_remove("KUBECONFIG").env_remove("NO_COLOR");
+    cmd
+}
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+const SEED_EXAMPLE: &str = "snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml";
+
+fn seeded_server() -> FakeApiServer {
+    let server = FakeApiServer::start();
+    server
+        .seed_paths([
+            fixture("cluster/nodes.yaml"),
+            fixture("cluster/istio-1-22-ambient.yaml"),
+        ])
+        .expect("seed");
+    server
+}
+
+/// stderr must be exactly one line, starting with `error:`.
+fn one_line_error(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn help_shows_kubectl_usage_examples_and_exit_codes() {
+    meshup()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Usage: kubectl meshup"))
+        .stdout(predicate::str::contains("Examples:"))
+        .stdout(predicate::str::contains("130"));
+    for sub in [
+        "check",
+        "snapshot",
+        "plan",
+        "apply",
+        "version",
+        "completion",
+    ] {
+        meshup()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("kubectl meshup {sub}")))
+            .stdout(predicate::str::contains("Examples:"));
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    meshup().assert().code(2);
+    meshup().args(["check", "--no-such-flag"]).assert().code(2);
+    meshup()
+        .args(["check", "--date", "tomorrow"])
+        .assert()
+        .code(2);
+    meshup()
+        .args(["check", "-o", "markdown", "--snapshot"])
+        .arg(fixture(SEED_EXAMPLE))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("table|json|yaml"));
+}
+
+#[test]
+fn version_as_json_names_the_compat_data() {
+    let out = meshup().args(["version", "-o", "json"]).assert().success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+    assert!(doc["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(
+        doc["compatData"]["date"]
+            .as_str()
+            .is_some_and(|d| d.len() == 10)
+    );
+    assert!(
+        doc["compatData"]["sources"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+}
+
+#[test]
+fn completion_scripts_generate() {
+    meshup()
+        .args(["completion", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kubectl-meshup"));
+}
+
+#[test]
+fn check_of_a_saved_snapshot_writes_a_check_report() {
+    let out = meshup()
+        .args(["check", "-o", "json", "--date", "2025-06-30", "--snapshot"])
+        .arg(fixture(SEED_EXAMPLE))
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(doc["apiVersion"], "meshup.dev/v1alpha1");
+    assert_eq!(doc["kind"], "CheckReport");
+    assert_eq!(doc["evaluatedAt"], "2025-06-30");
+    assert!(doc["findings"].is_array());
+    for key in ["pass", "info", "warn", "fail"] {
+        assert!(doc["summary"][key].is_u64(), "summary.{key}");
+    }
+    // Exit 3 exactly when the report has failures.
+    let fails = doc["summary"]["fail"].as_u64().unwrap();
+    assert_eq!(out.status.code(), Some(if fails > 0 { 3 } else { 0 }));
+}
+
+#[test]
+#[ignore = "needs the real rules of check::check (branch `check`); the stand-in on branch `cli` judges nothing"]
+fn the_seed_example_fails_with_exit_3_naming_both_versions() {
+    meshup()
+        .args(["check", "--no-color", "--snapshot"])
+        .arg(fixture(SEED_EXAMPLE))
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("1.9"))
+        .stdout(predicate::str::contains("1.22"));
+}
+
+#[test]
+fn a_snapshot_that_is_not_one_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-snapshot.yaml");
+    std::fs::write(&path, "apiVersion: v1\nkind: ConfigMap\nclusters: []\n").unwrap();
+    let out = meshup()
+        .args(["check", "--snapshot"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line_error(&out).contains("not a ClusterSnapshot"));
+}
+
+#[test]
+fn unknown_context_lists_the_available_ones() {
+    let server = FakeApiServer::start();
+    let out = meshup()
+        .args(["check", "--context", "prod", "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("\"prod\"") && err.contains("fake-apiserver"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_kubeconfig_is_one_line_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, "apiVersion: v1\nclusters: [ {name: a\n").unwrap();
+    let out = meshup()
+        .args(["check", "--kubeconfig"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(err.contains("malformed") && err.contains("config"), "{err}");
+}
+
+#[test]
+fn unreachable_server_is_one_line_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster: {server: 'http://127.0.0.1:1'}\ncontexts:\n- name: gone\n  context: {cluster: gone, user: u}\nusers:\n- name: u\n  user: {token: s3cr3t-t0ken-value}\n",
+    )
+    .unwrap();
+    let out = meshup()
+        .args(["check", "-vvv", "--request-timeout", "5s", "--kubeconfig"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("s3cr3t"), "a credential leaked: {stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: cannot reach the API server of context \"gone\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tables_on_a_pipe_or_with_no_color_carry_no_escape_codes() {
+    let server = seeded_server();
+    for env in [None, Some(("NO_COLOR", "1"))] {
+        let mut cmd = meshup();
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(["check", "--kubeconfig"])
+            .arg(server.kubeconfig_path())
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+        assert!(!out.stdout.is_empty());
+        assert!(!out.stdout.contains(&0x1b), "escape codes on a pipe");
+    }
+}
+
+#[test]
+fn snapshot_of_the_fake_cluster_reads_back_into_check() {
+    let server = seeded_server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.json");
+    meshup()
+        .args(["snapshot", "-o", "json", "--out"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path())
+        .assert()
+        .success()
+        .stdout(predicate::str::is_empty());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "ClusterSnapshot");
+    assert_eq!(
+        doc["clusters"][0]["istio"]["controlPlanes"][0]["revision"],
+        "1-22"
+    );
+    let out = meshup()
+        .args(["check", "-o", "yaml", "--snapshot"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: CheckReport"));
+}
+
+#[test]
+fn runs_as_a_kubectl_plugin_against_the_fake_server() {
+    let server = seeded_server();
+    let bin = assert_cmd::cargo::cargo_bin("kubectl-meshup");
+    let bin_dir = bin.parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+    let out = std::process::Command::new(kubectl)
+        .args(["meshup", "check", "-o", "json", "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .env("PATH", path)
+        .env("KUBECACHEDIR", cache.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(doc["kind"], "CheckReport");
+    assert_eq!(doc["clusters"][0], "fake-apiserver");
+}

@@ -1,0 +1,344 @@
+//! observe against the fake API server, seeded with objects as the vendors' charts render them
+//! (tests/fixtures/cluster/*.yaml).
+
+use std::path::Path;
+
+use fake_apiserver::{FakeApiServer, Fault};
+use kubectl_meshup::client::{ConnectionOptions, connect};
+use kubectl_meshup::observe::{ObserveOptions, observe};
+use kubectl_meshup::snapshot::{Cluster, KmeshMode, VersionSource};
+use kubectl_meshup::version::{Distribution, Flavor, Version};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cluster")
+        .join(name)
+}
+
+fn seeded(files: &[&str]) -> FakeApiServer {
+    let server = FakeApiServer::start();
+    server
+        .seed_paths(files.iter().map(|f| fixture(f)))
+        .expect("fixtures seed");
+    server
+}
+
+async fn observe_one(server: &FakeApiServer) -> Cluster {
+    let opts = ConnectionOptions {
+        kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+        ..Default::default()
+    };
+    let targets = connect(&opts).await.expect("connect");
+    let mut snapshot = observe(&targets, &ObserveOptions::default())
+        .await
+        .expect("observe");
+    assert_eq!(snapshot.clusters.len(), 1);
+    snapshot.clusters.remove(0)
+}
+
+fn v(s: &str) -> Option<Version> {
+    Some(Version::parse(s).unwrap())
+}
+
+/// One sidecar pod of Deployment `name` in `namespace`, as injected by revision 1-22.
+fn sidecar_pod(namespace: &str, name: &str, i: usize, proxy: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{name}-5f7c9d6b8-{i:05}"), "namespace": namespace,
+            "labels": {"app": name, "pod-template-hash": "5f7c9d6b8", "security.istio.io/tlsMode": "istio"},
+            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"],\"revision\":\"1-22\"}"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-5f7c9d6b8"),
+                                 "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]
+        },
+        "spec": {"containers": [
+            {"name": name, "image": "registry.example.com/app:1.0.0"},
+            {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{proxy}")}
+        ]}
+    })
+}
+
+#[tokio::test]
+async fn istio_canary_install_with_ambient_and_nodes() {
+    let server = seeded(&[
+        "nodes.yaml",
+        "istio-1-22-ambient.yaml",
+        "istio-1-20-digest.yaml",
+    ]);
+    let cluster = observe_one(&server).await;
+
+    assert_eq!(cluster.name, "fake-apiserver");
+    assert_eq!(cluster.kubernetes.version, Version::new(1, 29, 6));
+    assert_eq!(cluster.kubernetes.distribution, Distribution::Eks);
+    assert!(cluster.unread.is_empty(), "{:?}", cluster.unread);
+
+    // Nodes: the two identical Amazon Linux nodes share a group; Windows has no Linux kernel.
+    assert_eq!(cluster.nodes.len(), 3);
+    let amzn = cluster
+        .nodes
+        .iter()
+        .find(|g| g.os_image == "Amazon Linux 2")
+        .unwrap();
+    assert_eq!(amzn.names.len(), 2);
+    assert_eq!(amzn.kernel.as_ref().unwrap().to_string(), "5.10.225");
+    let rhel = cluster
+        .nodes
+        .iter()
+        .find(|g| g.os_image.starts_with("Red Hat"))
+        .unwrap();
+    assert_eq!(rhel.kernel.as_ref().unwrap().to_string(), "4.18.0");
+    let windows = cluster.nodes.iter().find(|g| !g.is_linux()).unwrap();
+    assert_eq!(
+        (windows.kernel.as_ref(), windows.names.as_slice()),
+        (None, &["akswin000000".to_string()][..])
+    );
+
+    let istio = cluster.istio.expect("istio found");
+    let revisions: Vec<&str> = istio
+        .control_planes
+        .iter()
+        .map(|c| c.revision.as_str())
+        .collect();
+    assert_eq!(revisions, ["1-20", "1-22"]);
+    let old = &istio.control_planes[0];
+    assert_eq!(old.istiod.version.version, v("1.20.8"));
+    assert_eq!(
+        old.istiod.version.source,
+        VersionSource::ChartLabel,
+        "digest-pinned image"
+    );
+    assert!(!old.ambient_enabled);
+    let new = &istio.control_planes[1];
+    assert_eq!(new.istiod.version.version, v("1.22.3"));
+    assert_eq!(new.istiod.version.source, VersionSource::ImageTag);
+    assert!(new.ambient_enabled);
+    assert_eq!((new.istiod.desired, new.istiod.ready), (2, 2));
+
+    assert_eq!(
+        istio.revision_tags.get("default").map(String::as_str),
+        Some("1-22")
+    );
+    assert_eq!(istio.webhooks.len(), 2);
+    let ztunnel = istio.ztunnel.as_ref().unwrap();
+    assert_eq!(ztunnel.version.version, v("1.22.3"));
+    assert_eq!(ztunnel.version.flavor, Flavor::Distroless);
+    let cni = istio.cni.as_ref().unwrap();
+    assert_eq!(
+        (cni.name.as_str(), cni.desired, cni.ready),
+        ("istio-cni-node", 3, 2)
+    );
+    assert_eq!(istio.gateways.len(), 1);
+    assert_eq!(istio.gateways[0].workload.name, "istio-ingressgateway");
+    assert_eq!(istio.gateways[0].revision.as_deref(), Some("1-22"));
+
+    let enrolled: Vec<(&str, &str, &str)> = istio
+        .namespaces
+        .iter()
+        .map(|n| (n.name.as_str(), n.label.as_str(), n.value.as_str()))
+        .collect();
+    assert_eq!(
+        enrolled,
+        [
+            ("bookinfo", "istio.io/rev", "1-22"),
+            ("legacy", "istio-injection", "enabled"),
+            ("payments", "istio.io/dataplane-mode", "ambient"),
+        ]
+    );
+
+    let proxies: Vec<(&str, &str, &str, Option<Version>, u64)> = istio
+        .proxies
+        .iter()
+        .map(|p| {
+            (
+                p.namespace.as_str(),
+                p.owner.as_str(),
+                p.revision.as_str(),
+                p.version.version,
+                p.pods,
+            )
+        })
+        .collect();
+    assert_eq!(
+        proxies,
+        [
+            ("bookinfo", "Deployment/reviews-v1", "1-22", v("1.22.3"), 2),
+            ("bookinfo", "StatefulSet/ratings-db", "1-22", v("1.22.3"), 1),
+            ("legacy", "Deployment/billing", "1-20", v("1.20.7"), 1),
+        ]
+    );
+    assert!(cluster.gloo_mesh.is_none() && cluster.kmesh.is_none());
+}
+
+#[tokio::test]
+async fn pods_spanning_several_pages_fold_to_the_same_groups_with_requests_per_page() {
+    let server = seeded(&["istio-1-22-ambient.yaml"]);
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+        .unwrap();
+    for i in 0..1_100 {
+        let (name, proxy) = if i % 4 == 0 {
+            ("cart", "1.21.6")
+        } else {
+            ("web", "1.22.3")
+        };
+        server.seed(sidecar_pod("shop", name, i, proxy)).unwrap();
+    }
+    server.clear_requests();
+    let cluster = observe_one(&server).await;
+    let shop: Vec<(String, u64)> = cluster
+        .istio
+        .unwrap()
+        .proxies
+        .into_iter()
+        .filter(|p| p.namespace == "shop")
+        .map(|p| (p.owner, p.pods))
+        .collect();
+    assert_eq!(
+        shop,
+        [
+            ("Deployment/cart".to_string(), 275),
+            ("Deployment/web".to_string(), 825)
+        ]
+    );
+    // 1,104 pods in pages of 500: three requests, each with limit=500, the later two with a token.
+    let pod_requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .collect();
+    assert_eq!(pod_requests.len(), 3, "{pod_requests:?}");
+    assert!(pod_requests.iter().all(|r| r.query.contains("limit=500")));
+    assert_eq!(
+        pod_requests
+            .iter()
+            .filter(|r| r.query.contains("continue="))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_expired_continue_token_restarts_the_list_without_counting_twice() {
+    let server = seeded(&["istio-1-22-ambient.yaml"]);
+    for i in 0..700 {
+        server
+            .seed(sidecar_pod("bookinfo", "web", i, "1.22.3"))
+            .unwrap();
+    }
+    let fault = server.inject(Fault::expired_continue().on("/api/v1/pods").times(1));
+    let cluster = observe_one(&server).await;
+    assert_eq!(server.fault_hits(fault), 1);
+    let web = cluster
+        .istio
+        .unwrap()
+        .proxies
+        .into_iter()
+        .find(|p| p.owner == "Deployment/web")
+        .unwrap();
+    assert_eq!(web.pods, 700);
+}
+
+#[tokio::test]
+async fn forbidden_pods_become_an_unread_entry_and_the_rest_is_read() {
+    let server = seeded(&["nodes.yaml", "istio-1-22-ambient.yaml"]);
+    server.deny("list", "", "pods");
+    let cluster = observe_one(&server).await;
+    assert_eq!(cluster.unread.len(), 1, "{:?}", cluster.unread);
+    let unread = &cluster.unread[0];
+    assert_eq!(unread.what, "pods in all namespaces");
+    assert!(unread.reason.starts_with("forbidden"), "{}", unread.reason);
+    assert!(unread.leaves_unjudged.contains("data plane"));
+    let istio = cluster.istio.unwrap();
+    assert!(istio.proxies.is_empty());
+    assert_eq!(istio.control_planes.len(), 1);
+    assert_eq!(cluster.nodes.len(), 3);
+}
+
+#[tokio::test]
+async fn gloo_mesh_1_management_plane_groups_counts_and_registered_clusters() {
+    let server = seeded(&["gloo-mesh-1-1.yaml"]);
+    let cluster = observe_one(&server).await;
+    let gloo = cluster.gloo_mesh.expect("gloo mesh found");
+    assert_eq!(gloo.version(), v("1.1.6"));
+    assert!(gloo.is_management() && gloo.agent.is_none());
+    assert_eq!(gloo.discovery.as_ref().unwrap().namespace, "gloo-mesh");
+    let mut groups: Vec<&str> = gloo
+        .served_groups
+        .iter()
+        .map(|g| g.group.as_str())
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            "discovery.mesh.gloo.solo.io",
+            "networking.mesh.gloo.solo.io",
+            "settings.mesh.gloo.solo.io"
+        ]
+    );
+    let discovery = gloo
+        .served_groups
+        .iter()
+        .find(|g| g.group == "discovery.mesh.gloo.solo.io")
+        .unwrap();
+    assert_eq!(discovery.version, "v1");
+    assert_eq!(discovery.counts.get("meshes"), Some(&2));
+    assert_eq!(discovery.counts.get("workloads"), Some(&3));
+    assert_eq!(discovery.counts.get("destinations"), Some(&0));
+    let networking = gloo
+        .served_groups
+        .iter()
+        .find(|g| g.group == "networking.mesh.gloo.solo.io")
+        .unwrap();
+    assert!(
+        networking.counts.is_empty(),
+        "only discovery output is counted"
+    );
+    let mut registered: Vec<&str> = gloo
+        .registered_clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    registered.sort();
+    assert_eq!(registered, ["cluster-1", "cluster-2"]);
+}
+
+#[tokio::test]
+async fn gloo_mesh_0_9_serves_the_smh_groups() {
+    let server = seeded(&["gloo-mesh-0-9.yaml"]);
+    let gloo = observe_one(&server)
+        .await
+        .gloo_mesh
+        .expect("gloo mesh found");
+    assert_eq!(gloo.version(), v("0.9.3"));
+    let discovery = gloo
+        .served_groups
+        .iter()
+        .find(|g| g.group == "discovery.smh.solo.io")
+        .expect("served as the release names it");
+    assert_eq!(discovery.counts.get("traffictargets"), Some(&1));
+    assert_eq!(gloo.registered_clusters.len(), 1);
+}
+
+#[tokio::test]
+async fn kmesh_modes_from_the_daemon_arguments() {
+    for (file, version, mode) in [
+        ("kmesh-dual-engine.yaml", "1.0.0", KmeshMode::DualEngine),
+        (
+            "kmesh-kernel-native-old.yaml",
+            "0.4.1",
+            KmeshMode::KernelNative,
+        ),
+    ] {
+        let server = seeded(&[file]);
+        let kmesh = observe_one(&server).await.kmesh.expect("kmesh found");
+        assert_eq!(kmesh.daemonset.version.version, v(version), "{file}");
+        assert_eq!(kmesh.mode, mode, "{file}");
+        assert!(
+            kmesh.mode_source.contains("--mode="),
+            "{}",
+            kmesh.mode_source
+        );
+        assert_eq!((kmesh.daemonset.desired, kmesh.daemonset.ready), (3, 3));
+    }
+}
