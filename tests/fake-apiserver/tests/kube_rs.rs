@@ -180,6 +180,20 @@ async fn create_get_conflicts_and_delete() {
     assert_eq!(e.code, 404);
     assert_eq!(e.message, "namespaces \"nowhere\" not found");
 
+    // generateName.
+    let mut g = cm("", json!({}));
+    g.metadata.name = None;
+    g.metadata.generate_name = Some("gen-".into());
+    let made = api.create(&PostParams::default(), &g).await.unwrap();
+    let gen_name = made.metadata.name.unwrap();
+    assert!(
+        gen_name.starts_with("gen-") && gen_name.len() == 9,
+        "{gen_name}"
+    );
+    api.delete(&gen_name, &DeleteParams::default())
+        .await
+        .unwrap();
+
     let deleted = api.delete("a", &DeleteParams::default()).await.unwrap();
     let obj = deleted.left().expect("the deleted object");
     assert_eq!(obj.data.unwrap()["k"], "v2");
@@ -778,6 +792,30 @@ async fn watch_replays_filters_and_expires() {
     let t0 = Instant::now();
     assert!(stream.try_next().await.unwrap().is_none());
     assert!(t0.elapsed() < Duration::from_secs(3));
+
+    // sendInitialEvents: ADDED for current objects, then the initial-events-end BOOKMARK.
+    let mut stream = api
+        .watch(&WatchParams::streaming_lists().timeout(1), "")
+        .await
+        .unwrap()
+        .boxed();
+    let mut added = 0;
+    loop {
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(_) => added += 1,
+            WatchEvent::Bookmark(b) => {
+                assert!(
+                    b.metadata
+                        .annotations
+                        .contains_key("k8s.io/initial-events-end")
+                );
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(added, 1, "only `a` is left");
+    drop(stream);
 
     // Too old: an ERROR event with 410 Expired.
     for i in 0..6 {
