@@ -134,7 +134,6 @@ fn check_of_a_saved_snapshot_writes_a_check_report() {
 }
 
 #[test]
-#[ignore = "needs the real rules of check::check (branch `check`); the stand-in on branch `cli` judges nothing"]
 fn the_seed_example_fails_with_exit_3_naming_both_versions() {
     meshup()
         .args(["check", "--no-color", "--snapshot"])
