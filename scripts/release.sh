@@ -129,6 +129,14 @@ if [[ -z "$binary" ]]; then
     say "Rust target $candidate is not installed (rustup target add $candidate), trying the next one"
   done
   [[ -n "$target" ]] || die "no Rust target installed for $platform; run: rustup target add $(rust_target_for "$platform" | cut -d' ' -f1)"
+  # ring compiles C for the target. Without a musl cross compiler, the host C compiler does for the
+  # same architecture: ring's C uses only freestanding headers and links against musl's libc.a.
+  cc_variable="CC_${target//-/_}"
+  if [[ "$target" == *-linux-musl && -z "${!cc_variable:-}" ]] &&
+    ! command -v "${target%%-*}-linux-musl-gcc" >/dev/null && ! command -v musl-gcc >/dev/null; then
+    say "no musl C compiler found; ring's C code is compiled with the host cc ($cc_variable=cc)"
+    export "$cc_variable=cc"
+  fi
   say "building kubectl-meshup $tag for $platform ($target, release profile)"
   (cd "$ROOT" && cargo build --release --locked --target "$target" --bin kubectl-meshup)
   binary="${CARGO_TARGET_DIR:-$ROOT/target}/$target/release/kubectl-meshup"
@@ -136,11 +144,11 @@ if [[ -z "$binary" ]]; then
 fi
 [[ -f "$binary" ]] || die "binary $binary does not exist; build it first or drop --binary"
 [[ -x "$binary" ]] || die "binary $binary is not executable"
-if [[ "$platform" == linux_* ]] && command -v ldd >/dev/null; then
-  if ldd "$binary" >/dev/null 2>&1; then
-    say "note: $binary is dynamically linked (glibc); it needs a glibc at least as new as the build machine's"
-  else
+if [[ "$platform" == linux_* && "$(uname -s)" == Linux ]] && command -v ldd >/dev/null; then
+  if ldd "$binary" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
     say "$binary is statically linked"
+  else
+    say "note: $binary is dynamically linked; it needs a libc at least as new as the build machine's"
   fi
 fi
 
@@ -225,7 +233,8 @@ trap 'rm -rf "$stage" "$rendered"' EXIT
       sha="$(checksum_of_archive "$file")"
       if [[ -z "$sha" ]]; then
         missing+=("$file")
-        sha="$PLACEHOLDER_SHA256"
+        # Quoted: unquoted, YAML would read 64 zeros as the number 0.
+        sha="\"$PLACEHOLDER_SHA256\""
         echo "${indent}# PLACEHOLDER sha256: $file was not built on this machine; CI builds it"
       fi
       echo "${indent}uri: $uri"
