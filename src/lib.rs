@@ -5,6 +5,7 @@
 //!   network, no clock, no environment;
 //! - the IO edges read clusters into a [`snapshot::ClusterSnapshot`] and execute plans.
 
+pub mod apply;
 pub mod check;
 pub mod compat;
 pub mod plan;
