@@ -119,11 +119,21 @@ pub async fn acquire(
     let now = Timestamp::now();
     let existing = api.get_opt(LOCK_NAME).await.map_err(api_err)?;
     let mut lease = lease_for(namespace, holder, seconds, now);
+    // Another apply taking the lock between our read and our write makes the write conflict (409).
+    let raced = |e: kube::Error| match e {
+        kube::Error::Api(s) if s.code == 409 => LockError::Held {
+            cluster: cluster.to_string(),
+            namespace: namespace.to_string(),
+            holder: "another apply that took it just now".to_string(),
+            renewed: "just now".to_string(),
+        },
+        other => api_err(other),
+    };
     match existing {
         None => {
             api.create(&PostParams::default(), &lease)
                 .await
-                .map_err(api_err)?;
+                .map_err(raced)?;
         }
         Some(found) => {
             let other = found
@@ -148,7 +158,7 @@ pub async fn acquire(
             lease.metadata.resource_version = found.metadata.resource_version;
             api.replace(LOCK_NAME, &PostParams::default(), &lease)
                 .await
-                .map_err(api_err)?;
+                .map_err(raced)?;
         }
     }
     let renewal = tokio::spawn(renew_forever(api.clone(), holder.to_string(), duration / 3));
