@@ -1555,3 +1555,156 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kmesh prerequisites: the node-kernel and istiod-ambient gates.
+
+fn node(name: &str, os: &str, kernel: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": os}},
+        "status": {"nodeInfo": {
+            "kernelVersion": kernel,
+            "osImage": if os == "windows" { "Windows Server 2022 Datacenter" } else { "Amazon Linux 2" },
+            "operatingSystem": os,
+            "architecture": "amd64",
+            "kubeletVersion": "v1.29.6-eks-1552ad0",
+            "containerRuntimeVersion": "containerd://1.7.20",
+            "kubeProxyVersion": "", "bootID": "", "machineID": "", "systemUUID": ""
+        }}
+    })
+}
+
+/// The Istio fixture plus Kmesh's namespace, where a Kmesh plan's journal and lock live.
+async fn kmesh_harness(nodes: &[Value]) -> Harness {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.server
+        .seed(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kmesh-system"}}),
+        )
+        .expect("seed namespace");
+    for n in nodes {
+        h.server.seed(n).expect("seed node");
+    }
+    h
+}
+
+fn kmesh_gates_plan() -> UpgradePlan {
+    let rb = "kmesh";
+    let target = Target {
+        mesh: Mesh::Kmesh,
+        version: Version::parse("1.1.0").expect("version"),
+    };
+    let steps = vec![
+        step(
+            "kmesh-kernels",
+            rb,
+            "step 1 of 3",
+            "Gate: every Linux node runs kernel 5.10 or newer",
+            Action::Gate {
+                gate: Gate::NodeKernelsAtLeast {
+                    min: kubectl_meshup::version::Minor::parse("5.10").expect("minor"),
+                },
+            },
+        ),
+        step(
+            "gate-ambient-1-23",
+            rb,
+            "step 2 of 3",
+            "Gate: istiod revision 1-23 runs with PILOT_ENABLE_AMBIENT=true",
+            Action::Gate {
+                gate: Gate::IstiodAmbientEnabled {
+                    namespace: "istio-system".into(),
+                    revision: "1-23".into(),
+                },
+            },
+        ),
+    ];
+    plan(target, steps, &istio_snapshot())
+}
+
+#[tokio::test]
+async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_windows_ones() {
+    let h = kmesh_harness(&[
+        node("ip-10-0-1-12", "linux", "5.10.225-213.878.amzn2.x86_64"),
+        node("ip-10-0-1-13", "linux", "5.4.0-150-generic"),
+        node("akswin000000", "windows", "10.0.20348.2527"),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let err = run(
+        &h,
+        &kmesh_gates_plan(),
+        &istio_snapshot(),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("an old kernel fails the gate");
+    let message = err.to_string();
+    assert!(message.contains("step kmesh-kernels failed"), "{message}");
+    assert!(
+        message.contains("ip-10-0-1-13 (5.4.0-150-generic)"),
+        "{message}"
+    );
+    assert!(!message.contains("ip-10-0-1-12"), "{message}");
+    assert!(!message.contains("akswin"), "{message}");
+    // Failed at once, not after the gate timeout: a kernel does not change while we wait.
+    assert!(started.elapsed() < Duration::from_secs(10), "{message}");
+}
+
+#[tokio::test]
+async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
+    let h = kmesh_harness(&[node("ip-10-0-1-12", "linux", "6.1.100+")]).await;
+    // Too short a wait: the fixture's istiod sets PILOT_ENABLE_AMBIENT=false.
+    let mut options = h.options();
+    options.gate_timeout = Duration::from_millis(300);
+    let err = run(
+        &h,
+        &kmesh_gates_plan(),
+        &istio_snapshot(),
+        &options,
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("ambient not enabled");
+    let message = err.to_string();
+    assert!(
+        message.contains("step gate-ambient-1-23 failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "istio-system/istiod-1-23 of revision 1-23 does not set PILOT_ENABLE_AMBIENT=true"
+        ),
+        "{message}"
+    );
+
+    // Someone enables ambient while the gate waits (as the manual step before it asks).
+    let cluster = h.server.cluster();
+    let enable = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        cluster
+            .modify("deployments", "istio-system", "istiod-1-23", |d| {
+                d["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"] = "true".into();
+            })
+            .expect("enable ambient");
+    });
+    let mut ui = ScriptedUi::unattended();
+    let outcome = run(
+        &h,
+        &kmesh_gates_plan(),
+        &istio_snapshot(),
+        &h.options(),
+        &mut ui,
+    )
+    .await
+    .expect("both gates pass once ambient is on");
+    enable.join().expect("enabler thread");
+    // The first run's journal recorded the kernel gate done; this run passed the ambient gate.
+    assert_eq!(outcome.steps, 2);
+    assert_eq!(outcome.ran + outcome.already_done, 2);
+    let journal = h.journal("kmesh-system").expect("journal");
+    assert_eq!(journal.state("gate-ambient-1-23"), StepState::Done);
+}

@@ -84,6 +84,15 @@ pub fn action(action: &Action, current_replicas: Option<u32>) -> String {
                 format!("gate: nothing uses Istio revision {revision} any more")
             }
             Gate::CheckPasses => "gate: `kubectl meshup check` finds no failure".to_string(),
+            Gate::NodeKernelsAtLeast { min } => {
+                format!("gate: every Linux node runs kernel {min} or newer")
+            }
+            Gate::IstiodAmbientEnabled {
+                namespace,
+                revision,
+            } => format!(
+                "gate: istiod revision {revision} in {namespace} runs with PILOT_ENABLE_AMBIENT=true"
+            ),
         },
         Action::Manual { instructions, .. } => format!("manual: {instructions}"),
     }

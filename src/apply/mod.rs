@@ -932,6 +932,14 @@ impl Executor<'_> {
                     },
                     Gate::RevisionUnused { revision } => Check::RevisionUnused(revision.clone()),
                     Gate::CheckPasses => Check::Health,
+                    Gate::NodeKernelsAtLeast { min } => Check::NodeKernels(*min),
+                    Gate::IstiodAmbientEnabled {
+                        namespace,
+                        revision,
+                    } => Check::IstiodAmbient {
+                        namespace: namespace.clone(),
+                        revision: revision.clone(),
+                    },
                 };
                 self.poll(client, &step.cluster, &check, timeout).await?;
                 Ok("passed".to_string())
@@ -1237,6 +1245,11 @@ enum Check {
     },
     RevisionUnused(String),
     Health,
+    NodeKernels(crate::version::Minor),
+    IstiodAmbient {
+        namespace: String,
+        revision: String,
+    },
 }
 
 async fn evaluate(
@@ -1264,6 +1277,15 @@ async fn evaluate(
         Check::RevisionUnused(revision) => {
             gates::revision_unused(client, revision).await.map_err(kube)
         }
+        Check::NodeKernels(min) => gates::node_kernels_at_least(client, *min)
+            .await
+            .map_err(kube),
+        Check::IstiodAmbient {
+            namespace,
+            revision,
+        } => gates::istiod_ambient(client, namespace, revision)
+            .await
+            .map_err(kube),
         Check::Health => {
             let Some(health) = health else {
                 return Ok(Progress::Failed(

@@ -182,6 +182,10 @@ fn action_needs(needs: &mut Needs<'_>, action: &Action) {
                 );
             }
             Gate::CheckPasses => {}
+            Gate::NodeKernelsAtLeast { .. } => needs.add(&["list"], "", "nodes", ""),
+            Gate::IstiodAmbientEnabled { namespace, .. } => {
+                needs.add(&["list"], "apps", "deployments", namespace)
+            }
         },
     }
 }
