@@ -20,6 +20,7 @@ use kubectl_meshup::apply::lock::LockError;
 use kubectl_meshup::apply::{
     Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, StepEnd, Ui, apply,
 };
+use kubectl_meshup::error::apply_exit;
 use kubectl_meshup::plan::{
     Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, Step, Strategy, Target, Tool,
     UpgradePlan, WaitCondition,
@@ -892,7 +893,7 @@ async fn a_stale_plan_is_refused_with_the_changed_facts_and_the_replan_command()
         .await
         .expect_err("stale");
     assert!(matches!(err, ApplyError::StalePlan { .. }));
-    assert_eq!(err.exit_code(), 1);
+    assert_eq!(apply_exit(&err).code(), 1);
     let message = err.to_string();
     assert!(
         message.contains("mgmt-cluster/gloo-mesh/version: 0.10.6 -> 0.10.7"),
@@ -932,7 +933,7 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
     let message = err.to_string();
     assert!(message.contains("ops-laptop-4242-1a2b3c4d"), "{message}");
     assert!(message.contains("--break-lock"), "{message}");
-    assert_eq!(err.exit_code(), 1);
+    assert_eq!(apply_exit(&err).code(), 1);
     assert!(h.server.mutating_requests().is_empty());
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 }
@@ -970,7 +971,7 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
         .await
         .expect_err("declined");
     assert!(matches!(err, ApplyError::Declined { .. }), "{err}");
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(apply_exit(&err).code(), 4);
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
     assert_eq!(h.tool_calls(), vec!["meshctl version".to_string()]);
     // The only writes: the lock and the journal (and giving the lock back).
@@ -1050,7 +1051,7 @@ async fn missing_permissions_are_all_listed_before_any_change() {
         .into_iter()
         .collect::<Vec<_>>()
     );
-    assert_eq!(err.exit_code(), 1);
+    assert_eq!(apply_exit(&err).code(), 1);
     assert!(h.server.mutating_requests().is_empty());
     assert!(h.tool_calls().is_empty());
 }
@@ -1212,7 +1213,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     );
     let err = result.expect_err("interrupted");
     assert!(matches!(err, ApplyError::Interrupted { .. }), "{err}");
-    assert_eq!(err.exit_code(), 130);
+    assert_eq!(apply_exit(&err).code(), 130);
     assert!(
         err.to_string().contains("kubectl meshup apply plan.yaml"),
         "{err}"

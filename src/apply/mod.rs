@@ -28,8 +28,8 @@
 //! automatically and the exact commands are printed instead (an unattended run should not take a second
 //! decision on its own).
 //!
-//! Exit codes ([`ApplyError::exit_code`]): declined 4, interrupted 130, no terminal without `--yes` 2,
-//! everything else 1.
+//! Exit codes are mapped in [`crate::error::apply_exit`]: declined 4, interrupted 130, no terminal
+//! without `--yes` 2, everything else 1.
 
 pub mod actions;
 pub mod describe;
@@ -264,19 +264,6 @@ fn undo_text(undo: &[String]) -> String {
         String::new()
     } else {
         format!("; to undo the steps done: {}", undo.join(" && "))
-    }
-}
-
-impl ApplyError {
-    /// The process exit code (DESIGN.md): declined 4, interrupted 130, no terminal without `--yes` 2
-    /// (a usage error), anything else 1.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ApplyError::Declined { .. } => 4,
-            ApplyError::Interrupted { .. } => 130,
-            ApplyError::NeedsConfirmation => 2,
-            _ => 1,
-        }
     }
 }
 
