@@ -3,7 +3,8 @@
 //! Order of business, nothing changed until the last of the checks passed:
 //! 1. the plan names only clusters we have clients for, and step ids are unique;
 //! 2. without `--yes` (and not `--dry-run`) the [`Ui`] must be able to prompt, or we refuse;
-//! 3. the caller's fresh snapshot gives the same fingerprint as the plan's, or the plan is stale;
+//! 3. the caller's fresh snapshot gives the same fingerprint as the plan's, or the plan is stale
+//!    (unless a journal shows this plan's apply unfinished: its own steps changed those facts);
 //! 4. per cluster, one SelfSubjectAccessReview per permission the plan needs; all missing ones listed;
 //! 5. the lock (a Lease) in every cluster the plan touches, then the journal (a ConfigMap) read: the
 //!    same plan resumes, an unfinished different plan is refused, a finished one is replaced.
@@ -316,8 +317,21 @@ async fn run(
     if !options.dry_run && !options.yes && !ui.can_prompt() {
         return Err(ApplyError::NeedsConfirmation);
     }
+    let namespaces: BTreeMap<String, String> = clusters
+        .iter()
+        .map(|c| {
+            let observed = journal::snapshot_cluster(current, c);
+            (c.clone(), journal::journal_namespace(plan, observed))
+        })
+        .collect();
+    // Resuming this very plan: its own finished steps changed the facts it was made from, so the
+    // fingerprint cannot match any more; the journal says where to go on.
+    let resuming = resumes(target, &clusters, &namespaces, plan).await;
+    if resuming {
+        ui.line("resuming an unfinished apply of this plan (its journal records the steps done)");
+    }
     let now = (options.staleness.fingerprint)(current, &plan.targets);
-    if now.value != plan.fingerprint.value {
+    if !resuming && now.value != plan.fingerprint.value {
         let mut changes = (options.staleness.diff)(&plan.fingerprint, &now);
         if changes.is_empty() {
             changes.push("the fingerprint differs".to_string());
@@ -328,13 +342,6 @@ async fn run(
         });
     }
 
-    let namespaces: BTreeMap<String, String> = clusters
-        .iter()
-        .map(|c| {
-            let observed = journal::snapshot_cluster(current, c);
-            (c.clone(), journal::journal_namespace(plan, observed))
-        })
-        .collect();
     let mut missing = Vec::new();
     for c in &clusters {
         let journal_ns = (!options.dry_run).then(|| namespaces[c].as_str());
@@ -393,6 +400,31 @@ async fn run(
     .await;
     release(locks).await;
     result
+}
+
+/// Whether some cluster's journal holds an unfinished apply of this plan with a step started. A journal
+/// that cannot be read counts as none (the staleness check then applies).
+async fn resumes(
+    target: &ApplyTarget,
+    clusters: &[String],
+    namespaces: &BTreeMap<String, String>,
+    plan: &UpgradePlan,
+) -> bool {
+    let hash = journal::plan_hash(plan);
+    for c in clusters {
+        let Ok(client) = target.client(c) else {
+            continue;
+        };
+        let mut store = JournalStore::new(client.clone(), &namespaces[c]);
+        if let Ok(Some(j)) = store.load().await
+            && j.plan == hash
+            && !j.is_finished()
+            && j.steps.values().any(|r| r.state != StepState::Pending)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 async fn release(locks: Vec<LockGuard>) {
