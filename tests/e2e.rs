@@ -1,0 +1,438 @@
+//! The built binary end to end: a plan made by `kubectl meshup plan` against the fake API server, then
+//! applied through the real kubectl's plugin mechanism, through a pseudo-terminal answering the
+//! prompts, and killed with SIGKILL mid-apply and resumed. Stand-in helm and meshctl
+//! (tests/fixtures/apply/bin) record their calls; the test plays Gloo Mesh discovery.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
+use serde_json::Value;
+
+use kubectl_meshup::apply::journal::{Journal, StepState};
+use kubectl_meshup::plan::{self, Action};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
+
+fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("kubectl-meshup")
+}
+
+/// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), and a
+/// directory with the stand-in tools, the CRDs `helm show crds` prints, and a kubeconfig for them.
+struct GlooCluster {
+    server: FakeApiServer,
+    tools: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl GlooCluster {
+    fn start() -> Self {
+        let server = FakeApiServer::builder()
+            .server_version("v1.21.14-eks-ab12cd3")
+            .auto_rollout(true)
+            .start();
+        server
+            .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
+            .expect("seed");
+        play_gloo_discovery(&server);
+        let tools = tempfile::tempdir().expect("tempdir");
+        for tool in ["helm", "meshctl"] {
+            std::fs::copy(
+                Path::new(FIXTURES).join("bin").join(tool),
+                tools.path().join(tool),
+            )
+            .expect("copy tool");
+        }
+        std::fs::copy(
+            Path::new(FIXTURES).join("gloo-mesh/crds-1.0.0.yaml"),
+            tools.path().join("crds.yaml"),
+        )
+        .expect("copy crds");
+        server
+            .write_kubeconfig(tools.path().join("kubeconfig"))
+            .expect("kubeconfig");
+        Self {
+            server,
+            tools,
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// PATH: the built binary's directory first (kubectl finds the plugin there), then the tools.
+    fn path(&self) -> std::ffi::OsString {
+        let bin_dir = binary().parent().expect("bin dir").to_path_buf();
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        std::env::join_paths(
+            [bin_dir, self.tools.path().to_path_buf()]
+                .into_iter()
+                .chain(std::env::split_paths(&system)),
+        )
+        .expect("PATH")
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.tools.path().join("kubeconfig")
+    }
+
+    /// `kubectl-meshup --kubeconfig K ARGS`, run directly.
+    fn meshup(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .env("PATH", self.path())
+            .env("KUBECACHEDIR", self.cache.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// The real planner's plan, written by `kubectl meshup plan --out`.
+    fn plan(&self, dir: &Path) -> PathBuf {
+        let file = dir.join("plan.yaml");
+        let out = self
+            .meshup(&["plan", "--to", "gloo-mesh=1.0.0", "--out"])
+            .arg(&file)
+            .output()
+            .expect("plan runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        file
+    }
+
+    /// The same plan with its manual steps (fetch meshctl 1.0.0, review the networking resources)
+    /// taken out and sealed again, as a reviewer who did them ahead would, so that `--yes` can run it.
+    fn unattended_plan(&self, dir: &Path) -> PathBuf {
+        let file = self.plan(dir);
+        let mut plan = plan::load(&std::fs::read_to_string(&file).expect("read")).expect("load");
+        let before = plan.steps.len();
+        plan.steps
+            .retain(|s| !matches!(s.action, Action::Manual { .. }));
+        assert_eq!(plan.steps.len(), before - 2, "two manual steps");
+        std::fs::write(&file, plan::to_yaml(&plan)).expect("write");
+        file
+    }
+
+    fn replicas(&self, name: &str) -> Option<i64> {
+        self.server.get("deployments", "gloo-mesh", name)?["spec"]["replicas"].as_i64()
+    }
+
+    fn journal(&self) -> Journal {
+        let cm = self
+            .server
+            .get("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .expect("journal ConfigMap");
+        serde_json::from_str(cm["data"]["journal.json"].as_str().expect("journal.json"))
+            .expect("journal parses")
+    }
+
+    fn tool_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.tools.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Where a finished upgrade leaves the cluster: both Deployments back at one replica, discovery's
+    /// resources written back, the 1.0.0 CRDs served, the helm upgrade and meshctl check run, every
+    /// step of the plan `done` in the journal.
+    fn assert_upgraded(&self, plan_file: &Path) {
+        assert_eq!(self.replicas("discovery"), Some(1));
+        assert_eq!(self.replicas("networking"), Some(1));
+        for resource in ["meshes", "traffictargets", "workloads"] {
+            assert!(
+                self.server
+                    .count(&format!("{resource}.discovery.mesh.gloo.solo.io"), "")
+                    > 0,
+                "{resource} written back"
+            );
+        }
+        let calls = self.tool_calls();
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("helm upgrade gloo-mesh")),
+            "{calls:?}"
+        );
+        assert!(calls.iter().any(|c| c == "meshctl check"), "{calls:?}");
+        let plan = plan::load(&std::fs::read_to_string(plan_file).expect("read")).expect("load");
+        let journal = self.journal();
+        for step in &plan.steps {
+            assert_eq!(journal.state(&step.id), StepState::Done, "{}", step.id);
+        }
+        assert!(journal.is_finished());
+    }
+}
+
+/// Plays Gloo Mesh 0.10 discovery: a while after it is scaled up from 0, it writes back the resources
+/// it had discovered (the plan deleted them in its step 3, and waits for them in its step 8).
+fn play_gloo_discovery(server: &FakeApiServer) {
+    let discovered: Vec<Value> = ["meshes", "traffictargets", "workloads"]
+        .iter()
+        .flat_map(|r| server.list(&format!("{r}.discovery.mesh.gloo.solo.io"), ""))
+        .map(|mut o| {
+            if let Some(meta) = o["metadata"].as_object_mut() {
+                for field in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "managedFields",
+                ] {
+                    meta.remove(field);
+                }
+            }
+            o
+        })
+        .collect();
+    assert_eq!(discovered.len(), 3, "the fixture has one of each");
+    server.on_change(move |change, cluster| {
+        let replicas = |o: Option<&Value>| {
+            o.and_then(|o| o.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+        };
+        let scaled_up = change.kind == "Deployment"
+            && change.name == "discovery"
+            && replicas(Some(&change.object)) >= Some(1)
+            && replicas(change.old.as_ref()) == Some(0);
+        if scaled_up {
+            let cluster: FakeCluster = cluster.clone();
+            let discovered = discovered.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                for object in discovered {
+                    cluster.seed(object).expect("discovery writes back");
+                }
+            });
+        }
+    });
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn apply_yes_through_kubectl_runs_the_real_plan_printing_each_step_first() {
+    let cluster = GlooCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_file = cluster.unattended_plan(dir.path());
+    let steps = plan::load(&std::fs::read_to_string(&plan_file).expect("read"))
+        .expect("load")
+        .steps
+        .len();
+
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+    let out: Output = Command::new(kubectl)
+        .args(["meshup", "apply", "--yes"])
+        .arg(&plan_file)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env("PATH", cluster.path())
+        .env("KUBECACHEDIR", cluster.cache.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Every step is printed before it acts, numbered, and ends done.
+    for i in 1..=steps {
+        assert!(
+            stderr.contains(&format!("[{i}/{steps}] ")),
+            "step {i} shown: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("scale Deployment gloo-mesh/discovery 1 -> 0 ... done"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("plan applied: {steps} steps")),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        text(&out.stdout)
+    );
+    cluster.assert_upgraded(&plan_file);
+
+    // Applying the finished plan again: the cluster has moved on, so the plan is stale.
+    let again = cluster
+        .meshup(&["apply", "--yes"])
+        .arg(&plan_file)
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("stale"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_nothing_starts_and_exit_2_names_yes() {
+    let cluster = GlooCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_file = cluster.plan(dir.path());
+    cluster.server.clear_requests();
+    let out = cluster
+        .meshup(&["apply"])
+        .arg(&plan_file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    assert!(cluster.server.mutating_requests().is_empty());
+    assert_eq!(cluster.replicas("discovery"), Some(1));
+}
+
+/// Drives `kubectl-meshup apply PLAN` on a pseudo-terminal (python3's pty: a real controlling
+/// terminal for stdin and stderr), pressing Enter at each prompt: the default answer, `yes`.
+const PTY_DRIVER: &str = r#"
+import os, pty, sys, time, select
+argv, log = sys.argv[2:], sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    out = os.open(log + ".stdout", os.O_WRONLY | os.O_CREAT)
+    os.dup2(out, 1)
+    os.execv(argv[0], argv)
+seen, answered, prompts, deadline = b"", 0, 0, time.time() + 90
+while True:
+    if time.time() > deadline:
+        os.kill(pid, 9)
+        break
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    # A menu is on screen when its last item was drawn after the last answer.
+    if seen.find(b"abort: stop", answered) >= 0:
+        time.sleep(0.1)
+        os.write(fd, b"\r")
+        prompts += 1
+        answered = len(seen)
+_, status = os.waitpid(pid, 0)
+open(log, "wb").write(seen)
+print(prompts)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn an_interactive_apply_on_a_terminal_asks_before_each_change_and_each_manual_step() {
+    let cluster = GlooCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The real plan, manual steps included: a person confirms those on the terminal.
+    let plan_file = cluster.plan(dir.path());
+    let plan = plan::load(&std::fs::read_to_string(&plan_file).expect("read")).expect("load");
+    let asked = plan
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Wait { .. } | Action::Gate { .. }))
+        .count()
+        + plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Manual { .. }))
+            .count();
+    let log = dir.path().join("terminal.log");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PTY_DRIVER)
+        .arg(&log)
+        .arg(binary())
+        .args(["apply", "--kubeconfig"])
+        .arg(cluster.kubeconfig())
+        .arg(&plan_file)
+        .env("PATH", cluster.path())
+        .env("KUBECACHEDIR", cluster.cache.path())
+        .env("TERM", "xterm")
+        .env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("python3 runs");
+    let screen = text(&std::fs::read(&log).unwrap_or_default());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{screen}",
+        text(&out.stderr)
+    );
+    // Each step that changes the cluster was asked about, and each manual step once more for
+    // "has it been done?".
+    assert_eq!(text(&out.stdout).trim(), asked.to_string(), "{screen}");
+    assert!(screen.contains("run this step?"), "{screen}");
+    assert!(screen.contains("has it been done?"), "{screen}");
+    cluster.assert_upgraded(&plan_file);
+}
+
+#[test]
+fn sigkill_at_a_step_boundary_then_resume_with_break_lock_reaches_the_same_state() {
+    let cluster = GlooCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_file = cluster.unattended_plan(dir.path());
+
+    // Kill right after the fourth step (the first delete-collection) reports done.
+    let mut child = cluster
+        .meshup(&["apply", "--yes"])
+        .arg(&plan_file)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        let killed_here = line.starts_with("[4/") && line.contains(" ... done");
+        seen.push(line);
+        if killed_here {
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "killed: {seen:?}");
+    assert_eq!(cluster.replicas("discovery"), Some(0), "{seen:?}");
+    let journal = cluster.journal();
+    assert!(!journal.is_finished());
+    // Step 5 may have started in the moment between the line and the kill.
+    assert!(
+        (4..=5).contains(&journal.done_count()),
+        "{seen:?} {journal:?}"
+    );
+
+    // The killed apply still holds the lock: a plain resume is refused, --break-lock resumes.
+    let refused = cluster
+        .meshup(&["apply", "--yes"])
+        .arg(&plan_file)
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("--break-lock"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let resumed = cluster
+        .meshup(&["apply", "--yes", "--break-lock"])
+        .arg(&plan_file)
+        .output()
+        .expect("runs");
+    let stderr = text(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} were already done", journal.done_count())),
+        "{stderr}"
+    );
+    cluster.assert_upgraded(&plan_file);
+}
