@@ -354,6 +354,25 @@ pub fn is_expired(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 410 || s.reason == "Expired" || s.reason == "Gone")
 }
 
+/// A kube error in one line a person can read: the API server's message with its code and reason
+/// (`deployments.apps "x" not found (404 NotFound)`), or the innermost transport cause. kube's own
+/// `Display` of an API error appends the whole `Status` struct in debug form.
+pub fn brief(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", status.reason)
+            };
+            format!("{} ({}{reason})", status.message, status.code)
+        }
+        // Credential plugins may print secrets: never repeat what they said.
+        kube::Error::Auth(_) => "the credential plugin, auth provider or token file failed".into(),
+        other => root_cause(other),
+    }
+}
+
 /// The innermost cause of an error, which is the one a person can act on ("Connection refused").
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut current = err;
@@ -401,7 +420,7 @@ pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> Cl
         other => ClusterError::Other {
             context: context_s,
             what: what.to_string(),
-            reason: other.to_string(),
+            reason: brief(&other),
         },
     }
 }
@@ -438,6 +457,18 @@ fn transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_errors_read_in_one_line_without_the_status_dump() {
+        let status =
+            kube::core::Status::failure("deployments.apps \"reviews-v1\" not found", "NotFound")
+                .with_code(404);
+        let line = brief(&kube::Error::Api(Box::new(status)));
+        assert_eq!(
+            line,
+            "deployments.apps \"reviews-v1\" not found (404 NotFound)"
+        );
+    }
 
     #[test]
     fn request_timeouts_in_kubectl_syntax() {

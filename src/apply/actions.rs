@@ -21,7 +21,7 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::client::brief(.source))]
     Api {
         what: String,
         #[source]

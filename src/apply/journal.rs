@@ -199,7 +199,7 @@ pub fn snapshot_cluster<'a>(snapshot: &'a ClusterSnapshot, name: &str) -> Option
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot read or write ConfigMap {namespace}/{JOURNAL_NAME}: {source}")]
+    #[error("cannot read or write ConfigMap {namespace}/{JOURNAL_NAME}: {}", crate::client::brief(.source))]
     Api {
         namespace: String,
         #[source]

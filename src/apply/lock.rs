@@ -28,7 +28,7 @@ pub enum LockError {
         renewed: String,
     },
     #[error(
-        "cannot read or write the lock Lease {namespace}/{LOCK_NAME} in cluster {cluster}: {source}"
+        "cannot read or write the lock Lease {namespace}/{LOCK_NAME} in cluster {cluster}: {}", crate::client::brief(.source)
     )]
     Api {
         cluster: String,

@@ -193,7 +193,7 @@ pub enum ApplyError {
         .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     MissingPermissions { missing: Vec<Permission> },
-    #[error("cannot check permissions in cluster {cluster}: {source}")]
+    #[error("cannot check permissions in cluster {cluster}: {}", crate::client::brief(.source))]
     PermissionCheck {
         cluster: String,
         #[source]
@@ -1277,7 +1277,7 @@ async fn evaluate(
     check: &Check,
     health: Option<HealthCheck>,
 ) -> Result<Progress, String> {
-    let kube = |e: kube::Error| e.to_string();
+    let kube = |e: kube::Error| crate::client::brief(&e);
     match check {
         Check::Rollout(target) => wait::rollout(client, target).await.map_err(kube),
         Check::Resources {
