@@ -700,3 +700,275 @@ fn exec_plugin_output_never_appears() {
         }
     }
 }
+
+// ----- hostile plan files -----------------------------------------------------------------------
+
+mod hostile_plans {
+    use kubectl_meshup::compat::CompatData;
+    use kubectl_meshup::plan::{
+        self, Mesh, PlanFileError, PlanRequest, Strategy, Target, UpgradePlan,
+    };
+    use kubectl_meshup::snapshot::ClusterSnapshot;
+    use kubectl_meshup::version::Version;
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+
+    /// The Gloo Mesh 0.12 → 1.1 plan: it runs meshctl and helm.
+    pub fn gloo_plan() -> UpgradePlan {
+        let snapshot: ClusterSnapshot = serde_saphyr::from_str(include_str!(
+            "fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"
+        ))
+        .expect("fixture");
+        let request = PlanRequest {
+            targets: vec![Target {
+                mesh: Mesh::GlooMesh,
+                version: Version::parse("1.1").unwrap(),
+            }],
+            strategy: Strategy::Canary,
+            tool_version: "0.1.0".into(),
+            ..Default::default()
+        };
+        plan::plan(&snapshot, &CompatData::embedded(), &request).expect("plan")
+    }
+
+    /// What an attacker who read the source does after editing: recompute the integrity hash
+    /// (sha256 of the canonical JSON without `integrity`).
+    pub fn resealed(mut doc: Value) -> String {
+        let object = doc.as_object_mut().expect("a plan is an object");
+        object.remove("integrity");
+        let canonical = serde_json::to_vec(&doc).unwrap();
+        let digest = Sha256::digest(&canonical);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        doc["integrity"] = Value::String(format!("sha256:{hex}"));
+        serde_json::to_string_pretty(&doc).unwrap()
+    }
+
+    fn plan_json() -> Value {
+        serde_json::from_str(&plan::to_json(&gloo_plan())).unwrap()
+    }
+
+    /// The first `run` step's action, to edit.
+    fn first_run(doc: &mut Value) -> &mut Value {
+        doc["steps"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .map(|s| &mut s["action"])
+            .find(|a| a["type"] == "run")
+            .expect("the Gloo Mesh plan runs a tool")
+    }
+
+    fn refused(text: &str) -> PlanFileError {
+        let err = plan::load(text).expect_err("a hostile plan must not load");
+        let message = err.to_string();
+        eprintln!("{message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+        err
+    }
+
+    #[test]
+    fn the_resealing_helper_matches_the_real_hash() {
+        // Otherwise the tests below would pass for the wrong reason (a hash mismatch).
+        let text = resealed(plan_json());
+        let loaded = plan::load(&text).expect("resealed untouched plan loads");
+        assert_eq!(loaded, {
+            let mut p = gloo_plan();
+            p.integrity = loaded.integrity.clone();
+            p
+        });
+    }
+
+    #[test]
+    fn a_shell_as_the_tool_is_refused_even_with_a_valid_hash() {
+        for tool in ["sh", "bash", "/bin/sh", "Helm", "helm; rm -rf /", ""] {
+            let mut doc = plan_json();
+            let run = first_run(&mut doc);
+            run["tool"] = Value::String(tool.into());
+            run["args"] = serde_json::json!(["-c", "touch /tmp/pwned"]);
+            let err = refused(&resealed(doc));
+            assert!(matches!(err, PlanFileError::Schema { .. }), "{tool}: {err}");
+            assert!(err.to_string().contains("schema"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_exec_action_type_is_refused_even_with_a_valid_hash() {
+        for kind in ["exec", "shell", "script", "command"] {
+            let mut doc = plan_json();
+            let run = first_run(&mut doc);
+            *run = serde_json::json!({"type": kind, "command": "touch /tmp/pwned", "args": []});
+            let err = refused(&resealed(doc));
+            assert!(matches!(err, PlanFileError::Schema { .. }), "{kind}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_added_field_is_refused_even_with_a_valid_hash() {
+        let edits: [fn(&mut Value); 4] = [
+            |d| first_run(d)["shell"] = Value::Bool(true),
+            |d| first_run(d)["env"] = serde_json::json!({"LD_PRELOAD": "/tmp/x.so"}),
+            |d| d["steps"][0]["preCommand"] = Value::String("sh -c id".into()),
+            |d| d["hooks"] = serde_json::json!([{"run": "id"}]),
+        ];
+        for edit in edits {
+            let mut doc = plan_json();
+            edit(&mut doc);
+            let err = refused(&resealed(doc));
+            assert!(matches!(err, PlanFileError::Schema { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_hand_edited_argument_without_resealing_is_an_integrity_mismatch() {
+        let mut doc = plan_json();
+        first_run(&mut doc)["args"] = serde_json::json!(["$(touch /tmp/pwned)"]);
+        let err = refused(&serde_json::to_string_pretty(&doc).unwrap());
+        assert_eq!(err, PlanFileError::IntegrityMismatch);
+    }
+
+    #[test]
+    fn a_resealed_argument_stays_an_argument_of_a_known_tool() {
+        // An attacker can change arguments and reseal; the plan still only runs helm, istioctl or
+        // meshctl with an argument vector (no shell), so `$(...)` is a literal string.
+        let mut doc = plan_json();
+        first_run(&mut doc)["args"] = serde_json::json!(["$(touch /tmp/pwned)", "`id`; id"]);
+        let loaded = plan::load(&resealed(doc)).expect("typed arguments load");
+        let run = loaded
+            .steps
+            .iter()
+            .find_map(|s| match &s.action {
+                plan::Action::Run { tool, args, .. } => Some((*tool, args.clone())),
+                _ => None,
+            })
+            .unwrap();
+        assert!(["helm", "istioctl", "meshctl"].contains(&run.0.program()));
+        assert_eq!(run.1, ["$(touch /tmp/pwned)", "`id`; id"]);
+    }
+
+    #[test]
+    fn truncated_and_malformed_plans_are_refused_in_one_line() {
+        let yaml = plan::to_yaml(&gloo_plan());
+        for cut in [0, 10, yaml.len() / 3, yaml.len() / 2, yaml.len() - 20] {
+            let err = refused(&yaml[..cut]);
+            eprintln!("cut at {cut}: {err}");
+        }
+        let json = plan::to_json(&gloo_plan());
+        refused(&json[..json.len() / 2]);
+        refused("{not json");
+        refused("steps: [ {");
+        refused("apiVersion: v1\nkind: ConfigMap\n");
+    }
+}
+
+// ----- fuzzing with proptest (bounded: part of the normal test run) --------------------------------
+
+mod fuzz {
+    use kubectl_meshup::plan;
+    use kubectl_meshup::snapshot::ClusterSnapshot;
+    use kubectl_meshup::version::{KernelVersion, KubeVersion, Minor, Version, image_version};
+    use proptest::prelude::*;
+
+    const SNAPSHOTS: [&str; 3] = [
+        include_str!("fixtures/snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml"),
+        include_str!("fixtures/plan/istio-ambient-1.23.yaml"),
+        include_str!("fixtures/plan/kmesh-1.0-dual-engine.yaml"),
+    ];
+
+    /// Text that looks like versions: digits, dots, letters, signs, and now and then anything.
+    fn versionish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9v.+-]{0,24}",
+            "v?[0-9]{1,12}(\\.[0-9]{1,12}){0,3}([-+][a-z0-9.-]{0,12})?",
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn version_parsers_never_panic(s in versionish()) {
+            let _ = Minor::parse(&s);
+            let _ = Version::parse(&s);
+            let _ = Version::parse_prefix(&s);
+            let _ = KernelVersion::parse(&s);
+            let _ = KubeVersion::from_server(&s, "1", "29+");
+            let _ = KubeVersion::from_server(&s, &s, &s);
+            let _ = image_version(&s);
+            let _ = image_version(&format!("docker.io/istio/pilot:{s}"));
+            let _ = image_version(&format!("registry:5000/istio/proxyv2:{s}@sha256:{s}"));
+        }
+
+        #[test]
+        fn versions_round_trip_through_display(major in 0u64..1_000, minor in 0u64..1_000,
+                                               patch in proptest::option::of(0u64..100_000)) {
+            let text = match patch {
+                Some(p) => format!("{major}.{minor}.{p}"),
+                None => format!("{major}.{minor}"),
+            };
+            let v = Version::parse(&text).expect("a plain version parses");
+            prop_assert_eq!(v.to_string(), text.clone());
+            prop_assert_eq!(Version::parse(&v.to_string()).unwrap(), v);
+            let m = Minor::parse(&format!("{major}.{minor}")).expect("a minor parses");
+            prop_assert_eq!(Minor::parse(&m.to_string()).unwrap(), m);
+            // The serde form round-trips too (snapshots and plans carry versions as strings).
+            let json = serde_json::to_string(&v).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Version>(&json).unwrap(), v);
+        }
+
+        #[test]
+        fn parsed_versions_print_back_to_a_parseable_form(s in versionish()) {
+            if let Ok(v) = Version::parse(&s) {
+                prop_assert_eq!(Version::parse(&v.to_string()).unwrap(), v);
+            }
+            if let Ok(m) = Minor::parse(&s) {
+                prop_assert_eq!(Minor::parse(&m.to_string()).unwrap(), m);
+            }
+        }
+
+        #[test]
+        fn snapshot_loading_never_panics_on_mangled_snapshots(
+            which in 0usize..3, at in 0usize..100_000, len in 0usize..64, junk in ".{0,16}",
+            json in any::<bool>(),
+        ) {
+            let original = SNAPSHOTS[which];
+            let text = if json {
+                let value: ClusterSnapshot = serde_saphyr::from_str(original).unwrap();
+                serde_json::to_string(&value).unwrap()
+            } else {
+                original.to_string()
+            };
+            let mut chars: Vec<char> = text.chars().collect();
+            let start = at % chars.len();
+            let end = (start + len).min(chars.len());
+            chars.splice(start..end, junk.chars());
+            let mangled: String = chars.into_iter().collect();
+            let _ = serde_saphyr::from_str::<ClusterSnapshot>(&mangled);
+            let _ = serde_json::from_str::<ClusterSnapshot>(&mangled);
+            let _ = serde_saphyr::from_str::<ClusterSnapshot>(&mangled[..start.min(mangled.len())]);
+        }
+
+        #[test]
+        fn snapshot_loading_never_panics_on_arbitrary_text(text in ".{0,300}") {
+            let _ = serde_saphyr::from_str::<ClusterSnapshot>(&text);
+            let _ = serde_json::from_str::<ClusterSnapshot>(&text);
+        }
+
+        #[test]
+        fn plan_loading_never_panics_on_mangled_json_plans(at in 0usize..100_000, len in 0usize..32,
+                                                          junk in ".{0,12}") {
+            let json = plan::to_json(&super::hostile_plans::gloo_plan());
+            let mut chars: Vec<char> = json.chars().collect();
+            let start = at % chars.len();
+            let end = (start + len).min(chars.len());
+            chars.splice(start..end, junk.chars());
+            let mangled: String = chars.into_iter().collect();
+            let loaded = plan::load(&mangled);
+            // A change that leaves the document equal (same JSON) may load; any other change must not.
+            if let Ok(p) = loaded {
+                let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(serde_json::to_value(&p).unwrap(), reference);
+            }
+        }
+    }
+}
