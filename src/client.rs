@@ -332,8 +332,10 @@ async fn client_for(
     }
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
-    let client =
-        crate::retry::client(config, &opts.retry).map_err(|e| classify(context, &server, "", e))?;
+    // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
+    // does not parse), not the server's.
+    let client = crate::retry::client(config, &opts.retry)
+        .map_err(|e| invalid(without_file_content(&root_cause(&e))))?;
     Ok(Target {
         context: context.to_string(),
         server,

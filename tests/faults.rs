@@ -434,7 +434,12 @@ fn an_untrusted_certificate_is_refused_unless_the_kubeconfig_trusts_it() {
         .arg(&config));
     assert!(matches!(out.status.code(), Some(0 | 3)));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("insecure-skip-tls-verify"), "{stderr}");
+    assert_eq!(
+        stderr.matches("insecure-skip-tls-verify").count(),
+        1,
+        "one warning, not one per connection: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -642,6 +647,16 @@ fn tokens_and_keys_never_appear_at_any_verbosity() {
                 .arg(config));
             assert_eq!(out.status.code(), Some(1));
             assert_no_secret(&out, &[TOKEN, KEY_MARKER]);
+            if config == &with_key {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let last = stderr.trim_end().lines().last().unwrap_or_default();
+                assert!(
+                    last.starts_with("error: cannot use context \"c\"")
+                        && last.contains("private key")
+                        && last.contains("fix its cluster or user entry"),
+                    "a bad client key is the kubeconfig's problem: {last}"
+                );
+            }
         }
     }
 }

@@ -1,0 +1,24 @@
+//! Every version parser on arbitrary text: no panic, and what parses prints back to itself.
+#![no_main]
+
+use kubectl_meshup::version::{KernelVersion, KubeVersion, Minor, Version, image_version};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(v) = Version::parse(s) {
+        assert_eq!(Version::parse(&v.to_string()).ok(), Some(v));
+    }
+    if let Ok(m) = Minor::parse(s) {
+        assert_eq!(Minor::parse(&m.to_string()).ok(), Some(m));
+    }
+    let _ = Version::parse_prefix(s);
+    let _ = KernelVersion::parse(s);
+    let _ = KubeVersion::from_server(s, "1", "29+");
+    let (a, rest) = s.split_at(s.len() / 2);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    let _ = KubeVersion::from_server(a, b, c);
+    let _ = image_version(s);
+});
