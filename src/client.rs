@@ -249,6 +249,14 @@ fn context_names(kubeconfig: &Kubeconfig) -> Vec<String> {
     kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
 }
 
+/// The context names of the kubeconfig kubectl would use (`--kubeconfig`, else `KUBECONFIG`, else
+/// `~/.kube/config`), for shell completion. Nothing when there is no readable kubeconfig.
+pub fn kubeconfig_contexts(explicit: Option<&Path>) -> Vec<String> {
+    load_kubeconfig(explicit)
+        .map(|kc| context_names(&kc))
+        .unwrap_or_default()
+}
+
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {
         "none".to_string()

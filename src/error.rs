@@ -3,8 +3,10 @@
 
 use std::process::ExitCode;
 
+use crate::apply::ApplyError;
 use crate::client::ClusterError;
 use crate::compat::CompatError;
+use crate::plan::{PlanError, PlanErrorKind, PlanFileError};
 
 /// How a command ended when it did its job; errors map to their own codes through [`Error::exit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +60,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot plan: {0}")]
+    Plan(#[from] PlanError),
+    #[error("cannot use plan file {path}: {source}")]
+    PlanFile {
+        path: String,
+        #[source]
+        source: PlanFileError,
+    },
     #[error(
-        "`kubectl meshup {0}` is not implemented in this build yet; use `check` and `snapshot` meanwhile"
+        "cannot read plan file {path}: {reason}; pass a file written by `kubectl meshup plan --out`"
     )]
-    NotImplemented(&'static str),
+    ReadPlan { path: String, reason: String },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -71,12 +83,29 @@ impl Error {
         match self {
             Error::Usage(_) => Exit::Usage,
             Error::Interrupted => Exit::Interrupted,
+            Error::Plan(e) => match e.kind() {
+                PlanErrorKind::BadRequest => Exit::Usage,
+                PlanErrorKind::Blocked => Exit::Blocking,
+            },
+            Error::Apply(e) => apply_exit(e),
             Error::Cluster(_)
             | Error::Compat(_)
             | Error::Snapshot { .. }
             | Error::Write { .. }
-            | Error::NotImplemented(_) => Exit::Failed,
+            | Error::PlanFile { .. }
+            | Error::ReadPlan { .. } => Exit::Failed,
         }
+    }
+}
+
+/// How an apply that did not finish ends: declined 4, interrupted 130, no terminal without `--yes` 2
+/// (its message names `--yes`: a usage error), anything else 1.
+pub fn apply_exit(e: &ApplyError) -> Exit {
+    match e {
+        ApplyError::Declined { .. } => Exit::Declined,
+        ApplyError::Interrupted { .. } => Exit::Interrupted,
+        ApplyError::NeedsConfirmation => Exit::Usage,
+        _ => Exit::Failed,
     }
 }
 
@@ -110,7 +139,44 @@ mod tests {
         .collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 130]);
         assert_eq!(Error::Usage("x".into()).exit(), Exit::Usage);
-        assert_eq!(Error::NotImplemented("plan").exit(), Exit::Failed);
         assert_eq!(Error::Interrupted.exit(), Exit::Interrupted);
+    }
+
+    #[test]
+    fn plan_errors_split_into_bad_requests_and_blocked_paths() {
+        let bad = Error::Plan(PlanError::NoTargets);
+        assert_eq!(bad.exit(), Exit::Usage);
+        let blocked = Error::Plan(PlanError::MixedFlavors {
+            cluster: "prod".into(),
+            found: "1.20.3-mspider, 1.20.3".into(),
+        });
+        assert_eq!(blocked.exit(), Exit::Blocking);
+        let tampered = Error::PlanFile {
+            path: "plan.yaml".into(),
+            source: PlanFileError::IntegrityMismatch,
+        };
+        assert_eq!(tampered.exit(), Exit::Failed);
+    }
+
+    #[test]
+    fn apply_outcomes_map_to_their_codes() {
+        let declined = ApplyError::Declined {
+            step: "s".into(),
+            resume: "r".into(),
+        };
+        assert_eq!(Error::Apply(declined).exit(), Exit::Declined);
+        let interrupted = ApplyError::Interrupted {
+            step: None,
+            resume: "r".into(),
+        };
+        assert_eq!(Error::Apply(interrupted).exit(), Exit::Interrupted);
+        let no_terminal = ApplyError::NeedsConfirmation;
+        assert!(no_terminal.to_string().contains("--yes"));
+        assert_eq!(Error::Apply(no_terminal).exit(), Exit::Usage);
+        let stale = ApplyError::StalePlan {
+            changes: vec![],
+            replan: "p".into(),
+        };
+        assert_eq!(Error::Apply(stale).exit(), Exit::Failed);
     }
 }

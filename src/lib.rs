@@ -8,6 +8,7 @@
 //! - [`cli`] parses the command line once into settings and runs the commands; [`error`] maps every
 //!   outcome to one exit code; [`output`] writes data documents to stdout.
 
+pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod client;

@@ -1,5 +1,5 @@
-//! `kubectl-meshup`: wiring only. Parse, resolve settings and logging, run on a tokio runtime (Ctrl-C
-//! ends with 130), and map the outcome to the exit code.
+//! `kubectl-meshup`: wiring only. Parse, resolve settings and logging, run on a tokio runtime, and map
+//! the outcome to the exit code (Ctrl-C: 130, see `cli::run`).
 
 use std::process::ExitCode;
 
@@ -8,7 +8,13 @@ use kubectl_meshup::cli::{self, Cli, Settings};
 use kubectl_meshup::error::{self, Error};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // kubectl's plugin completion: `kubectl meshup __complete ARGS... WORD` (before clap, which would
+    // read the words as flags).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == cli::complete::SUBCOMMAND) {
+        return cli::complete::main(&argv[2..]);
+    }
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(err) => return cli::parse_failure(err),
     };
@@ -26,11 +32,6 @@ fn main() -> ExitCode {
             }));
         }
     };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = cli::run(&cli, &settings) => result,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-        }
-    });
+    let result = runtime.block_on(cli::run(&cli, &settings));
     error::finish(result)
 }

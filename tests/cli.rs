@@ -286,3 +286,223 @@ fn runs_as_a_kubectl_plugin_against_the_fake_server() {
     assert_eq!(doc["kind"], "CheckReport");
     assert_eq!(doc["clusters"][0], "fake-apiserver");
 }
+
+// ---------------------------------------------------------------------------------------------
+// plan
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn the_quick_start_plans_offline_from_the_example_snapshot() {
+    let out = meshup()
+        .args(["plan", "--to", "istio=1.24", "--snapshot"])
+        .arg(example("istio-1.20-eks.yaml"))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The CURRENT -> TARGET table with the path through 1.22, and the command to apply it.
+    assert!(stdout.contains("Upgrade plan: istio 1.24"), "{stdout}");
+    let path_line = stdout
+        .lines()
+        .find(|l| l.starts_with("istio ") && l.contains("prod-eks"))
+        .unwrap_or_else(|| panic!("no component line: {stdout}"));
+    assert!(
+        path_line.contains("1.20.3-distroless -> 1.22.") && path_line.contains("-> 1.24."),
+        "{path_line}"
+    );
+    assert!(stdout.contains("kubectl meshup apply"), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "escape codes on a pipe");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_plan_written_with_out_shows_the_table_and_reads_back_with_plan_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.yaml");
+    let out = meshup()
+        .args(["plan", "--to", "istio=1.24", "-o", "yaml", "--out"])
+        .arg(&file)
+        .arg("--snapshot")
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // As `terraform plan -out`: the human plan on stdout, the file for apply, where it went on stderr.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("Upgrade plan: istio 1.24"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("kubectl meshup apply {}", file.display())),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("kind: UpgradePlan"), "{text}");
+    assert!(
+        text.contains("createdAt: "),
+        "created_at is stamped: {text}"
+    );
+    assert!(text.contains("integrity: sha256:"), "{text}");
+
+    let shown = meshup().args(["plan", "show"]).arg(&file).output().unwrap();
+    assert_eq!(shown.status.code(), Some(0), "{shown:?}");
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), stdout);
+    let as_yaml = meshup()
+        .args(["plan", "show", "-o", "yaml"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&as_yaml.stdout), text);
+    let as_markdown = meshup()
+        .args(["plan", "show", "-o", "markdown"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&as_markdown.stdout).contains("```sh"));
+
+    // A .json name (or -o json) writes JSON.
+    let json_file = dir.path().join("plan.json");
+    meshup()
+        .args(["plan", "--to", "istio=1.24", "--out"])
+        .arg(&json_file)
+        .arg("--snapshot")
+        .arg(example("istio-1.20-eks.yaml"))
+        .assert()
+        .success();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).expect("json plan");
+    assert_eq!(doc["kind"], "UpgradePlan");
+}
+
+#[test]
+fn a_tampered_or_truncated_plan_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.yaml");
+    meshup()
+        .args(["plan", "--to", "istio=1.24", "--out"])
+        .arg(&file)
+        .arg("--snapshot")
+        .arg(example("istio-1.20-eks.yaml"))
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&file).unwrap();
+
+    let tampered = dir.path().join("tampered.yaml");
+    let edited = text.replacen("revision: 1-20-3", "revision: 1-19-0", 1);
+    assert!(edited != text, "the edit changed the plan");
+    std::fs::write(&tampered, edited).unwrap();
+    let truncated = dir.path().join("truncated.yaml");
+    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+
+    for (path, cause) in [(&tampered, "changed after"), (&truncated, "truncated")] {
+        for args in [&["plan", "show"][..], &["apply", "--dry-run"]] {
+            let out = meshup().args(args).arg(path).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{args:?} {path:?}");
+            let err = one_line_error(&out);
+            assert!(err.contains(cause), "{err}");
+            assert!(err.contains("kubectl meshup plan"), "names the fix: {err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_bad_target_is_a_usage_error_naming_the_accepted_form() {
+    for (to, says) in [
+        ("istio", "MESH=VERSION"),
+        ("istio=latest", "MESH=VERSION"),
+        ("linkerd=2.14", "istio, gloo-mesh, kmesh"),
+    ] {
+        let out = meshup()
+            .args(["plan", "--to", to, "--snapshot"])
+            .arg(example("istio-1.20-eks.yaml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{to}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{to}: {stderr}");
+    }
+    // A request the planner cannot take as asked is a usage error too: Kmesh is not installed.
+    let out = meshup()
+        .args(["plan", "--to", "kmesh=1.1", "--snapshot"])
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(one_line_error(&out).contains("kmesh is not installed"));
+    // No --to at all.
+    let out = meshup()
+        .args(["plan", "--snapshot"])
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(one_line_error(&out).contains("--to"));
+}
+
+#[test]
+fn no_allowed_path_exits_3_with_the_reason() {
+    for (snapshot, says) in [
+        ("plan/mspider-mixed.yaml", "mixed"),
+        (
+            "plan/istio-1.20-k8s-1.27.yaml",
+            "--include-kubernetes-upgrade",
+        ),
+    ] {
+        let out = meshup()
+            .args(["plan", "--to", "istio=1.24", "--snapshot"])
+            .arg(fixture(snapshot))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{snapshot}");
+        assert!(one_line_error(&out).contains(says), "{snapshot}");
+        assert!(out.stdout.is_empty());
+    }
+    // The flag the message names makes the plan.
+    meshup()
+        .args([
+            "plan",
+            "--to",
+            "istio=1.24",
+            "--include-kubernetes-upgrade",
+            "--snapshot",
+        ])
+        .arg(fixture("plan/istio-1.20-k8s-1.27.yaml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Kubernetes"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl's plugin completion
+
+#[test]
+fn complete_prints_candidates_and_a_directive() {
+    let server = FakeApiServer::start();
+    let out = meshup()
+        .args(["__complete", "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .args(["apply", "--context", ""])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fake-apiserver\n:4\n");
+
+    let out = meshup().args(["__complete", ""]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("plan\tPlan an ordered upgrade"), "{stdout}");
+    assert!(!stdout.contains("__complete"), "{stdout}");
+    assert!(stdout.ends_with("\n:4\n"), "{stdout}");
+
+    let out = meshup().args(["__complete", "apply", ""]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ":0\n");
+}

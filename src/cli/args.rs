@@ -159,16 +159,36 @@ Examples:
   kubectl meshup snapshot --context mgmt,remote1 -o json --out fleet.json";
 
 const PLAN_HELP: &str = "\
+Output formats: table (default), markdown, yaml, json (an UpgradePlan document). With
+--out FILE the plan file is written (YAML, or JSON for a .json name or -o json) and stdout
+shows the plan.
+
 Examples:
-  kubectl meshup plan --to istio=1.24 -o yaml --out plan.yaml
+  kubectl meshup plan --to istio=1.24 --out plan.yaml
   kubectl meshup plan --to istio=1.24 --snapshot cluster.yaml -o markdown
-  kubectl meshup plan show plan.yaml";
+  kubectl meshup --context mgmt,remote1 plan --to gloo-mesh=1.1.0 -o yaml > plan.yaml
+  kubectl meshup plan show plan.yaml
+
+Exit codes: 0 a plan was made; 1 could not plan (unreachable, unreadable file); 2 usage
+error, or a request that cannot be planned (mesh not installed, unknown version, downgrade
+not allowed); 3 no allowed path (the cluster or the matrices block the upgrade).";
 
 const APPLY_HELP: &str = "\
+apply re-reads the plan's clusters (its contexts; --context must name the same ones),
+refuses a plan the cluster drifted from, checks permissions, takes a lock, then runs each
+step: it prints the step, asks (unless --yes), records it in a journal ConfigMap, acts,
+waits and checks gates. Run it again with the same plan to resume after an interruption
+(after a killed apply, add --break-lock).
+
 Examples:
   kubectl meshup apply plan.yaml
   kubectl meshup apply plan.yaml --dry-run
-  kubectl meshup apply plan.yaml --yes";
+  kubectl meshup apply plan.yaml --yes
+  kubectl meshup apply --to istio=1.24 --out plan.yaml
+
+Exit codes: 0 applied; 1 could not apply (stale plan, missing permissions, locked, a step
+failed); 2 usage error, including no terminal to confirm on without --yes; 4 declined at a
+prompt (nothing more was changed); 130 interrupted (resume with the same plan).";
 
 const VERSION_HELP: &str = "\
 Examples:
@@ -199,56 +219,97 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Strategy {
+    /// A new revision beside the old one; workloads move over; the old one is removed last
     Canary,
+    /// The running control plane is upgraded where it is
     InPlace,
+}
+
+impl From<Strategy> for crate::plan::Strategy {
+    fn from(s: Strategy) -> Self {
+        match s {
+            Strategy::Canary => crate::plan::Strategy::Canary,
+            Strategy::InPlace => crate::plan::Strategy::InPlace,
+        }
+    }
+}
+
+/// What to plan: shared by `plan` and `apply --to`.
+#[derive(Debug, Args)]
+pub struct PlanRequestArgs {
+    /// Target version, as MESH=VERSION (istio=1.24, gloo-mesh=1.1.0, kmesh=1.1); repeatable
+    #[arg(long = "to", value_name = "MESH=VERSION", value_parser = parse_target)]
+    pub to: Vec<crate::plan::Target>,
+    /// How Istio moves between versions (default: canary)
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<Strategy>,
+    /// Plan a Kubernetes upgrade as a manual first step where a mesh target needs one, instead of refusing
+    #[arg(long)]
+    pub include_kubernetes_upgrade: bool,
+    /// Allow a target older than what is installed (within Istio's downgrade limit; flagged in the plan)
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+fn parse_target(text: &str) -> Result<crate::plan::Target, String> {
+    text.parse()
+}
+
+fn step_timeout(text: &str) -> Result<Duration, String> {
+    parse_request_timeout(text)?.ok_or_else(|| {
+        format!("invalid step timeout `{text}`: use a duration above 0, such as 90s, 10m, 1h")
+    })
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(subcommand)]
     pub action: Option<PlanAction>,
-    /// Target version, as MESH=VERSION (istio=1.24, gloo-mesh=1.1, kmesh=1.0); repeatable
-    #[arg(long = "to", value_name = "MESH=VERSION")]
-    pub to: Vec<String>,
-    /// How Istio moves between versions
-    #[arg(long, value_enum)]
-    pub strategy: Option<Strategy>,
-    /// Write the plan to FILE instead of stdout
+    #[command(flatten)]
+    pub request: PlanRequestArgs,
+    /// Also write the plan file to FILE (YAML, or JSON for a .json name or -o json); stdout shows the plan
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Plan from a saved snapshot instead of reading clusters
+    /// Plan from a saved snapshot instead of reading clusters; `-` reads stdin
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
-    /// Also plan Kubernetes upgrades where a mesh target needs them
-    #[arg(long)]
-    pub include_kubernetes_upgrade: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PlanAction {
-    /// Render a saved plan
+    /// Render a saved plan (checking its integrity): -o table (default), markdown, yaml or json
     Show {
         /// The plan file
+        #[arg(value_name = "PLAN_FILE")]
         file: PathBuf,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The plan file written by `kubectl meshup plan --out`
-    pub plan_file: PathBuf,
+    /// The plan file written by `kubectl meshup plan --out` (or pass --to to plan and apply at once)
+    #[arg(value_name = "PLAN_FILE", required_unless_present = "to", conflicts_with_all = ["to", "strategy", "include_kubernetes_upgrade", "allow_downgrade"])]
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub request: PlanRequestArgs,
+    /// With --to: also write the plan to FILE, so an interrupted apply can be resumed with it
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub out: Option<PathBuf>,
     /// Do not prompt before each step
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Show what each step would do; change nothing
+    /// Show what each step would do and send writes with dryRun=All; change nothing, run no tool
     #[arg(long)]
     pub dry_run: bool,
     /// Take ownership of fields another manager owns (server-side apply)
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Remove a stale lock left by an interrupted apply
+    /// Take the apply lock even if another apply holds it (after an apply was killed)
     #[arg(long)]
     pub break_lock: bool,
+    /// Limit for every wait, gate and tool run, overriding the plan's (30s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout)]
+    pub step_timeout: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! The command line: parse (`args`), resolve settings once (`settings`), run a command, return how it
 //! ended. `main.rs` only wires these to the runtime and the exit code.
 
+mod apply;
 pub mod args;
 mod check;
 pub mod clock;
+pub mod complete;
+mod plan;
 mod settings;
 mod snapshot;
 mod version;
@@ -23,11 +26,24 @@ use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
 use crate::snapshot::{API_VERSION, ClusterSnapshot, SNAPSHOT_KIND};
 
-/// Runs the parsed command line.
+/// Runs the parsed command line. Ctrl-C ends a command at once with 130, except `apply`, which stops at
+/// its next safe point itself (and records where in its journal).
 pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
+    if let Command::Apply(args) = &cli.command {
+        return apply::run(&cli.global, args, settings).await;
+    }
+    tokio::select! {
+        result = run_read_only(cli, settings) => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}
+
+/// The commands that change nothing in any cluster.
+async fn run_read_only(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
     match &cli.command {
         Command::Check(args) => check::run(&cli.global, args, settings).await,
         Command::Snapshot(args) => snapshot::run(&cli.global, args).await,
+        Command::Plan(args) => plan::run(&cli.global, args, settings).await,
         Command::Version => version::run(&cli.global),
         Command::Completion { shell } => {
             let mut out = Vec::new();
@@ -35,8 +51,8 @@ pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
             crate::output::write_stdout(&String::from_utf8_lossy(&out))?;
             Ok(Exit::Ok)
         }
-        Command::Plan(_) => Err(Error::NotImplemented("plan")),
-        Command::Apply(_) => Err(Error::NotImplemented("apply")),
+        // Not reached: `run` starts apply outside the select, so apply handles Ctrl-C itself.
+        Command::Apply(args) => apply::run(&cli.global, args, settings).await,
     }
 }
 

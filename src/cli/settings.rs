@@ -14,6 +14,9 @@ pub struct Settings {
     /// Colour log lines on stderr.
     pub log_colour: bool,
     pub verbosity: Verbosity,
+    /// A person can answer prompts and watch spinners: stdin and stderr are terminals and `NO_COLOR`
+    /// is unset (`apply` then uses its terminal UI, else plain lines).
+    pub interactive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,7 @@ pub enum Verbosity {
 /// What the environment says about colour, read once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Terminal {
+    pub stdin_is_tty: bool,
     pub stdout_is_tty: bool,
     pub stderr_is_tty: bool,
     /// `NO_COLOR` is set and not empty (no-color.org).
@@ -41,6 +45,7 @@ pub struct Terminal {
 impl Terminal {
     pub fn detect() -> Self {
         Self {
+            stdin_is_tty: std::io::stdin().is_terminal(),
             stdout_is_tty: std::io::stdout().is_terminal(),
             stderr_is_tty: std::io::stderr().is_terminal(),
             no_color_env: anstyle_query::no_color(),
@@ -79,6 +84,7 @@ impl Settings {
             colour: wants(term.stdout_is_tty),
             log_colour: wants(term.stderr_is_tty),
             verbosity,
+            interactive: term.stdin_is_tty && term.stderr_is_tty && !term.no_color_env,
         }
     }
 
@@ -125,6 +131,7 @@ mod tests {
     }
 
     const TTY: Terminal = Terminal {
+        stdin_is_tty: true,
         stdout_is_tty: true,
         stderr_is_tty: true,
         no_color_env: false,
@@ -157,6 +164,35 @@ mod tests {
             !Settings::resolve_with(&args(&["--color=always", "--no-color"]), TTY).colour,
             "--no-color wins"
         );
+    }
+
+    #[test]
+    fn interactive_needs_stdin_and_stderr_terminals_and_no_no_color() {
+        assert!(Settings::resolve_with(&args(&[]), TTY).interactive);
+        let piped_stdout = Terminal {
+            stdout_is_tty: false,
+            ..TTY
+        };
+        assert!(Settings::resolve_with(&args(&[]), piped_stdout).interactive);
+        for term in [
+            Terminal {
+                stdin_is_tty: false,
+                ..TTY
+            },
+            Terminal {
+                stderr_is_tty: false,
+                ..TTY
+            },
+            Terminal {
+                no_color_env: true,
+                ..TTY
+            },
+        ] {
+            assert!(
+                !Settings::resolve_with(&args(&[]), term).interactive,
+                "{term:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod kmesh;
 mod nodes;
 pub mod paging;
 mod proxies;
-mod workload;
+pub mod workload;
 
 use std::collections::BTreeMap;
 

@@ -21,6 +21,9 @@ pub enum Mesh {
 }
 
 impl Mesh {
+    /// Every mesh a plan can target, in the order `--help` lists them.
+    pub const ALL: [Mesh; 3] = [Mesh::Istio, Mesh::GlooMesh, Mesh::Kmesh];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mesh::Istio => "istio",
@@ -45,12 +48,49 @@ impl fmt::Display for Mesh {
     }
 }
 
+impl std::str::FromStr for Mesh {
+    type Err = String;
+
+    /// `istio`, `gloo-mesh`, `kmesh` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mesh::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Mesh::ALL.iter().map(|m| m.as_str()).collect();
+                format!(
+                    "unknown mesh `{s}`: the known meshes are {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
 /// `--to istio=1.24` or `--to istio=1.24.2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub mesh: Mesh,
     pub version: Version,
+}
+
+/// The accepted form of a target, for messages.
+pub const TARGET_FORM: &str = "MESH=VERSION, for example istio=1.24, gloo-mesh=1.1.0 or kmesh=1.1";
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    /// `istio=1.24`, `gloo-mesh=1.1.0`, `kmesh=v1.1.0`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((mesh, version)) = s.split_once('=') else {
+            return Err(format!("`{s}` is not a target: use {TARGET_FORM}"));
+        };
+        let mesh: Mesh = mesh.parse()?;
+        let version = version.trim();
+        let version = Version::parse(version)
+            .map_err(|_| format!("`{version}` is not a {mesh} version: use {TARGET_FORM}"))?;
+        Ok(Target { mesh, version })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

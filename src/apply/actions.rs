@@ -1,0 +1,295 @@
+//! The kube actions a step takes, through kube-rs. Each is idempotent (scale to N, delete a collection,
+//! label, restart with a recorded timestamp, server-side apply), so a step interrupted in the middle can
+//! be run again on resume. With `dry_run` every write goes with `dryRun=All`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::Scope;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::plan::ObjectRef;
+
+use super::wait::served_resource;
+
+pub const FIELD_MANAGER: &str = "kubectl-meshup";
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "server-side apply of {object} conflicts with another field manager: {message}; re-run with --force-conflicts to take those fields over as `{FIELD_MANAGER}`"
+    )]
+    Conflict { object: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActionError {
+    let what = what.into();
+    move |source| ActionError::Api { what, source }
+}
+
+fn patch_params(dry_run: bool) -> PatchParams {
+    PatchParams {
+        dry_run,
+        ..PatchParams::default()
+    }
+}
+
+/// The replicas a workload has now, read through `/scale`.
+pub async fn current_replicas(client: &Client, target: &ObjectRef) -> Result<u32, ActionError> {
+    let what = format!(
+        "read the scale of {} {}/{}",
+        target.kind, target.namespace, target.name
+    );
+    let scale = match target.kind.as_str() {
+        "StatefulSet" => {
+            Api::<StatefulSet>::namespaced(client.clone(), &target.namespace)
+                .get_scale(&target.name)
+                .await
+        }
+        "Deployment" => {
+            Api::<Deployment>::namespaced(client.clone(), &target.namespace)
+                .get_scale(&target.name)
+                .await
+        }
+        other => return Err(unscalable(other)),
+    }
+    .map_err(api_err(what))?;
+    let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
+    Ok(u32::try_from(replicas).unwrap_or(0))
+}
+
+fn unscalable(kind: &str) -> ActionError {
+    ActionError::Invalid(format!(
+        "cannot scale a {kind}: only Deployment and StatefulSet have /scale here"
+    ))
+}
+
+/// Set replicas through `/scale`.
+pub async fn scale(
+    client: &Client,
+    target: &ObjectRef,
+    replicas: u32,
+    dry_run: bool,
+) -> Result<(), ActionError> {
+    let what = format!(
+        "scale {} {}/{} to {replicas}",
+        target.kind, target.namespace, target.name
+    );
+    let body = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
+    let pp = patch_params(dry_run);
+    match target.kind.as_str() {
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), &target.namespace)
+            .patch_scale(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), &target.namespace)
+            .patch_scale(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        other => return Err(unscalable(other)),
+    }
+    .map_err(api_err(what))
+}
+
+/// Delete every object of `resource` in `group/version` (in `namespace`, or in every namespace that
+/// has some). Returns how many objects the server reported deleted, when it says.
+pub async fn delete_collection(
+    client: &Client,
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    dry_run: bool,
+) -> Result<usize, ActionError> {
+    let what = format!("delete all {resource}.{group}");
+    let Some((ar, caps)) = served_resource(client, group, version, resource)
+        .await
+        .map_err(api_err(what.clone()))?
+    else {
+        // Nothing served means nothing to delete (the CRD is gone); the step's goal holds.
+        return Ok(0);
+    };
+    let dp = DeleteParams {
+        dry_run,
+        ..DeleteParams::default()
+    };
+    let namespaces: Vec<Option<String>> = match (caps.scope, namespace) {
+        (Scope::Cluster, _) => vec![None],
+        (Scope::Namespaced, Some(ns)) => vec![Some(ns.to_string())],
+        (Scope::Namespaced, None) => {
+            // deletecollection is not served across namespaces: find the namespaces that hold some.
+            let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let mut found = BTreeSet::new();
+            let mut lp = ListParams::default().limit(500);
+            loop {
+                let page = all
+                    .list_metadata(&lp)
+                    .await
+                    .map_err(api_err(what.clone()))?;
+                found.extend(page.items.into_iter().filter_map(|o| o.metadata.namespace));
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => lp = lp.continue_token(&token),
+                    None => break,
+                }
+            }
+            found.into_iter().map(Some).collect()
+        }
+    };
+    let mut deleted = 0;
+    for ns in namespaces {
+        let api: Api<DynamicObject> = match &ns {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let answer = api
+            .delete_collection(&dp, &ListParams::default())
+            .await
+            .map_err(api_err(what.clone()))?;
+        if let Some(list) = answer.left() {
+            deleted += list.items.len();
+        }
+    }
+    Ok(deleted)
+}
+
+/// Server-side apply each CustomResourceDefinition in `manifests` (multi-document YAML, as `helm show
+/// crds` prints it) with field manager `kubectl-meshup`. Returns the CRD names.
+pub async fn apply_crds(
+    client: &Client,
+    manifests: &str,
+    dry_run: bool,
+    force_conflicts: bool,
+) -> Result<Vec<String>, ActionError> {
+    let documents: Vec<Value> = serde_saphyr::from_str_multiple(manifests)
+        .map_err(|e| ActionError::Invalid(format!("the chart's CRDs are not valid YAML: {e}")))?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    pp.dry_run = dry_run;
+    if force_conflicts {
+        pp = pp.force();
+    }
+    let mut names = Vec::new();
+    for doc in documents.into_iter().filter(|d| !d.is_null()) {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind != "CustomResourceDefinition" || name.is_empty() {
+            return Err(ActionError::Invalid(format!(
+                "the chart's CRDs contain a {kind:?} named {name:?}; only named CustomResourceDefinitions are applied"
+            )));
+        }
+        let object = format!("CustomResourceDefinition {name}");
+        match api.patch(&name, &pp, &Patch::Apply(&doc)).await {
+            Ok(_) => names.push(name),
+            Err(kube::Error::Api(status)) if status.is_conflict() => {
+                return Err(ActionError::Conflict {
+                    object,
+                    message: status.message.clone(),
+                });
+            }
+            Err(e) => return Err(api_err(format!("server-side apply {object}"))(e)),
+        }
+    }
+    Ok(names)
+}
+
+/// Set (`Some`) or remove (`None`) labels on a namespace with a merge patch.
+pub async fn label_namespace(
+    client: &Client,
+    namespace: &str,
+    labels: &BTreeMap<String, Option<String>>,
+    dry_run: bool,
+) -> Result<(), ActionError> {
+    let body = Patch::Merge(json!({ "metadata": { "labels": labels } }));
+    Api::<Namespace>::all(client.clone())
+        .patch(namespace, &patch_params(dry_run), &body)
+        .await
+        .map(drop)
+        .map_err(api_err(format!("label namespace {namespace}")))
+}
+
+/// `Deployment/reviews-v1` -> the workload it names.
+pub fn parse_workload(namespace: &str, text: &str) -> Result<ObjectRef, ActionError> {
+    let (kind, name) = text
+        .split_once('/')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+        .ok_or_else(|| {
+            ActionError::Invalid(format!(
+                "workload {text:?} is not KIND/NAME (for example Deployment/reviews-v1)"
+            ))
+        })?;
+    if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+        return Err(ActionError::Invalid(format!(
+            "cannot restart a {kind} ({text}): only Deployment, StatefulSet and DaemonSet"
+        )));
+    }
+    Ok(ObjectRef {
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// Rolling restart as `kubectl rollout restart` does it: set the pod template's `restartedAt`
+/// annotation. Using the value recorded in the journal makes a repeated restart a no-op.
+pub async fn restart(
+    client: &Client,
+    target: &ObjectRef,
+    restarted_at: &str,
+    dry_run: bool,
+) -> Result<(), ActionError> {
+    let body = Patch::Merge(json!({
+        "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: restarted_at } } } }
+    }));
+    let pp = patch_params(dry_run);
+    let what = format!(
+        "restart {} {}/{}",
+        target.kind, target.namespace, target.name
+    );
+    let ns = &target.namespace;
+    match target.kind.as_str() {
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .patch(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .patch(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        _ => Api::<Deployment>::namespaced(client.clone(), ns)
+            .patch(&target.name, &pp, &body)
+            .await
+            .map(drop),
+    }
+    .map_err(api_err(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_are_kind_slash_name() {
+        let w = parse_workload("bookinfo", "Deployment/reviews-v1").expect("valid");
+        assert_eq!(w.kind, "Deployment");
+        assert_eq!(w.name, "reviews-v1");
+        assert!(parse_workload("bookinfo", "reviews-v1").is_err());
+        assert!(parse_workload("bookinfo", "Pod/standalone").is_err());
+    }
+}

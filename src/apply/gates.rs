@@ -1,0 +1,408 @@
+//! Health gates read from the cluster: proxies at the expected version, a revision no longer used,
+//! node kernels new enough, istiod with ambient enabled. (`check-passes` re-observes through the
+//! caller: see [`super::HealthCheck`].)
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::observe::workload::{env_value, pick_container};
+use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
+
+use super::wait::Progress;
+
+const PAGE: u32 = 500;
+const PROXY_CONTAINER: &str = "istio-proxy";
+
+/// Whether a proxy image's version satisfies the gate: same `major.minor`, and the same patch when the
+/// gate names one. Pure.
+pub fn proxy_matches(image: &str, want: &Version) -> Result<bool, String> {
+    match image_version(image) {
+        ImageVersion::Tagged { version, .. } => Ok(version.major == want.major
+            && version.minor == want.minor
+            && (want.patch.is_none() || version.patch == want.patch)),
+        ImageVersion::Digest => Err(format!("{image} is pinned by digest")),
+        ImageVersion::Unreadable(tag) => Err(format!("{image} has no version tag ({tag})")),
+    }
+}
+
+fn proxy_image(pod: &Pod) -> Option<&str> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == PROXY_CONTAINER)
+        .and_then(|c| c.image.as_deref())
+}
+
+/// Every istio-proxy in `namespaces` (all when empty) at `want`. Pods are listed in pages.
+pub async fn proxies_at_version(
+    client: &kube::Client,
+    want: &Version,
+    namespaces: &[String],
+) -> Result<Progress, kube::Error> {
+    let apis: Vec<(String, Api<Pod>)> = if namespaces.is_empty() {
+        vec![("all namespaces".into(), Api::all(client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+            .collect()
+    };
+    let mut total = 0u64;
+    // "namespace/pod: reason", a few examples per wrong version.
+    let mut off: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut off_count = 0u64;
+    for (_, api) in apis {
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&params).await?;
+            for pod in &page.items {
+                let Some(image) = proxy_image(pod) else {
+                    continue;
+                };
+                if pod.metadata.deletion_timestamp.is_some() {
+                    continue; // terminating: on its way out
+                }
+                total += 1;
+                let verdict = proxy_matches(image, want);
+                if verdict != Ok(true) {
+                    off_count += 1;
+                    let key = match verdict {
+                        Ok(_) => image_version_text(image),
+                        Err(why) => why,
+                    };
+                    let examples = off.entry(key).or_default();
+                    if examples.len() < 3 {
+                        examples.push(format!(
+                            "{}/{}",
+                            pod.metadata.namespace.as_deref().unwrap_or(""),
+                            pod.metadata.name.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(if off_count == 0 {
+        Progress::Met
+    } else {
+        let detail = off
+            .iter()
+            .map(|(v, pods)| format!("{v} ({})", pods.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Progress::Waiting(format!(
+            "{off_count} of {total} proxies not at {want}: {detail}"
+        ))
+    })
+}
+
+fn image_version_text(image: &str) -> String {
+    match image_version(image) {
+        ImageVersion::Tagged { version, .. } => version.to_string(),
+        _ => image.to_string(),
+    }
+}
+
+/// No pod, namespace label or revision tag still uses the Istio `revision`.
+pub async fn revision_unused(
+    client: &kube::Client,
+    revision: &str,
+) -> Result<Progress, kube::Error> {
+    let selector = format!("istio.io/rev={revision}");
+    let mut users = Vec::new();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let some_pods = pods
+        .list_metadata(&ListParams::default().labels(&selector).limit(PAGE))
+        .await?;
+    let live_pods = some_pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .count();
+    if live_pods > 0 {
+        let more = if some_pods.metadata.continue_.is_some() {
+            "+"
+        } else {
+            ""
+        };
+        users.push(format!("{live_pods}{more} pods"));
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labelled: Vec<String> = namespaces
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    if !labelled.is_empty() {
+        users.push(format!("namespaces {}", labelled.join(", ")));
+    }
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let tags: Vec<String> = webhooks
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|w| {
+            w.metadata
+                .labels
+                .and_then(|l| l.get("istio.io/tag").cloned())
+        })
+        .collect();
+    if !tags.is_empty() {
+        users.push(format!("revision tags {}", tags.join(", ")));
+    }
+    Ok(if users.is_empty() {
+        Progress::Met
+    } else {
+        Progress::Waiting(format!(
+            "revision {revision} still used by {}",
+            users.join("; ")
+        ))
+    })
+}
+
+/// How many failing nodes a kernel gate names before it only counts the rest.
+const NAMED_NODES: usize = 10;
+
+/// Linux nodes whose kernel is older than `min` or cannot be read, as `name (kernel)`. Windows nodes
+/// are skipped: no Linux kernel rule applies to them. Pure.
+pub fn nodes_below_kernel<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    min: Minor,
+) -> Vec<String> {
+    nodes
+        .into_iter()
+        .filter(|(_, os, _)| !os.eq_ignore_ascii_case("windows"))
+        .filter_map(|(name, _, kernel)| match KernelVersion::parse(kernel) {
+            Some(k) if k.at_least(min) => None,
+            Some(_) => Some(format!("{name} ({kernel})")),
+            None if kernel.is_empty() => Some(format!("{name} (no kernel reported)")),
+            None => Some(format!("{name} (unreadable kernel {kernel})")),
+        })
+        .collect()
+}
+
+/// Every Linux node runs a kernel of at least `min`. Nodes are listed in pages. A node's kernel does
+/// not change while we wait, so a failing node fails the gate at once, naming the nodes.
+pub async fn node_kernels_at_least(
+    client: &kube::Client,
+    min: Minor,
+) -> Result<Progress, kube::Error> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut params = ListParams::default().limit(PAGE);
+    let mut below = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        let facts: Vec<(&str, &str, &str)> = page
+            .items
+            .iter()
+            .map(|n| {
+                let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
+                (
+                    n.metadata.name.as_deref().unwrap_or(""),
+                    info.map(|i| i.operating_system.as_str()).unwrap_or(""),
+                    info.map(|i| i.kernel_version.as_str()).unwrap_or(""),
+                )
+            })
+            .collect();
+        below.extend(nodes_below_kernel(facts, min));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(if below.is_empty() {
+        Progress::Met
+    } else {
+        let count = below.len();
+        let more = count.saturating_sub(NAMED_NODES);
+        below.truncate(NAMED_NODES);
+        let rest = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        Progress::Failed(format!(
+            "{count} Linux node(s) run a kernel older than {min}: {}{rest}; upgrade their kernels (or replace the nodes) first",
+            below.join(", ")
+        ))
+    })
+}
+
+/// The Istio revision an istiod Deployment serves: its `istio.io/rev` label, `default` without one
+/// (the same reading as observe's).
+fn istiod_revision(d: &Deployment) -> &str {
+    d.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("istio.io/rev"))
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("default")
+}
+
+/// Whether an istiod Deployment's `discovery` container runs with `PILOT_ENABLE_AMBIENT=true`. Pure.
+pub fn istiod_ambient_enabled(d: &Deployment) -> bool {
+    let spec = d.spec.template.spec.as_ref();
+    env_value(pick_container(spec, "discovery"), "PILOT_ENABLE_AMBIENT")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// istiod of `revision` in `namespace` runs with `PILOT_ENABLE_AMBIENT=true`. Not yet (the person may
+/// still be rolling it out) is waiting, not failure.
+pub async fn istiod_ambient(
+    client: &kube::Client,
+    namespace: &str,
+    revision: &str,
+) -> Result<Progress, kube::Error> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut params = ListParams::default().labels("app=istiod").limit(PAGE);
+    let mut found: Vec<String> = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        for d in page.items.iter().filter(|d| istiod_revision(d) == revision) {
+            let name = d.metadata.name.clone().unwrap_or_default();
+            if istiod_ambient_enabled(d) {
+                return Ok(Progress::Met);
+            }
+            found.push(name);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(Progress::Waiting(if found.is_empty() {
+        format!("no istiod Deployment of revision {revision} in namespace {namespace}")
+    } else {
+        format!(
+            "istiod Deployment {namespace}/{} of revision {revision} does not set PILOT_ENABLE_AMBIENT=true",
+            found.join(", ")
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minor(s: &str) -> Minor {
+        Minor::parse(s).expect("minor")
+    }
+
+    #[test]
+    fn the_kernel_gate_names_old_and_unreadable_linux_nodes_and_skips_windows() {
+        let nodes = [
+            ("ip-10-0-1-12", "linux", "5.10.225-213.878.amzn2.x86_64"),
+            ("ip-10-0-1-13", "linux", "5.4.0-150-generic"),
+            ("gke-pool-a", "linux", "6.1.100+"),
+            ("akswin000000", "windows", "10.0.20348.2527"),
+            ("odd-node", "linux", "custom"),
+            ("bare", "", ""),
+        ];
+        assert_eq!(
+            nodes_below_kernel(nodes, minor("5.10")),
+            vec![
+                "ip-10-0-1-13 (5.4.0-150-generic)".to_string(),
+                "odd-node (unreadable kernel custom)".to_string(),
+                "bare (no kernel reported)".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn kernels_compare_numerically_not_as_text() {
+        let nodes = [("a", "linux", "5.9.0"), ("b", "Linux", "5.10.0")];
+        assert_eq!(
+            nodes_below_kernel(nodes, minor("5.10")),
+            vec!["a (5.9.0)".to_string()]
+        );
+        assert!(nodes_below_kernel(nodes, minor("5.9")).is_empty());
+    }
+
+    fn istiod(revision: Option<&str>, env: &[(&str, &str)]) -> Deployment {
+        let mut labels = serde_json::json!({"app": "istiod"});
+        if let Some(r) = revision {
+            labels["istio.io/rev"] = serde_json::json!(r);
+        }
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| serde_json::json!({"name": k, "value": v}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod", "namespace": "istio-system", "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app": "istiod"}},
+                "template": {"spec": {"containers": [
+                    {"name": "discovery", "image": "docker.io/istio/pilot:1.24.2", "env": env}
+                ]}}
+            }
+        }))
+        .expect("deployment")
+    }
+
+    #[test]
+    fn ambient_is_read_from_the_discovery_container_env() {
+        assert!(istiod_ambient_enabled(&istiod(
+            None,
+            &[("PILOT_ENABLE_AMBIENT", "true")]
+        )));
+        assert!(istiod_ambient_enabled(&istiod(
+            Some("1-24"),
+            &[("PILOT_ENABLE_AMBIENT", "True")]
+        )));
+        assert!(!istiod_ambient_enabled(&istiod(
+            None,
+            &[("PILOT_ENABLE_AMBIENT", "false")]
+        )));
+        assert!(!istiod_ambient_enabled(&istiod(None, &[("OTHER", "true")])));
+    }
+
+    #[test]
+    fn an_istiod_without_a_revision_label_is_the_default_revision() {
+        assert_eq!(istiod_revision(&istiod(None, &[])), "default");
+        assert_eq!(istiod_revision(&istiod(Some(""), &[])), "default");
+        assert_eq!(istiod_revision(&istiod(Some("1-24"), &[])), "1-24");
+    }
+
+    #[test]
+    fn a_minor_gate_accepts_any_patch_and_a_patch_gate_only_its_own() {
+        let minor = Version::parse("1.24").expect("version");
+        let exact = Version::parse("1.24.2").expect("version");
+        assert_eq!(
+            proxy_matches("docker.io/istio/proxyv2:1.24.3", &minor),
+            Ok(true)
+        );
+        assert_eq!(
+            proxy_matches("docker.io/istio/proxyv2:1.24.3", &exact),
+            Ok(false)
+        );
+        assert_eq!(
+            proxy_matches("docker.io/istio/proxyv2:1.24.2-distroless", &exact),
+            Ok(true)
+        );
+        assert_eq!(
+            proxy_matches("docker.io/istio/proxyv2:1.23.4", &minor),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn a_proxy_without_a_readable_version_cannot_pass() {
+        let want = Version::parse("1.24").expect("version");
+        assert!(proxy_matches("istio/proxyv2@sha256:abcd", &want).is_err());
+        assert!(proxy_matches("istio/proxyv2:latest", &want).is_err());
+    }
+}

@@ -1,0 +1,388 @@
+//! The journal: what an apply has done in one cluster, kept in that cluster so any machine can resume.
+//!
+//! It is the ConfigMap `kubectl-meshup-journal` in the journal namespace (see [`journal_namespace`]),
+//! whose `journal.json` key holds a [`Journal`]. A step is marked `in-progress` (with the values needed
+//! to undo it, such as the replicas before a scale-down) *before* the change is made, and `done` after
+//! its wait and gate passed, so after any interruption the journal says what may have happened.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::{Mesh, ObjectRef, UpgradePlan};
+use crate::snapshot::{Cluster, ClusterSnapshot};
+
+pub const JOURNAL_NAME: &str = "kubectl-meshup-journal";
+const JOURNAL_KEY: &str = "journal.json";
+const PLAN_KEY: &str = "plan";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-meshup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Pending,
+    /// Started and not known to have finished: resume re-checks it.
+    InProgress,
+    Done,
+    Failed,
+    /// Done, then undone after a failure or an abort.
+    Undone,
+}
+
+/// Values recorded before a change so it can be reversed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum UndoRecord {
+    /// The replicas the workload had before the step scaled it.
+    Scale { target: ObjectRef, replicas: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub state: StepState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// How many times the step was started (a resumed step counts again).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoRecord>,
+    /// The `restartedAt` value a restart step uses, recorded before the first attempt so a repeated
+    /// restart changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StepRecord {
+    fn pending() -> Self {
+        Self {
+            state: StepState::Pending,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            undo: None,
+            restarted_at: None,
+            error: None,
+        }
+    }
+}
+
+/// The journal of one cluster for one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    /// [`plan_hash`] of the plan being applied.
+    pub plan: String,
+    /// `gloo-mesh=1.0.0`, for people reading the ConfigMap.
+    pub targets: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Step id -> record, for this cluster's steps.
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+impl Journal {
+    pub fn new(plan: &UpgradePlan, cluster: &str, now: String) -> Self {
+        let steps = plan
+            .steps
+            .iter()
+            .filter(|s| s.cluster == cluster)
+            .map(|s| (s.id.clone(), StepRecord::pending()))
+            .collect();
+        Self {
+            plan: plan_hash(plan),
+            targets: targets_text(plan),
+            started_at: now,
+            finished_at: None,
+            steps,
+        }
+    }
+
+    pub fn state(&self, step_id: &str) -> StepState {
+        self.steps
+            .get(step_id)
+            .map(|r| r.state)
+            .unwrap_or(StepState::Pending)
+    }
+
+    pub fn record_mut(&mut self, step_id: &str) -> &mut StepRecord {
+        self.steps
+            .entry(step_id.to_string())
+            .or_insert_with(StepRecord::pending)
+    }
+
+    pub fn undo(&self, step_id: &str) -> Option<&UndoRecord> {
+        self.steps.get(step_id).and_then(|r| r.undo.as_ref())
+    }
+
+    pub fn done_count(&self) -> usize {
+        self.steps
+            .values()
+            .filter(|r| r.state == StepState::Done)
+            .count()
+    }
+
+    /// Finished: every step done (a finished journal may be replaced by a new plan's).
+    pub fn is_finished(&self) -> bool {
+        self.finished_at.is_some()
+    }
+}
+
+/// The identity of a plan: sha256 over its canonical JSON without the `integrity` field, so the same
+/// reviewed plan always has the same hash whatever file it was read from.
+pub fn plan_hash(plan: &UpgradePlan) -> String {
+    let mut unsigned = plan.clone();
+    unsigned.integrity = None;
+    // Serializing plain data types to JSON cannot fail; the fallback keeps this total anyway.
+    let bytes = serde_json::to_vec(&unsigned).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn targets_text(plan: &UpgradePlan) -> String {
+    plan.targets
+        .iter()
+        .map(|t| format!("{}={}", t.mesh, t.version))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The namespace holding the journal and the lock in one cluster: the namespace of the mesh the plan
+/// acts on, as observed — Gloo Mesh: the namespace of `discovery` (or `networking`, or the agent);
+/// Istio: the namespace of the first istiod; Kmesh: the namespace of its DaemonSet. When the snapshot
+/// does not show the mesh, its conventional namespace: `gloo-mesh`, `istio-system`, `kmesh-system`.
+/// The first target decides which mesh that is.
+pub fn journal_namespace(plan: &UpgradePlan, cluster: Option<&Cluster>) -> String {
+    let mesh = plan.targets.first().map(|t| t.mesh).unwrap_or(Mesh::Istio);
+    let observed = cluster.and_then(|c| match mesh {
+        Mesh::GlooMesh => c.gloo_mesh.as_ref().and_then(|g| {
+            [&g.discovery, &g.networking, &g.agent]
+                .into_iter()
+                .flatten()
+                .map(|w| w.namespace.clone())
+                .next()
+        }),
+        Mesh::Istio => c.istio.as_ref().and_then(|i| {
+            i.control_planes
+                .first()
+                .map(|cp| cp.istiod.namespace.clone())
+        }),
+        Mesh::Kmesh => c.kmesh.as_ref().map(|k| k.daemonset.namespace.clone()),
+    });
+    observed.unwrap_or_else(|| {
+        match mesh {
+            Mesh::GlooMesh => "gloo-mesh",
+            Mesh::Istio => "istio-system",
+            Mesh::Kmesh => "kmesh-system",
+        }
+        .to_string()
+    })
+}
+
+/// The snapshot's facts about the named cluster.
+pub fn snapshot_cluster<'a>(snapshot: &'a ClusterSnapshot, name: &str) -> Option<&'a Cluster> {
+    snapshot.clusters.iter().find(|c| c.name == name)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot read or write ConfigMap {namespace}/{JOURNAL_NAME}: {source}")]
+    Api {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "ConfigMap {namespace}/{JOURNAL_NAME} does not hold a readable journal ({reason}); inspect it, and delete it if it is not needed"
+    )]
+    Unreadable { namespace: String, reason: String },
+}
+
+/// The journal ConfigMap of one cluster, read and written with optimistic concurrency (resourceVersion).
+pub struct JournalStore {
+    api: Api<ConfigMap>,
+    namespace: String,
+    resource_version: Option<String>,
+}
+
+impl JournalStore {
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            resource_version: None,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn api_error(&self, source: kube::Error) -> JournalError {
+        JournalError::Api {
+            namespace: self.namespace.clone(),
+            source,
+        }
+    }
+
+    /// The journal now in the cluster, if any.
+    pub async fn load(&mut self) -> Result<Option<Journal>, JournalError> {
+        let found = self
+            .api
+            .get_opt(JOURNAL_NAME)
+            .await
+            .map_err(|e| self.api_error(e))?;
+        let Some(cm) = found else {
+            self.resource_version = None;
+            return Ok(None);
+        };
+        self.resource_version = cm.metadata.resource_version.clone();
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(JOURNAL_KEY))
+            .ok_or_else(|| JournalError::Unreadable {
+                namespace: self.namespace.clone(),
+                reason: format!("no `{JOURNAL_KEY}` key"),
+            })?;
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| JournalError::Unreadable {
+                namespace: self.namespace.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Write the journal: create it, or replace the version last read (a concurrent writer makes this
+    /// fail with a conflict instead of being overwritten).
+    pub async fn save(&mut self, journal: &Journal) -> Result<(), JournalError> {
+        let text = serde_json::to_string_pretty(journal).map_err(|e| JournalError::Unreadable {
+            namespace: self.namespace.clone(),
+            reason: e.to_string(),
+        })?;
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(JOURNAL_NAME.to_string()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY_LABEL.to_string(),
+                    MANAGED_BY.to_string(),
+                )])),
+                resource_version: self.resource_version.clone(),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([
+                (PLAN_KEY.to_string(), journal.plan.clone()),
+                (JOURNAL_KEY.to_string(), text),
+            ])),
+            ..ConfigMap::default()
+        };
+        let written = match self.resource_version {
+            Some(_) => self
+                .api
+                .replace(JOURNAL_NAME, &PostParams::default(), &cm)
+                .await
+                .map_err(|e| self.api_error(e))?,
+            None => self
+                .api
+                .create(&PostParams::default(), &cm)
+                .await
+                .map_err(|e| self.api_error(e))?,
+        };
+        self.resource_version = written.metadata.resource_version;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
+    use crate::version::Version;
+
+    fn plan_with(steps: Vec<Step>) -> UpgradePlan {
+        UpgradePlan {
+            api_version: "meshup.dev/v1alpha1".into(),
+            kind: "UpgradePlan".into(),
+            metadata: PlanMetadata {
+                tool_version: "0.1.0".into(),
+                compat_data: "2025-01-01".into(),
+                created_at: None,
+            },
+            targets: vec![Target {
+                mesh: Mesh::GlooMesh,
+                version: Version::new(1, 0, 0),
+            }],
+            strategy: Strategy::InPlace,
+            clusters: vec!["mgmt".into()],
+            fingerprint: Fingerprint {
+                algorithm: "sha256".into(),
+                value: "abc".into(),
+                facts: BTreeMap::new(),
+            },
+            components: vec![],
+            hops: vec![],
+            warnings: vec![],
+            steps,
+            integrity: None,
+        }
+    }
+
+    fn manual_step(id: &str, cluster: &str) -> Step {
+        Step {
+            id: id.into(),
+            cluster: cluster.into(),
+            title: "t".into(),
+            reason: Reason {
+                runbook: "gloo-mesh-pre-1.0".into(),
+                step: None,
+                text: "r".into(),
+                source: "s".into(),
+            },
+            action: Action::Manual {
+                instructions: "do it".into(),
+                command: None,
+            },
+            irreversible: false,
+            undo: None,
+        }
+    }
+
+    #[test]
+    fn plan_hash_ignores_integrity_and_sees_steps() {
+        let plan = plan_with(vec![manual_step("a", "mgmt")]);
+        let mut signed = plan.clone();
+        signed.integrity = Some("sha256:whatever".into());
+        assert_eq!(plan_hash(&plan), plan_hash(&signed));
+        let other = plan_with(vec![manual_step("b", "mgmt")]);
+        assert_ne!(plan_hash(&plan), plan_hash(&other));
+    }
+
+    #[test]
+    fn journal_holds_only_its_clusters_steps() {
+        let plan = plan_with(vec![manual_step("a", "mgmt"), manual_step("b", "remote")]);
+        let j = Journal::new(&plan, "mgmt", "now".into());
+        assert_eq!(j.steps.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(j.state("a"), StepState::Pending);
+        assert_eq!(j.targets, "gloo-mesh=1.0.0");
+    }
+
+    #[test]
+    fn journal_namespace_falls_back_to_the_mesh_convention() {
+        let plan = plan_with(vec![]);
+        assert_eq!(journal_namespace(&plan, None), "gloo-mesh");
+    }
+}

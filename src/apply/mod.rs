@@ -1,0 +1,1291 @@
+//! `apply`: execute a reviewed `UpgradePlan` step by step — the act part of observe → decide → act.
+//!
+//! Order of business, nothing changed until the last of the checks passed:
+//! 1. the plan names only clusters we have clients for, and step ids are unique;
+//! 2. without `--yes` (and not `--dry-run`) the [`Ui`] must be able to prompt, or we refuse;
+//! 3. the caller's fresh snapshot gives the same fingerprint as the plan's, or the plan is stale;
+//! 4. per cluster, one SelfSubjectAccessReview per permission the plan needs; all missing ones listed;
+//! 5. the lock (a Lease) in every cluster the plan touches, then the journal (a ConfigMap) read: the
+//!    same plan resumes, an unfinished different plan is refused, a finished one is replaced.
+//!
+//! Then each step: describe it, ask (unless `--yes`; waits and gates are not asked), record it
+//! `in-progress` with its undo values in the journal, act, wait, gate, record it `done`.
+//!
+//! Resume: steps recorded `done` are skipped; a step recorded `in-progress` is run again. The kube
+//! actions are idempotent (scale to N, delete a collection, label, restart with the recorded
+//! `restartedAt`, server-side apply), and the undo values recorded before the first attempt are kept,
+//! so a scale-down interrupted after the change still remembers the replicas to restore. `run` steps
+//! (helm, istioctl, meshctl) are run again unless recorded `done`; the runbooks' commands (`helm
+//! upgrade`, `meshctl install`, `istioctl install`) converge to the same state when repeated.
+//!
+//! Interruption (Ctrl-C, or the caller's interrupt channel) is honoured at safe points: between steps,
+//! at prompts, and during waits, gates and kube requests; an external tool is left to finish (a
+//! terminal's Ctrl-C reaches it directly). The journal then shows the step `in-progress`, and
+//! [`ApplyError::Interrupted`] is returned. Dropping the future (or SIGKILL) leaves the same journal.
+//!
+//! Failure: a failed step or gate stops the run; the steps already done that can be undone are listed
+//! newest first. On a terminal the user is asked whether to undo them now; with `--yes` nothing is undone
+//! automatically and the exact commands are printed instead (an unattended run should not take a second
+//! decision on its own).
+//!
+//! Exit codes are mapped in [`crate::error::apply_exit`]: declined 4, interrupted 130, no terminal
+//! without `--yes` 2, everything else 1.
+
+pub mod actions;
+pub mod describe;
+pub mod gates;
+pub mod journal;
+pub mod lock;
+pub mod permissions;
+pub mod tools;
+pub mod ui;
+pub mod wait;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::plan::{Action, Fingerprint, Gate, Step, Target, Tool, UpgradePlan, WaitCondition};
+use crate::snapshot::ClusterSnapshot;
+
+use journal::{Journal, JournalError, JournalStore, StepState, UndoRecord};
+use lock::{LockError, LockGuard};
+use permissions::Permission;
+use tools::ToolError;
+pub use ui::{Answer, PlainUi, PromptError, StepEnd, TerminalUi, Ui};
+use wait::Progress;
+
+/// The clusters a plan acts on: plan cluster name (kube context) -> client.
+#[derive(Clone, Default)]
+pub struct ApplyTarget {
+    clients: BTreeMap<String, kube::Client>,
+}
+
+impl ApplyTarget {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, cluster: impl Into<String>, client: kube::Client) -> Self {
+        self.clients.insert(cluster.into(), client);
+        self
+    }
+
+    pub fn insert(&mut self, cluster: impl Into<String>, client: kube::Client) {
+        self.clients.insert(cluster.into(), client);
+    }
+
+    fn client(&self, cluster: &str) -> Result<&kube::Client, ApplyError> {
+        self.clients
+            .get(cluster)
+            .ok_or_else(|| ApplyError::UnknownCluster {
+                cluster: cluster.to_string(),
+            })
+    }
+}
+
+/// How `apply` tells whether the cluster drifted from the plan: the planner's fingerprint of a snapshot
+/// for the plan's targets, and its list of changed facts. Wire `plan::fingerprint` and
+/// `plan::fingerprint_diff` here.
+#[derive(Clone, Copy)]
+pub struct Staleness {
+    pub fingerprint: fn(&ClusterSnapshot, &[Target]) -> Fingerprint,
+    /// `cluster-a/istio/revision/1-20/version: 1.20.3 -> 1.20.4`, one line per changed fact.
+    pub diff: fn(&Fingerprint, &Fingerprint) -> Vec<String>,
+}
+
+/// `check-passes` gates: re-observe the named cluster and run the check rules; `Ok` with the failing
+/// findings' messages (empty when it passes), `Err` when the check itself could not run.
+pub type HealthCheck =
+    Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>, String>> + Send + Sync>;
+
+pub struct ApplyOptions {
+    /// `--yes`: answer yes to every step; never prompt.
+    pub yes: bool,
+    /// `--dry-run`: show every step, send kube writes with `dryRun=All`, run no tool, write no journal.
+    pub dry_run: bool,
+    /// `--force-conflicts`: server-side apply takes over fields owned by other managers.
+    pub force_conflicts: bool,
+    /// `--break-lock`: take the lock even if another apply holds it.
+    pub break_lock: bool,
+    /// Overrides every wait, gate and tool timeout.
+    pub step_timeout: Option<Duration>,
+    /// Where helm, istioctl and meshctl are looked up (`PATH` syntax); `None`: the process's `PATH`.
+    pub tool_path: Option<OsString>,
+    /// The plan file, for the resume and re-plan commands in messages.
+    pub plan_file: Option<PathBuf>,
+    pub staleness: Staleness,
+    pub health_check: Option<HealthCheck>,
+    /// Set to `true` to interrupt; `None`: listen for Ctrl-C.
+    pub interrupt: Option<watch::Receiver<bool>>,
+    /// How often waits and gates re-read the cluster.
+    pub poll_interval: Duration,
+    /// Default timeout of gates and of the rollouts after a restart.
+    pub gate_timeout: Duration,
+    /// How long the lock lease lasts without renewal.
+    pub lock_duration: Duration,
+}
+
+impl ApplyOptions {
+    pub fn new(staleness: Staleness) -> Self {
+        Self {
+            yes: false,
+            dry_run: false,
+            force_conflicts: false,
+            break_lock: false,
+            step_timeout: None,
+            tool_path: None,
+            plan_file: None,
+            staleness,
+            health_check: None,
+            interrupt: None,
+            poll_interval: Duration::from_secs(2),
+            gate_timeout: Duration::from_secs(600),
+            lock_duration: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub steps: usize,
+    /// Steps run now.
+    pub ran: usize,
+    /// Steps skipped because the journal records them done (a resumed apply).
+    pub already_done: usize,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("declined at step {step}; nothing more was changed; resume later with `{resume}`")]
+    Declined { step: String, resume: String },
+    #[error(
+        "interrupted{}; the journal records where it stopped; resume with `{resume}`",
+        at_step(.step)
+    )]
+    Interrupted {
+        step: Option<String>,
+        resume: String,
+    },
+    #[error(
+        "no terminal to confirm the steps on; re-run with --yes to apply without prompts, or with --dry-run to only show them"
+    )]
+    NeedsConfirmation,
+    #[error(
+        "the plan is stale: the cluster changed since it was made ({}); make a new plan with `{replan}`",
+        .changes.join("; ")
+    )]
+    StalePlan {
+        changes: Vec<String>,
+        replan: String,
+    },
+    #[error(
+        "missing permissions, nothing was changed: {}; ask a cluster admin for them (kubectl auth can-i shows them)",
+        .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    MissingPermissions { missing: Vec<Permission> },
+    #[error("cannot check permissions in cluster {cluster}: {source}")]
+    PermissionCheck {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{0}")]
+    OtherPlanInProgress(Box<UnfinishedApply>),
+    #[error("in cluster {cluster}: {source}")]
+    Journal {
+        cluster: String,
+        #[source]
+        source: JournalError,
+    },
+    #[error(
+        "the plan names cluster {cluster}, which was not given; pass its context (the plan's clusters are the kube contexts it was made for)"
+    )]
+    UnknownCluster { cluster: String },
+    #[error("the plan is not valid: {0}; make a new plan")]
+    InvalidPlan(String),
+    #[error("step {step} failed: {reason}{}", undo_text(.undo))]
+    StepFailed {
+        step: String,
+        reason: String,
+        /// Commands that undo the steps done so far (newest first), when they were not undone.
+        undo: Vec<String>,
+    },
+}
+
+/// Another plan's apply that has not finished, found in a cluster's journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedApply {
+    pub cluster: String,
+    pub namespace: String,
+    /// The start of the other plan's hash.
+    pub plan: String,
+    pub targets: String,
+    pub done: usize,
+    pub total: usize,
+    pub started_at: String,
+}
+
+impl std::fmt::Display for UnfinishedApply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = journal::JOURNAL_NAME;
+        write!(
+            f,
+            "cluster {c} has an unfinished apply of another plan ({t}, {d} of {n} steps done, started {s}, plan {p}) in ConfigMap {ns}/{name}; resume it with its own plan file, or if it is abandoned, delete it: `kubectl --context {c} -n {ns} delete configmap {name}`",
+            c = self.cluster,
+            t = self.targets,
+            d = self.done,
+            n = self.total,
+            s = self.started_at,
+            p = self.plan,
+            ns = self.namespace,
+        )
+    }
+}
+
+fn at_step(step: &Option<String>) -> String {
+    step.as_ref()
+        .map(|s| format!(" at step {s}"))
+        .unwrap_or_default()
+}
+
+fn undo_text(undo: &[String]) -> String {
+    if undo.is_empty() {
+        String::new()
+    } else {
+        format!("; to undo the steps done: {}", undo.join(" && "))
+    }
+}
+
+/// Why one step did not finish.
+#[derive(Debug)]
+enum StepError {
+    Failed(String),
+    Interrupted,
+    Declined,
+}
+
+impl From<actions::ActionError> for StepError {
+    fn from(e: actions::ActionError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+impl From<ToolError> for StepError {
+    fn from(e: ToolError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+/// Execute `plan` against `target`. `current` is a snapshot the caller observed just now.
+pub async fn apply(
+    target: &ApplyTarget,
+    plan: &UpgradePlan,
+    current: &ClusterSnapshot,
+    options: &ApplyOptions,
+    ui: &mut dyn Ui,
+) -> Result<ApplyOutcome, ApplyError> {
+    let mut interrupt = Interrupt::new(options.interrupt.clone());
+    let result = run(target, plan, current, options, ui, &mut interrupt).await;
+    ui.restore();
+    result
+}
+
+async fn run(
+    target: &ApplyTarget,
+    plan: &UpgradePlan,
+    current: &ClusterSnapshot,
+    options: &ApplyOptions,
+    ui: &mut dyn Ui,
+    interrupt: &mut Interrupt,
+) -> Result<ApplyOutcome, ApplyError> {
+    let clusters = clusters_in_order(plan)?;
+    for c in &clusters {
+        target.client(c)?;
+    }
+    if !options.dry_run && !options.yes && !ui.can_prompt() {
+        return Err(ApplyError::NeedsConfirmation);
+    }
+    let now = (options.staleness.fingerprint)(current, &plan.targets);
+    if now.value != plan.fingerprint.value {
+        let mut changes = (options.staleness.diff)(&plan.fingerprint, &now);
+        if changes.is_empty() {
+            changes.push("the fingerprint differs".to_string());
+        }
+        return Err(ApplyError::StalePlan {
+            changes,
+            replan: replan_command(plan, options),
+        });
+    }
+
+    let namespaces: BTreeMap<String, String> = clusters
+        .iter()
+        .map(|c| {
+            let observed = journal::snapshot_cluster(current, c);
+            (c.clone(), journal::journal_namespace(plan, observed))
+        })
+        .collect();
+    let mut missing = Vec::new();
+    for c in &clusters {
+        let journal_ns = (!options.dry_run).then(|| namespaces[c].as_str());
+        let wanted = permissions::required(plan, c, journal_ns);
+        let refused = permissions::missing(target.client(c)?, &wanted)
+            .await
+            .map_err(|source| ApplyError::PermissionCheck {
+                cluster: c.clone(),
+                source,
+            })?;
+        missing.extend(refused);
+    }
+    if !missing.is_empty() {
+        return Err(ApplyError::MissingPermissions { missing });
+    }
+
+    let mut executor = Executor {
+        target,
+        plan,
+        options,
+        ui,
+        interrupt,
+        books: BTreeMap::new(),
+    };
+    if options.dry_run {
+        return executor.run_steps().await;
+    }
+
+    let holder = lock::holder_identity();
+    let mut locks: Vec<LockGuard> = Vec::new();
+    for c in &clusters {
+        match lock::acquire(
+            target.client(c)?.clone(),
+            c,
+            &namespaces[c],
+            &holder,
+            options.lock_duration,
+            options.break_lock,
+        )
+        .await
+        {
+            Ok(guard) => locks.push(guard),
+            Err(e) => {
+                release(locks).await;
+                return Err(e.into());
+            }
+        }
+    }
+    let result = async {
+        for c in &clusters {
+            let book = open_journal(target.client(c)?, c, &namespaces[c], plan).await?;
+            executor.books.insert(c.clone(), book);
+        }
+        executor.run_steps().await
+    }
+    .await;
+    release(locks).await;
+    result
+}
+
+async fn release(locks: Vec<LockGuard>) {
+    for guard in locks {
+        guard.release().await;
+    }
+}
+
+/// The plan's clusters that have steps, in the plan's order; and the plan's basic soundness.
+fn clusters_in_order(plan: &UpgradePlan) -> Result<Vec<String>, ApplyError> {
+    let mut seen_ids = std::collections::BTreeSet::new();
+    for step in &plan.steps {
+        if !seen_ids.insert(step.id.as_str()) {
+            return Err(ApplyError::InvalidPlan(format!(
+                "step id {} appears twice",
+                step.id
+            )));
+        }
+    }
+    let mut clusters: Vec<String> = Vec::new();
+    for name in plan
+        .clusters
+        .iter()
+        .chain(plan.steps.iter().map(|s| &s.cluster))
+    {
+        if plan.steps.iter().any(|s| &s.cluster == name) && !clusters.contains(name) {
+            clusters.push(name.clone());
+        }
+    }
+    Ok(clusters)
+}
+
+fn plan_file_text(options: &ApplyOptions) -> String {
+    options
+        .plan_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "PLAN_FILE".to_string())
+}
+
+/// The command that resumes this apply.
+pub fn resume_command(options: &ApplyOptions) -> String {
+    format!("kubectl meshup apply {}", plan_file_text(options))
+}
+
+/// The command that makes a fresh plan for the same targets and clusters.
+pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
+    let contexts: String = plan
+        .clusters
+        .iter()
+        .map(|c| format!(" --context {c}"))
+        .collect();
+    let targets: String = plan
+        .targets
+        .iter()
+        .map(|t| format!(" --to {}={}", t.mesh, t.version))
+        .collect();
+    format!(
+        "kubectl meshup{contexts} plan{targets} -o yaml > {}",
+        plan_file_text(options)
+    )
+}
+
+/// One cluster's journal and where it lives.
+struct Book {
+    store: JournalStore,
+    journal: Journal,
+}
+
+async fn open_journal(
+    client: &kube::Client,
+    cluster: &str,
+    namespace: &str,
+    plan: &UpgradePlan,
+) -> Result<Book, ApplyError> {
+    let journal_err = |source| ApplyError::Journal {
+        cluster: cluster.to_string(),
+        source,
+    };
+    let mut store = JournalStore::new(client.clone(), namespace);
+    let existing = store.load().await.map_err(journal_err)?;
+    let hash = journal::plan_hash(plan);
+    let journal = match existing {
+        Some(j) if j.plan == hash => j,
+        Some(j) if !j.is_finished() => {
+            return Err(ApplyError::OtherPlanInProgress(Box::new(UnfinishedApply {
+                cluster: cluster.to_string(),
+                namespace: namespace.to_string(),
+                plan: j.plan.chars().take(12).collect(),
+                targets: j.targets.clone(),
+                done: j.done_count(),
+                total: j.steps.len(),
+                started_at: j.started_at.clone(),
+            })));
+        }
+        _ => {
+            let fresh = Journal::new(plan, cluster, Timestamp::now().to_string());
+            store.save(&fresh).await.map_err(journal_err)?;
+            fresh
+        }
+    };
+    Ok(Book { store, journal })
+}
+
+/// Ctrl-C or the caller's channel.
+struct Interrupt {
+    rx: watch::Receiver<bool>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Interrupt {
+    fn new(given: Option<watch::Receiver<bool>>) -> Self {
+        match given {
+            Some(rx) => Self { rx, listener: None },
+            None => {
+                let (tx, rx) = watch::channel(false);
+                let listener = tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        let _ = tx.send(true);
+                    }
+                });
+                Self {
+                    rx,
+                    listener: Some(listener),
+                }
+            }
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Resolves when interrupted (never, if the sender is gone without interrupting).
+    async fn triggered(&mut self) {
+        if self.rx.wait_for(|set| *set).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+}
+
+struct Executor<'a> {
+    target: &'a ApplyTarget,
+    plan: &'a UpgradePlan,
+    options: &'a ApplyOptions,
+    ui: &'a mut dyn Ui,
+    interrupt: &'a mut Interrupt,
+    /// Per cluster; empty in a dry run.
+    books: BTreeMap<String, Book>,
+}
+
+/// Run `fut` unless interrupted first.
+async fn or_interrupt<T>(
+    interrupt: &mut Interrupt,
+    fut: impl std::future::Future<Output = Result<T, StepError>>,
+) -> Result<T, StepError> {
+    if interrupt.is_set() {
+        return Err(StepError::Interrupted);
+    }
+    tokio::select! {
+        biased;
+        _ = interrupt.triggered() => Err(StepError::Interrupted),
+        out = fut => out,
+    }
+}
+
+impl Executor<'_> {
+    fn dry(&self) -> bool {
+        self.options.dry_run
+    }
+
+    fn client(&self, cluster: &str) -> Result<kube::Client, StepError> {
+        self.target
+            .client(cluster)
+            .cloned()
+            .map_err(|e| StepError::Failed(e.to_string()))
+    }
+
+    fn timeout(&self, planned_seconds: Option<u64>) -> Duration {
+        self.options.step_timeout.unwrap_or_else(|| {
+            planned_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(self.options.gate_timeout)
+        })
+    }
+
+    fn state(&self, step: &Step) -> StepState {
+        self.books
+            .get(&step.cluster)
+            .map(|b| b.journal.state(&step.id))
+            .unwrap_or(StepState::Pending)
+    }
+
+    async fn save(&mut self, cluster: &str) -> Result<(), ApplyError> {
+        if let Some(book) = self.books.get_mut(cluster) {
+            book.store
+                .save(&book.journal)
+                .await
+                .map_err(|source| ApplyError::Journal {
+                    cluster: cluster.to_string(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, step: &Step) -> Option<&mut journal::StepRecord> {
+        self.books
+            .get_mut(&step.cluster)
+            .map(|b| b.journal.record_mut(&step.id))
+    }
+
+    async fn run_steps(&mut self) -> Result<ApplyOutcome, ApplyError> {
+        let plan = self.plan;
+        let total = plan.steps.len();
+        let mut outcome = ApplyOutcome {
+            steps: total,
+            ran: 0,
+            already_done: 0,
+            dry_run: self.dry(),
+        };
+        let multi_cluster = self.target.clients.len() > 1 || plan.clusters.len() > 1;
+        for (i, step) in plan.steps.iter().enumerate() {
+            let index = i + 1;
+            let state = self.state(step);
+            let mut description = describe::action(&step.action, None);
+            if multi_cluster {
+                description = format!("[{}] {description}", step.cluster);
+            }
+            if state == StepState::Done {
+                self.ui.step_started(index, total, &description);
+                self.ui.step_finished(StepEnd::AlreadyDone, "");
+                outcome.already_done += 1;
+                continue;
+            }
+            if self.interrupt.is_set() {
+                return Err(self.interrupted(None));
+            }
+            match self
+                .run_step(index, total, step, state, multi_cluster)
+                .await
+            {
+                Ok(()) => outcome.ran += 1,
+                Err(StepError::Interrupted) => {
+                    self.ui.step_finished(StepEnd::Interrupted, "");
+                    return Err(self.interrupted(Some(step.id.clone())));
+                }
+                Err(StepError::Declined) => {
+                    self.ui.step_finished(StepEnd::Declined, "");
+                    return Err(ApplyError::Declined {
+                        step: step.id.clone(),
+                        resume: resume_command(self.options),
+                    });
+                }
+                Err(StepError::Failed(reason)) => {
+                    self.ui.step_finished(StepEnd::Failed, &reason);
+                    return Err(self.fail(step, reason).await);
+                }
+            }
+        }
+        if !self.dry() {
+            let clusters: Vec<String> = self.books.keys().cloned().collect();
+            for c in clusters {
+                if let Some(book) = self.books.get_mut(&c) {
+                    book.journal.finished_at = Some(Timestamp::now().to_string());
+                }
+                self.save(&c).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn interrupted(&self, step: Option<String>) -> ApplyError {
+        ApplyError::Interrupted {
+            step,
+            resume: resume_command(self.options),
+        }
+    }
+
+    /// One step not yet done: describe, ask, record in-progress, act (wait, gate), record done.
+    async fn run_step(
+        &mut self,
+        index: usize,
+        total: usize,
+        step: &Step,
+        state: StepState,
+        multi_cluster: bool,
+    ) -> Result<(), StepError> {
+        let client = self.client(&step.cluster)?;
+        // Live facts for the description: the replicas a scale starts from.
+        let live_replicas = match &step.action {
+            Action::Scale { target, .. } => Some(
+                or_interrupt(self.interrupt, async {
+                    Ok(actions::current_replicas(&client, target).await?)
+                })
+                .await?,
+            ),
+            _ => None,
+        };
+        let mut description = describe::action(&step.action, live_replicas);
+        if multi_cluster {
+            description = format!("[{}] {description}", step.cluster);
+        }
+
+        if describe::changes_cluster(&step.action) && !self.options.yes && !self.dry() {
+            let mut details = vec![
+                format!("step {}: {}", step.id, step.title),
+                format!("why: {}", step.reason.text),
+                format!("does: {description}"),
+            ];
+            if step.irreversible {
+                details.push("irreversible: this step cannot be rolled back".to_string());
+            }
+            if state == StepState::InProgress {
+                details.push(
+                    "an earlier run started this step and did not finish it; it is run again"
+                        .to_string(),
+                );
+            }
+            let question = format!("[{index}/{total}] run this step?");
+            match self.ui.confirm(&question, &details) {
+                Ok(Answer::Yes) => {}
+                Ok(Answer::No) => return Err(StepError::Declined),
+                Ok(Answer::Abort) => {
+                    for command in self.offer_undo(step).await {
+                        self.ui.line(&format!("to undo: {command}"));
+                    }
+                    return Err(StepError::Declined);
+                }
+                Err(PromptError::Interrupted) => return Err(StepError::Interrupted),
+                Err(PromptError::Io(e)) => {
+                    return Err(StepError::Failed(format!("cannot prompt: {e}")));
+                }
+            }
+        } else if step.irreversible && !self.dry() {
+            self.ui.line(&format!(
+                "note: step {} is irreversible ({})",
+                step.id, step.title
+            ));
+        }
+
+        self.ui.step_started(index, total, &description);
+        if self.dry() {
+            self.dry_run_step(&client, step).await?;
+            self.ui.step_finished(StepEnd::DryRun, "");
+            return Ok(());
+        }
+
+        // Record in-progress, with undo values, before changing anything.
+        let now = Timestamp::now().to_string();
+        if let Some(record) = self.record(step) {
+            record.state = StepState::InProgress;
+            record.attempts += 1;
+            record.started_at = Some(now.clone());
+            record.finished_at = None;
+            record.error = None;
+            if let (Action::Scale { target, .. }, Some(before)) = (&step.action, live_replicas)
+                && record.undo.is_none()
+            {
+                record.undo = Some(UndoRecord::Scale {
+                    target: target.clone(),
+                    replicas: before,
+                });
+            }
+            if matches!(step.action, Action::RestartWorkloads { .. })
+                && record.restarted_at.is_none()
+            {
+                record.restarted_at = Some(now);
+            }
+        }
+        self.save(&step.cluster)
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+
+        let note = self.execute(&client, step).await?;
+
+        if let Some(record) = self.record(step) {
+            record.state = StepState::Done;
+            record.finished_at = Some(Timestamp::now().to_string());
+        }
+        self.save(&step.cluster)
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        self.ui.step_finished(StepEnd::Done, &note);
+        Ok(())
+    }
+
+    /// Carry out the step's action and its wait; returns a short note for the step line.
+    async fn execute(&mut self, client: &kube::Client, step: &Step) -> Result<String, StepError> {
+        let dry_run = false;
+        match &step.action {
+            Action::Scale { target, replicas } => {
+                or_interrupt(self.interrupt, async {
+                    Ok(actions::scale(client, target, *replicas, dry_run).await?)
+                })
+                .await?;
+                Ok(String::new())
+            }
+            Action::DeleteCollection {
+                group,
+                version,
+                resource,
+                namespace,
+            } => {
+                let n = or_interrupt(self.interrupt, async {
+                    Ok(actions::delete_collection(
+                        client,
+                        group,
+                        version,
+                        resource,
+                        namespace.as_deref(),
+                        dry_run,
+                    )
+                    .await?)
+                })
+                .await?;
+                Ok(format!("{n} deleted"))
+            }
+            Action::ApplyCrds {
+                chart,
+                repo,
+                version,
+            } => {
+                let args = describe::helm_show_crds_args(chart, repo, version);
+                let Some(manifests) = self
+                    .run_tool(step, Tool::Helm, &args, Some(300), true)
+                    .await?
+                else {
+                    return Ok("applied by hand".to_string());
+                };
+                let force = self.options.force_conflicts;
+                let names = or_interrupt(self.interrupt, async {
+                    Ok(actions::apply_crds(client, &manifests, dry_run, force).await?)
+                })
+                .await?;
+                Ok(format!("{} CRDs applied", names.len()))
+            }
+            Action::Run {
+                tool,
+                args,
+                timeout_seconds,
+            } => {
+                let done = self
+                    .run_tool(step, *tool, args, Some(*timeout_seconds), false)
+                    .await?;
+                if self.interrupt.is_set() {
+                    return Err(StepError::Interrupted);
+                }
+                Ok(if done.is_some() {
+                    String::new()
+                } else {
+                    "run by hand".to_string()
+                })
+            }
+            Action::Wait {
+                condition,
+                timeout_seconds,
+            } => {
+                let timeout = self.timeout(Some(*timeout_seconds));
+                let check = match condition {
+                    WaitCondition::RolloutComplete { target } => Check::Rollout(target.clone()),
+                    WaitCondition::ResourcesPresent {
+                        group,
+                        version,
+                        resources,
+                    } => Check::Resources {
+                        group: group.clone(),
+                        version: version.clone(),
+                        resources: resources.clone(),
+                    },
+                };
+                self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok(String::new())
+            }
+            Action::LabelNamespace { namespace, labels } => {
+                or_interrupt(self.interrupt, async {
+                    Ok(actions::label_namespace(client, namespace, labels, dry_run).await?)
+                })
+                .await?;
+                Ok(String::new())
+            }
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } => {
+                let at = self
+                    .record(step)
+                    .and_then(|r| r.restarted_at.clone())
+                    .unwrap_or_else(|| Timestamp::now().to_string());
+                let targets = workloads
+                    .iter()
+                    .map(|w| actions::parse_workload(namespace, w))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for t in &targets {
+                    or_interrupt(self.interrupt, async {
+                        Ok(actions::restart(client, t, &at, dry_run).await?)
+                    })
+                    .await?;
+                }
+                let timeout = self.timeout(None);
+                for t in &targets {
+                    self.poll(client, &step.cluster, &Check::Rollout(t.clone()), timeout)
+                        .await?;
+                }
+                Ok(format!("{} rolled out", targets.len()))
+            }
+            Action::Gate { gate } => {
+                let timeout = self.timeout(None);
+                let check = match gate {
+                    Gate::ProxiesAtVersion {
+                        version,
+                        namespaces,
+                    } => Check::Proxies {
+                        version: *version,
+                        namespaces: namespaces.clone(),
+                    },
+                    Gate::RevisionUnused { revision } => Check::RevisionUnused(revision.clone()),
+                    Gate::CheckPasses => Check::Health,
+                    Gate::NodeKernelsAtLeast { min } => Check::NodeKernels(*min),
+                    Gate::IstiodAmbientEnabled {
+                        namespace,
+                        revision,
+                    } => Check::IstiodAmbient {
+                        namespace: namespace.clone(),
+                        revision: revision.clone(),
+                    },
+                };
+                self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok("passed".to_string())
+            }
+            Action::Manual {
+                instructions,
+                command,
+            } => {
+                let command = command.as_ref().map(|argv| argv.join(" "));
+                self.manual(step, instructions, command.as_deref())?;
+                Ok("confirmed".to_string())
+            }
+        }
+    }
+
+    /// A step a person must do: show it and wait for their confirmation. With `--yes` there is no one
+    /// to confirm, so the step fails with the instructions.
+    fn manual(
+        &mut self,
+        step: &Step,
+        instructions: &str,
+        command: Option<&str>,
+    ) -> Result<(), StepError> {
+        let mut details = vec![format!("step {}: {instructions}", step.id)];
+        if let Some(c) = command {
+            details.push(format!("command: {c}"));
+        }
+        if self.options.yes || !self.ui.can_prompt() {
+            return Err(StepError::Failed(format!(
+                "a manual step needs a person: {}; do it, then run `{}` on a terminal and confirm it",
+                details.join("; "),
+                resume_command(self.options)
+            )));
+        }
+        details.push("do this now (in another terminal); answer yes once it is done".to_string());
+        match self.ui.confirm("has it been done?", &details) {
+            Ok(Answer::Yes) => Ok(()),
+            Ok(_) => Err(StepError::Declined),
+            Err(PromptError::Interrupted) => Err(StepError::Interrupted),
+            Err(PromptError::Io(e)) => Err(StepError::Failed(format!("cannot prompt: {e}"))),
+        }
+    }
+
+    /// Run a tool (stdout streamed, or captured and returned when `capture`). A tool that is not on the
+    /// search path becomes a manual step; `Ok(None)` then means the person confirmed doing it.
+    async fn run_tool(
+        &mut self,
+        step: &Step,
+        tool: Tool,
+        args: &[String],
+        planned_timeout: Option<u64>,
+        capture: bool,
+    ) -> Result<Option<String>, StepError> {
+        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
+            let command = describe::command(&step.cluster, &step.action);
+            let instructions = format!("{} was not found on PATH; run it yourself", tool.program());
+            self.manual(step, &instructions, Some(&command))?;
+            return Ok(None);
+        };
+        let timeout = self.timeout(planned_timeout);
+        let ui = &mut *self.ui;
+        let mut on_line = |line: &str| ui.step_progress(line);
+        let output = tools::run(
+            &program,
+            tool.program(),
+            args,
+            timeout,
+            capture,
+            &mut on_line,
+        )
+        .await?;
+        Ok(Some(output.stdout))
+    }
+
+    /// Poll `check` until it is met, fails, or `timeout` passes. Read errors are retried until the
+    /// timeout (a flaky API server is not a failed step); the last one is reported.
+    async fn poll(
+        &mut self,
+        client: &kube::Client,
+        cluster: &str,
+        check: &Check,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("not checked yet");
+        loop {
+            let health = self.options.health_check.clone();
+            let reading = or_interrupt(self.interrupt, async {
+                Ok(evaluate(client, cluster, check, health).await)
+            })
+            .await?;
+            match reading {
+                Ok(Progress::Met) => return Ok(()),
+                Ok(Progress::Failed(why)) => return Err(StepError::Failed(why)),
+                Ok(Progress::Waiting(why)) => {
+                    if why != last {
+                        self.ui.step_progress(&why);
+                    }
+                    last = why;
+                }
+                Err(e) => {
+                    let why = format!("reading the cluster failed, retrying: {e}");
+                    self.ui.step_progress(&why);
+                    last = why;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepError::Failed(format!(
+                    "not met within {}s: {last}",
+                    timeout.as_secs()
+                )));
+            }
+            let pause = self.options.poll_interval;
+            or_interrupt(self.interrupt, async {
+                tokio::time::sleep(pause).await;
+                Ok(())
+            })
+            .await?;
+        }
+    }
+
+    /// `--dry-run` of one step: writes with `dryRun=All`, tools shown, waits and gates skipped.
+    async fn dry_run_step(&mut self, client: &kube::Client, step: &Step) -> Result<(), StepError> {
+        let dry_run = true;
+        match &step.action {
+            Action::Scale { target, replicas } => {
+                actions::scale(client, target, *replicas, dry_run).await?;
+            }
+            Action::DeleteCollection {
+                group,
+                version,
+                resource,
+                namespace,
+            } => {
+                let n = actions::delete_collection(
+                    client,
+                    group,
+                    version,
+                    resource,
+                    namespace.as_deref(),
+                    dry_run,
+                )
+                .await?;
+                self.ui.step_progress(&format!("would delete {n}"));
+            }
+            Action::LabelNamespace { namespace, labels } => {
+                actions::label_namespace(client, namespace, labels, dry_run).await?;
+            }
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } => {
+                let at = Timestamp::now().to_string();
+                for w in workloads {
+                    let t = actions::parse_workload(namespace, w)?;
+                    actions::restart(client, &t, &at, dry_run).await?;
+                }
+            }
+            Action::ApplyCrds { .. } | Action::Run { .. } => {
+                let command = describe::command(&step.cluster, &step.action);
+                self.ui.step_progress(&format!("would run: {command}"));
+            }
+            Action::Wait { .. } | Action::Gate { .. } => {
+                self.ui
+                    .step_progress("skipped: nothing was changed to wait for");
+            }
+            Action::Manual { instructions, .. } => {
+                self.ui.step_progress(&format!("manual: {instructions}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The undo of each step done so far that has one, newest first: (step, action).
+    fn undoable(&self, upto: &Step) -> Vec<(Step, Action)> {
+        let mut found = Vec::new();
+        for step in &self.plan.steps {
+            if step.id == upto.id {
+                break;
+            }
+            if self.state(step) != StepState::Done {
+                continue;
+            }
+            let recorded = self
+                .books
+                .get(&step.cluster)
+                .and_then(|b| b.journal.undo(&step.id));
+            let undo = match recorded {
+                Some(UndoRecord::Scale { target, replicas }) => Some(Action::Scale {
+                    target: target.clone(),
+                    replicas: *replicas,
+                }),
+                None => step.undo.clone(),
+            };
+            if let Some(action) = undo {
+                found.push((step.clone(), action));
+            }
+        }
+        found.reverse();
+        found
+    }
+
+    /// Offer to undo what was done before `failed`: on a terminal, ask and undo; with `--yes`, return
+    /// the commands. Returns the commands still to run by hand.
+    async fn offer_undo(&mut self, failed: &Step) -> Vec<String> {
+        let undoable = self.undoable(failed);
+        if undoable.is_empty() {
+            return Vec::new();
+        }
+        let commands: Vec<String> = undoable
+            .iter()
+            .map(|(s, a)| describe::command(&s.cluster, a))
+            .collect();
+        if self.options.yes || !self.ui.can_prompt() {
+            return commands;
+        }
+        let details: Vec<String> = undoable
+            .iter()
+            .map(|(s, a)| format!("{}: {}", s.id, describe::action(a, None)))
+            .collect();
+        let answer = self.ui.confirm(
+            &format!("undo the {} step(s) above, newest first?", undoable.len()),
+            &details,
+        );
+        if answer.ok() != Some(Answer::Yes) {
+            return commands;
+        }
+        let mut left = Vec::new();
+        for ((step, action), command) in undoable.into_iter().zip(commands) {
+            let Ok(client) = self.client(&step.cluster) else {
+                left.push(command);
+                continue;
+            };
+            let undone = match &action {
+                Action::Scale { target, replicas } => {
+                    actions::scale(&client, target, *replicas, false).await
+                }
+                Action::LabelNamespace { namespace, labels } => {
+                    actions::label_namespace(&client, namespace, labels, false).await
+                }
+                _ => {
+                    left.push(command);
+                    continue;
+                }
+            };
+            match undone {
+                Ok(()) => {
+                    self.ui.line(&format!(
+                        "undone {}: {}",
+                        step.id,
+                        describe::action(&action, None)
+                    ));
+                    if let Some(record) = self.record(&step) {
+                        record.state = StepState::Undone;
+                    }
+                    let _ = self.save(&step.cluster).await;
+                }
+                Err(e) => {
+                    self.ui.line(&format!("could not undo {}: {e}", step.id));
+                    left.push(command);
+                }
+            }
+        }
+        left
+    }
+
+    /// Record the failure, offer the undo, and build the error.
+    async fn fail(&mut self, step: &Step, reason: String) -> ApplyError {
+        if let Some(record) = self.record(step) {
+            record.state = StepState::Failed;
+            record.error = Some(reason.clone());
+            record.finished_at = Some(Timestamp::now().to_string());
+        }
+        let saved = self.save(&step.cluster).await;
+        let undo = if self.dry() {
+            Vec::new()
+        } else {
+            self.offer_undo(step).await
+        };
+        let reason = match saved {
+            Ok(()) => reason,
+            Err(e) => format!("{reason} (and the journal could not record it: {e})"),
+        };
+        ApplyError::StepFailed {
+            step: step.id.clone(),
+            reason,
+            undo,
+        }
+    }
+}
+
+/// What a wait or gate polls.
+enum Check {
+    Rollout(crate::plan::ObjectRef),
+    Resources {
+        group: String,
+        version: String,
+        resources: Vec<String>,
+    },
+    Proxies {
+        version: crate::version::Version,
+        namespaces: Vec<String>,
+    },
+    RevisionUnused(String),
+    Health,
+    NodeKernels(crate::version::Minor),
+    IstiodAmbient {
+        namespace: String,
+        revision: String,
+    },
+}
+
+async fn evaluate(
+    client: &kube::Client,
+    cluster: &str,
+    check: &Check,
+    health: Option<HealthCheck>,
+) -> Result<Progress, String> {
+    let kube = |e: kube::Error| e.to_string();
+    match check {
+        Check::Rollout(target) => wait::rollout(client, target).await.map_err(kube),
+        Check::Resources {
+            group,
+            version,
+            resources,
+        } => wait::resources_present(client, group, version, resources)
+            .await
+            .map_err(kube),
+        Check::Proxies {
+            version,
+            namespaces,
+        } => gates::proxies_at_version(client, version, namespaces)
+            .await
+            .map_err(kube),
+        Check::RevisionUnused(revision) => {
+            gates::revision_unused(client, revision).await.map_err(kube)
+        }
+        Check::NodeKernels(min) => gates::node_kernels_at_least(client, *min)
+            .await
+            .map_err(kube),
+        Check::IstiodAmbient {
+            namespace,
+            revision,
+        } => gates::istiod_ambient(client, namespace, revision)
+            .await
+            .map_err(kube),
+        Check::Health => {
+            let Some(health) = health else {
+                return Ok(Progress::Failed(
+                    "no health check is wired into this apply; run `kubectl meshup check` yourself"
+                        .to_string(),
+                ));
+            };
+            let failures = health(cluster.to_string()).await?;
+            Ok(if failures.is_empty() {
+                Progress::Met
+            } else {
+                Progress::Waiting(failures.join("; "))
+            })
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! External tools (helm, istioctl, meshctl only — the plan's `Tool` enum): found on a search path, run
+//! as an argument vector (never through a shell), output streamed line by line, bounded by a timeout.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::plan::Tool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("`{command}` could not be started: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {seconds}s and was stopped")]
+    Timeout { command: String, seconds: u64 },
+    #[error("`{command}` exited with {status}{}", last_lines(.tail))]
+    Failed {
+        command: String,
+        status: String,
+        tail: Vec<String>,
+    },
+    #[error("`{command}` output could not be read: {source}")]
+    Output {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn last_lines(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.join(" | "))
+    }
+}
+
+/// The executable for `tool` on `search_path` (the `PATH` syntax; `None`: the process's `PATH`).
+pub fn locate(tool: Tool, search_path: Option<&OsStr>) -> Option<PathBuf> {
+    let from_env;
+    let path = match search_path {
+        Some(p) => p,
+        None => {
+            from_env = std::env::var_os("PATH").unwrap_or_default();
+            from_env.as_os_str()
+        }
+    };
+    std::env::split_paths(path)
+        .map(|dir| dir.join(tool.program()))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+/// The command line as a person would type it, each argument quoted when a shell would need it.
+/// For display only: tools are never run through a shell.
+pub fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program.to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished tool printed on stdout when asked to capture it.
+pub struct ToolOutput {
+    pub stdout: String,
+}
+
+/// Run `program args`. Each output line goes to `on_line` (stderr lines always; stdout lines too unless
+/// `capture_stdout`, which keeps stdout for the caller instead). The child is killed on timeout and when
+/// the returned future is dropped.
+pub async fn run(
+    program: &Path,
+    display_name: &str,
+    args: &[String],
+    timeout: Duration,
+    capture_stdout: bool,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<ToolOutput, ToolError> {
+    let command = command_line(display_name, args);
+    let mut child = Command::new(program)
+        .args(args.iter().map(OsString::from))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ToolError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(ToolError::Spawn {
+            command,
+            source: std::io::Error::other("no pipes to the child"),
+        });
+    };
+    let mut out_lines = BufReader::new(stdout).lines();
+    let mut err_lines = BufReader::new(stderr).lines();
+    let mut captured = String::new();
+    let mut tail: Vec<String> = Vec::new();
+    let output_err = |source| ToolError::Output {
+        command: command.clone(),
+        source,
+    };
+
+    let streaming = async {
+        let (mut out_open, mut err_open) = (true, true);
+        while out_open || err_open {
+            tokio::select! {
+                line = out_lines.next_line(), if out_open => match line.map_err(output_err)? {
+                    Some(l) if capture_stdout => { captured.push_str(&l); captured.push('\n'); }
+                    Some(l) => { remember(&mut tail, &l); on_line(&l); }
+                    None => out_open = false,
+                },
+                line = err_lines.next_line(), if err_open => match line.map_err(output_err)? {
+                    Some(l) => { remember(&mut tail, &l); on_line(&l); }
+                    None => err_open = false,
+                },
+            }
+        }
+        child.wait().await.map_err(output_err)
+    };
+    let status = match tokio::time::timeout(timeout, streaming).await {
+        Ok(status) => status?,
+        Err(_) => {
+            // `child` is dropped with the timed-out future's borrow ended; kill_on_drop stops it.
+            return Err(ToolError::Timeout {
+                command,
+                seconds: timeout.as_secs(),
+            });
+        }
+    };
+    if status.success() {
+        Ok(ToolOutput { stdout: captured })
+    } else {
+        Err(ToolError::Failed {
+            command,
+            status: status.to_string(),
+            tail,
+        })
+    }
+}
+
+fn remember(tail: &mut Vec<String>, line: &str) {
+    const KEEP: usize = 3;
+    if tail.len() == KEEP {
+        tail.remove(0);
+    }
+    tail.push(line.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_only_what_a_shell_would_split() {
+        let args = vec![
+            "upgrade".to_string(),
+            "--set".to_string(),
+            "a b".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            command_line("helm", &args),
+            r"helm upgrade --set 'a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn a_tool_missing_from_the_search_path_is_not_found() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(locate(Tool::Meshctl, Some(empty.path().as_os_str())).is_none());
+    }
+}
