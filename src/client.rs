@@ -341,9 +341,12 @@ async fn client_for(
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
     // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
-    // does not parse), not the server's.
-    let client = crate::retry::client(config, &opts.retry)
-        .map_err(|e| invalid(without_file_content(&root_cause(&e))))?;
+    // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
+    // the plugin's output, so they go through `classify`, which never prints it.
+    let client = crate::retry::client(config, &opts.retry).map_err(|e| match e {
+        kube::Error::Auth(_) => classify(context, &server, "", e),
+        other => invalid(without_file_content(&root_cause(&other))),
+    })?;
     Ok(Target {
         context: context.to_string(),
         server,

@@ -987,3 +987,211 @@ mod fuzz {
         }
     }
 }
+
+// ----- plan files through the binary, and tools without a shell -----------------------------------
+
+const PLAN_SNAPSHOT: &str = "plan/istio-1.20-k8s-1.29.yaml";
+
+/// `plan --out` from a saved snapshot: a real plan file for the snapshot's cluster.
+fn written_plan(dir: &Path) -> PathBuf {
+    let path = dir.join("plan.yaml");
+    let out = run(meshup()
+        .args(["plan", "--to", "istio=1.22", "--snapshot"])
+        .arg(fixture(PLAN_SNAPSHOT))
+        .arg("--out")
+        .arg(&path));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(path.exists());
+    path
+}
+
+/// `apply --yes PLAN` against the fake server: must be refused with nothing written.
+fn apply_refused(server: &FakeApiServer, plan: &Path) -> String {
+    server.clear_requests();
+    let out = run(meshup()
+        .args(["apply", "--yes", "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .arg(plan));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        server.mutating_requests().is_empty(),
+        "{:?}",
+        server.mutating_requests()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn an_unparseable_target_version_is_a_usage_error() {
+    for bad in [
+        "istio=1.x",
+        "istio=",
+        "istio=99999999999.1",
+        "mesh=1.2",
+        "1.24",
+    ] {
+        let out = run(meshup()
+            .args(["plan", "--to", bad, "--snapshot"])
+            .arg(fixture(PLAN_SNAPSHOT)));
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(bad), "names the value: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn broken_plan_files_are_refused_before_any_change() {
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = written_plan(dir.path());
+    let text = std::fs::read_to_string(&plan).unwrap();
+
+    let truncated = dir.path().join("truncated.yaml");
+    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+    let err = apply_refused(&server, &truncated);
+    assert!(
+        err.starts_with("error: ") && err.contains("re-run `kubectl meshup plan`"),
+        "{err}"
+    );
+
+    let malformed = dir.path().join("malformed.yaml");
+    std::fs::write(
+        &malformed,
+        "apiVersion: meshup.dev/v1alpha1\nkind: UpgradePlan\nsteps: [ {\n",
+    )
+    .unwrap();
+    let err = apply_refused(&server, &malformed);
+    assert!(err.contains("not valid YAML"), "{err}");
+
+    let edited = dir.path().join("edited.yaml");
+    let changed = text.replacen("istio=1.22", "istio=1.23", 1);
+    let changed = if changed == text {
+        text.replacen("1.22", "1.23", 1)
+    } else {
+        changed
+    };
+    assert_ne!(changed, text);
+    std::fs::write(&edited, changed).unwrap();
+    let err = apply_refused(&server, &edited);
+    assert!(err.contains("integrity hash mismatch"), "{err}");
+
+    let missing = dir.path().join("nope.yaml");
+    let err = apply_refused(&server, &missing);
+    assert!(err.contains("nope.yaml"), "{err}");
+}
+
+#[test]
+fn a_plan_made_for_another_cluster_is_refused_at_apply() {
+    // The plan is for the snapshot's cluster; the fake server is another one.
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = written_plan(dir.path());
+    // No context of the plan's name here.
+    let err = apply_refused(&server, &plan);
+    assert!(
+        err.contains("\"prod-eu\" is not in the kubeconfig"),
+        "{err}"
+    );
+
+    // A context of that name, but another cluster: the facts differ from the plan's fingerprint.
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig_path())
+        .unwrap()
+        .replace("fake-apiserver", "prod-eu");
+    let renamed = dir.path().join("kubeconfig");
+    std::fs::write(&renamed, kubeconfig).unwrap();
+    server.clear_requests();
+    let out = run(meshup()
+        .args(["apply", "--yes", "--kubeconfig"])
+        .arg(&renamed)
+        .arg(&plan));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(server.mutating_requests().is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the plan is stale")
+            && stderr.contains("make a new plan with `kubectl meshup --context prod-eu plan"),
+        "names the changed facts and the replan: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn a_resealed_plan_with_a_shell_is_refused_by_plan_show_and_apply() {
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = hostile_plans::gloo_plan();
+    let mut doc: Value = serde_json::from_str(&kubectl_meshup::plan::to_json(&plan)).unwrap();
+    let run_step = doc["steps"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["action"]["type"] == "run")
+        .unwrap();
+    run_step["action"]["tool"] = Value::String("sh".into());
+    run_step["action"]["args"] = serde_json::json!(["-c", "touch /tmp/pwned"]);
+    let path = dir.path().join("hostile.json");
+    std::fs::write(&path, hostile_plans::resealed(doc)).unwrap();
+
+    let out = run(meshup().args(["plan", "show"]).arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(err.contains("unknown variant `sh`"), "{err}");
+    let err = apply_refused(&server, &path);
+    assert!(err.contains("unknown variant `sh`"), "{err}");
+}
+
+#[test]
+fn tool_arguments_reach_the_tool_literally_without_a_shell() {
+    use kubectl_meshup::apply::tools;
+
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let argv_file = dir.path().join("argv");
+    let tool = dir.path().join("helm");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\n",
+            argv_file.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let hostile = vec![
+        format!("$(touch {})", marker.display()),
+        format!("`touch {}`", marker.display()),
+        format!("; touch {}", marker.display()),
+        format!("&& touch {} #", marker.display()),
+        "*".to_string(),
+    ];
+    let located = tools::locate(
+        kubectl_meshup::plan::Tool::Helm,
+        Some(dir.path().as_os_str()),
+    )
+    .expect("the stand-in helm is found on the search path");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(tools::run(
+        &located,
+        "helm",
+        &hostile,
+        Duration::from_secs(10),
+        false,
+        &mut |_| {},
+    ))
+    .expect("the stand-in runs");
+    assert!(!marker.exists(), "an argument was run by a shell");
+    let argv = std::fs::read_to_string(&argv_file).unwrap();
+    assert_eq!(argv.lines().collect::<Vec<_>>(), hostile);
+}
