@@ -1,9 +1,10 @@
 //! Bounded retries for idempotent reads, as a layer on every client [`crate::client::connect`] builds.
 //!
 //! kube-rs 5's own retry (`Config::default_retry`, on by default) retries 429, 503 and 504 for every
-//! method, writes included, up to 15 times with exponential backoff from 5 ms (capped at 1000 s, jitter
-//! up to twice the base), sleeping `Retry-After` instead when the header is longer than the backoff;
-//! it never retries 500 or a dropped connection. Fifteen doublings is minutes of waiting on a server
+//! method, writes included, up to 15 times with exponential backoff from 5 ms (capped at 1000 s, plus
+//! a random extra of up to twice that), sleeping `Retry-After` (whole seconds, uncapped) instead when
+//! it is longer than the backoff; it never retries 500 or a dropped connection
+//! (`kube-client-5.0.0/src/client/retry.rs`, `RetryPolicy::server_retry`). Fifteen doublings is minutes of waiting on a server
 //! that stays down, and a 504 on a write may mean the write happened. So clients here turn it off and
 //! use this policy instead:
 //! - reads (`GET`, `HEAD`) are retried on 429, 500, 502, 503, 504 and on transport failures (refused
@@ -112,7 +113,7 @@ impl Attempts {
             policy,
             attempt: 1,
             waited: Duration::ZERO,
-            seed: RandomState::new().hash_one(0u8),
+            seed: RandomState::new().hash_one(0u8) | 1,
         }
     }
 
@@ -186,6 +187,13 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
     }
 
     fn clone_request(&mut self, req: &Request<Body>) -> Option<Request<Body>> {
+        // Called on the layer's policy before tower copies it for this request: a new seed per
+        // request, so concurrent retries of one client do not move in step.
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407)
+            | 1;
         // Streaming bodies cannot be replayed; kube-rs sends whole bodies, so this covers every call.
         let body = req.body().try_clone()?;
         let mut builder = Request::builder()
