@@ -17,8 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = Version::parse_prefix(s);
     let _ = KernelVersion::parse(s);
     let _ = KubeVersion::from_server(s, "1", "29+");
-    let (a, rest) = s.split_at(s.len() / 2);
-    let (b, c) = rest.split_at(rest.len() / 2);
-    let _ = KubeVersion::from_server(a, b, c);
+    // gitVersion, major and minor from one input, split at character boundaries.
+    let chars: Vec<char> = s.chars().collect();
+    let third = chars.len() / 3;
+    let part = |r: std::ops::Range<usize>| chars[r].iter().collect::<String>();
+    let (a, b, c) = (part(0..third), part(third..2 * third), part(2 * third..chars.len()));
+    let _ = KubeVersion::from_server(&a, &b, &c);
     let _ = image_version(s);
 });
