@@ -8,6 +8,8 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
+use crate::retry::RetryPolicy;
+
 /// The connection flags, as kubectl reads them.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionOptions {
@@ -24,6 +26,8 @@ pub struct ConnectionOptions {
     pub namespace: Option<String>,
     /// `--request-timeout`; `None` keeps the client's defaults (kubectl's `0`).
     pub request_timeout: Option<Duration>,
+    /// How failed requests are retried (reads only, bounded; see [`crate::retry`]).
+    pub retry: RetryPolicy,
 }
 
 /// One cluster to read: a context, its API server and a client for it.
@@ -336,7 +340,13 @@ async fn client_for(
     }
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
-    let client = Client::try_from(config).map_err(|e| classify(context, &server, "", e))?;
+    // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
+    // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
+    // the plugin's output, so they go through `classify`, which never prints it.
+    let client = crate::retry::client(config, &opts.retry).map_err(|e| match e {
+        kube::Error::Auth(_) => classify(context, &server, "", e),
+        other => invalid(without_file_content(&root_cause(&other))),
+    })?;
     Ok(Target {
         context: context.to_string(),
         server,
@@ -415,8 +425,8 @@ pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> Cl
             server: server_s,
             reason: root_cause(&e),
         },
-        kube::Error::HyperError(e) => transport(context_s, server_s, &e),
-        kube::Error::Service(e) => transport(context_s, server_s, e.as_ref()),
+        kube::Error::HyperError(e) => transport(context_s, server_s, what, &e),
+        kube::Error::Service(e) => transport(context_s, server_s, what, e.as_ref()),
         other => ClusterError::Other {
             context: context_s,
             what: what.to_string(),
@@ -428,11 +438,30 @@ pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> Cl
 fn transport(
     context: String,
     server: String,
+    what: &str,
     err: &(dyn std::error::Error + 'static),
 ) -> ClusterError {
-    let reason = root_cause(err);
-    let lower = reason.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    let cause = root_cause(err);
+    // Name what was being read: a server that drops one kind of request is reachable for others.
+    let reading = if what.is_empty() {
+        String::new()
+    } else {
+        format!(" while reading {what}")
+    };
+    let lower = cause.to_ascii_lowercase();
+    let reason = format!("{cause}{reading}");
+    // rustls's messages: "invalid peer certificate: UnknownIssuer", "received fatal alert: ...",
+    // and "received corrupt message of type InvalidContentType" when the server does not speak TLS.
+    if [
+        "certificate",
+        "tls",
+        "handshake",
+        "fatal alert",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+    {
         ClusterError::Tls {
             context,
             server,
@@ -443,7 +472,7 @@ fn transport(
         ClusterError::Unreachable {
             context,
             server,
-            reason: format!("no answer in time ({reason})"),
+            reason: format!("no answer in time ({cause}){reading}"),
         }
     } else {
         ClusterError::Unreachable {

@@ -18,5 +18,6 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod report;
+pub mod retry;
 pub mod snapshot;
 pub mod version;

@@ -105,6 +105,7 @@ fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
         user: global.user.clone(),
         namespace: global.namespace.clone(),
         request_timeout: global.request_timeout.and_then(|t| t.0),
+        ..Default::default()
     }
 }
 
@@ -135,10 +136,16 @@ fn read_snapshot(path: &Path) -> Result<ClusterSnapshot, Error> {
     } else {
         std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
     };
+    // Parse errors quote the file after their first line; the first says where and what.
+    let first_line = |e: &dyn std::fmt::Display| {
+        let text = e.to_string();
+        let line = text.lines().next().unwrap_or_default();
+        line.trim_start_matches("error: ").trim_end().to_string()
+    };
     let snapshot: ClusterSnapshot = if text.trim_start().starts_with('{') {
-        serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
+        serde_json::from_str(&text).map_err(|e| fail(first_line(&e)))?
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| fail(e.to_string()))?
+        serde_saphyr::from_str(&text).map_err(|e| fail(first_line(&e)))?
     };
     if snapshot.kind != SNAPSHOT_KIND || snapshot.api_version != API_VERSION {
         return Err(fail(format!(

@@ -98,8 +98,17 @@ impl Settings {
             Verbosity::Debug => ("debug", "info"),
             Verbosity::Trace => ("trace", "debug"),
         };
-        let filter = EnvFilter::try_new(format!("{deps},kubectl_meshup={own}"))
-            .unwrap_or_else(|_| EnvFilter::new("warn"));
+        // kube-rs logs every 5xx and transport failure at ERROR, once per attempt; the retry layer
+        // logs retries at info and the failure ends as one `error:` line, so those show from -vv on;
+        // so does its "Server cert bypassed" per connection (client.rs warns once per context).
+        let per_request = match self.verbosity {
+            Verbosity::Debug | Verbosity::Trace => deps,
+            _ => "off",
+        };
+        let filter = EnvFilter::try_new(format!(
+            "{deps},kube_client::client::builder={per_request},kube_client::client::tls={per_request},kubectl_meshup={own}"
+        ))
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_target(false)
