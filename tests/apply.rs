@@ -75,6 +75,15 @@ impl Harness {
         }
     }
 
+    /// The version the stand-in `tool` reports as its own (`TOOL.version` beside it).
+    fn set_tool_version(&self, tool: Tool, version: &str) {
+        std::fs::write(
+            self.bin.path().join(format!("{}.version", tool.program())),
+            version,
+        )
+        .expect("write the stand-in tool's version");
+    }
+
     fn copy_beside_tools(&self, fixture: &str, as_name: &str) {
         std::fs::copy(
             Path::new(FIXTURES).join(fixture),
@@ -305,10 +314,11 @@ fn gloo_plan() -> UpgradePlan {
             rb,
             "step 1 of 10",
             "meshctl of the target version is installed",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&["version"]),
-                timeout_seconds: 30,
+            Action::Gate {
+                gate: Gate::ToolVersion {
+                    tool: Tool::Meshctl,
+                    version: Version::new(1, 0, 0),
+                },
             },
         ),
         step(
@@ -498,6 +508,7 @@ fn play_gloo_discovery(server: &FakeApiServer) {
 async fn gloo_harness() -> Harness {
     let h = Harness::start("gloo-mesh/cluster.yaml").await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
     play_gloo_discovery(&h.server);
     h
 }
@@ -965,8 +976,8 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
     let plan = gloo_plan();
     let mut options = h.options();
     options.yes = false;
-    // Yes to `meshctl version`, no to scaling discovery down.
-    let mut ui = ScriptedUi::answering(&[Answer::Yes, Answer::No]);
+    // The meshctl version gate is not asked about (it changes nothing); no to scaling discovery down.
+    let mut ui = ScriptedUi::answering(&[Answer::No]);
     let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
         .await
         .expect_err("declined");
@@ -1097,7 +1108,7 @@ async fn dry_run_shows_every_step_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_missing_tool_with_yes_fails_the_step_with_the_command_to_run() {
+async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_where_to_get_it() {
     let h = gloo_harness().await;
     std::fs::remove_file(h.bin.path().join("meshctl")).expect("remove meshctl");
     let err = run(
@@ -1110,8 +1121,48 @@ async fn a_missing_tool_with_yes_fails_the_step_with_the_command_to_run() {
     .await
     .expect_err("no meshctl");
     let message = err.to_string();
-    assert!(message.contains("meshctl was not found"), "{message}");
-    assert!(message.contains("meshctl version"), "{message}");
+    assert!(message.contains("step gm-01-meshctl failed"), "{message}");
+    assert!(
+        message.contains("meshctl is not on PATH: put meshctl 1.0.0 on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
+}
+
+#[tokio::test]
+async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_any_change() {
+    let h = gloo_harness().await;
+    h.set_tool_version(Tool::Meshctl, "0.10.6");
+    let err = run(
+        &h,
+        &gloo_plan(),
+        &gloo_snapshot("0.10.6"),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
+    let message = err.to_string();
+    assert!(
+        message.contains("is 0.10.6, the plan needs 1.0.0: put meshctl 1.0.0 first on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert_eq!(h.tool_calls(), vec!["meshctl version".to_string()]);
+    assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
+
+    // With the right meshctl on PATH the same plan resumes and passes the gate.
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    run(
+        &h,
+        &gloo_plan(),
+        &gloo_snapshot("0.10.6"),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect("resumed with meshctl 1.0.0");
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 }
 
@@ -1188,6 +1239,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     // Discovery never writes back here: the wait at step 12 waits until interrupted.
     let h = Harness::start("gloo-mesh/cluster.yaml").await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut options = h.options();
     options.interrupt = Some(rx);
@@ -1339,6 +1391,18 @@ fn istio_plan() -> UpgradePlan {
     let rb = "istio-canary";
     let steps = vec![
         step(
+            "istio-00-istioctl-1-24",
+            rb,
+            "install the canary",
+            "istioctl on PATH is 1.24.2",
+            Action::Gate {
+                gate: Gate::ToolVersion {
+                    tool: Tool::Istioctl,
+                    version: Version::new(1, 24, 2),
+                },
+            },
+        ),
+        step(
             "istio-01-install-1-24",
             rb,
             "install the canary",
@@ -1448,6 +1512,7 @@ fn istio_plan() -> UpgradePlan {
 async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
     for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
         h.server
             .seed(injected_pod(deployment, app, "1-23", 1))
@@ -1461,10 +1526,11 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         .await
         .unwrap_or_else(|e| panic!("canary upgrade: {e}\n{:#?}", ui.lines()));
 
-    assert_eq!(outcome.ran, 8);
+    assert_eq!(outcome.ran, 9);
     assert_eq!(
         h.tool_calls(),
         vec![
+            "istioctl version --remote=false",
             "istioctl install --set revision=1-24 --set tag=1.24.2 -y",
             "istioctl uninstall --revision 1-23 -y",
         ]
@@ -1520,6 +1586,7 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
     for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
         h.server
             .seed(injected_pod(deployment, app, "1-23", 1))
@@ -1529,7 +1596,7 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let plan = istio_plan();
     let snapshot = istio_snapshot();
     // Killed while the restarted workloads roll out.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(4)).await);
+    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(5)).await);
     let first = h
         .journal("istio-system")
         .and_then(|j| j.steps["istio-04-restart-bookinfo"].restarted_at.clone())

@@ -22,9 +22,7 @@ const PROXY_CONTAINER: &str = "istio-proxy";
 /// gate names one. Pure.
 pub fn proxy_matches(image: &str, want: &Version) -> Result<bool, String> {
     match image_version(image) {
-        ImageVersion::Tagged { version, .. } => Ok(version.major == want.major
-            && version.minor == want.minor
-            && (want.patch.is_none() || version.patch == want.patch)),
+        ImageVersion::Tagged { version, .. } => Ok(version.satisfies(want)),
         ImageVersion::Digest => Err(format!("{image} is pinned by digest")),
         ImageVersion::Unreadable(tag) => Err(format!("{image} has no version tag ({tag})")),
     }

@@ -235,6 +235,27 @@ impl Tool {
             Tool::Meshctl => "meshctl",
         }
     }
+
+    /// The arguments that make the tool print its own (client) version without contacting a cluster
+    /// or server: `istioctl version --remote=false`, `meshctl version`, `helm version --short`.
+    pub fn version_args(self) -> &'static [&'static str] {
+        match self {
+            Tool::Helm => &["version", "--short"],
+            Tool::Istioctl => &["version", "--remote=false"],
+            Tool::Meshctl => &["version"],
+        }
+    }
+
+    /// Where the tool's release `version` is downloaded.
+    pub fn release_url(self, version: Version) -> String {
+        match self {
+            Tool::Helm => format!("https://github.com/helm/helm/releases/tag/v{version}"),
+            Tool::Istioctl => format!("https://github.com/istio/istio/releases/tag/{version}"),
+            Tool::Meshctl => {
+                format!("https://github.com/solo-io/gloo-mesh/releases/tag/v{version}")
+            }
+        }
+    }
 }
 
 /// The typed actions a step can take.
@@ -349,6 +370,11 @@ pub enum Gate {
     /// istiod of `revision` runs with `PILOT_ENABLE_AMBIENT=true` (Kmesh Dual-Engine needs it).
     #[serde(rename_all = "camelCase")]
     IstiodAmbientEnabled { namespace: String, revision: String },
+    /// The `tool` found on the search path reports `version` as its own version (its
+    /// [`Tool::version_args`] command; same major.minor, and the same patch when `version` has one):
+    /// the runbooks install and manage a release with the CLI of that release.
+    #[serde(rename_all = "camelCase")]
+    ToolVersion { tool: Tool, version: Version },
 }
 
 impl Gate {
@@ -360,6 +386,7 @@ impl Gate {
             Gate::CheckPasses => "check-passes",
             Gate::NodeKernelsAtLeast { .. } => "node-kernels-at-least",
             Gate::IstiodAmbientEnabled { .. } => "istiod-ambient-enabled",
+            Gate::ToolVersion { .. } => "tool-version",
         }
     }
 }

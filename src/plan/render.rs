@@ -364,6 +364,12 @@ fn action_detail(action: &Action) -> Option<String> {
                 "gate {}: istiod revision {revision} in {namespace}",
                 gate.kind_name()
             ),
+            Gate::ToolVersion { tool, version } => format!(
+                "gate {}: $ {} {} reports {version}",
+                gate.kind_name(),
+                tool.program(),
+                tool.version_args().join(" ")
+            ),
         },
         Action::Manual {
             instructions,

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::super::steps::{Runbook, StepList};
-use super::super::{Action, Tool, WaitCondition};
+use super::super::{Action, Gate, Tool, WaitCondition};
 use super::{TOOL_TIMEOUT_SECONDS, WAIT_TIMEOUT_SECONDS, object, rollout, run, run_owned};
 use crate::snapshot::{Cluster, GlooMesh, ServedGroup, Workload};
 use crate::version::Version;
@@ -317,16 +317,16 @@ fn meshctl_version_check(steps: &mut StepList, c: &str, rb: &Runbook, n: usize, 
     steps.push(
         c,
         "meshctl-version",
-        format!("Use meshctl {to}"),
+        format!("Gate: meshctl on PATH is {to}"),
         rb.step(
             n,
-            format!("download the meshctl of the version being upgraded to; confirm `meshctl version` prints {to}"),
+            format!("download the meshctl of the version being upgraded to; `meshctl version` must report {to} as its client version"),
         ),
-        Action::Manual {
-            instructions: format!(
-                "Put meshctl {to} on PATH (https://github.com/solo-io/gloo-mesh/releases/tag/v{to}) and confirm that `meshctl version` reports {to} as its client version."
-            ),
-            command: Some(vec!["meshctl".into(), "version".into()]),
+        Action::Gate {
+            gate: Gate::ToolVersion {
+                tool: Tool::Meshctl,
+                version: to,
+            },
         },
     );
 }
