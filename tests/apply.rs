@@ -1329,15 +1329,17 @@ fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) ->
         .find(|(r, _)| *r == revision)
         .map(|(_, v)| *v)
         .unwrap_or("unknown");
+    // The Deployment controller names the ReplicaSet DEPLOYMENT-HASH and labels its pods with the hash.
+    let hash = format!("5d8f7c9b{generation}");
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
-            "name": format!("{deployment}-{generation}-x7k2p"),
+            "name": format!("{deployment}-{hash}-x7k2p"),
             "namespace": "bookinfo",
-            "labels": {"app": app, "version": "v1", "istio.io/rev": revision,
+            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash,
                        "service.istio.io/canonical-name": app, "security.istio.io/tlsMode": "istio"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": format!("{deployment}-{generation}"), "uid": "0", "controller": true}]
+                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
         },
         "spec": {
             "initContainers": [{"name": "istio-init", "image": format!("docker.io/istio/proxyv2:{version}")}],
@@ -1622,6 +1624,84 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
             first.as_str()
         );
     }
+}
+
+/// A pod with the 1.23 proxy that no Deployment restart replaces: one of a Job (`owner` is
+/// `Job/NAME`) or one without a controller (`owner` is `None`).
+fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
+    let mut pod = injected_pod("reviews-v1", "reviews", "1-23", 1);
+    pod["metadata"]["name"] = json!(name);
+    pod["metadata"]["labels"]["app"] = json!(name);
+    if let Some(labels) = pod["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    match owner.and_then(|o| o.split_once('/')) {
+        Some((kind, owner_name)) => {
+            pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": kind,
+                "name": owner_name, "uid": "1", "controller": true}]);
+        }
+        None => {
+            if let Some(meta) = pod["metadata"].as_object_mut() {
+                meta.remove("ownerReferences");
+            }
+        }
+    }
+    pod
+}
+
+#[tokio::test]
+async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
+        h.server
+            .seed(injected_pod(deployment, app, "1-23", 1))
+            .expect("seed pod");
+    }
+    // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
+    // earlier run's pod has completed (it runs no proxy any more).
+    let mut completed = unrestartable_pod(
+        "nightly-export-28760000-abcde",
+        Some("Job/nightly-export-28760000"),
+    );
+    completed["status"]["phase"] = json!("Succeeded");
+    for pod in [
+        unrestartable_pod(
+            "nightly-export-28761234-x2x9q",
+            Some("Job/nightly-export-28761234"),
+        ),
+        unrestartable_pod("debug-shell", None),
+        completed,
+    ] {
+        h.server.seed(pod).expect("seed pod");
+    }
+    play_injector(&h.server);
+    let mut plan = istio_plan();
+    plan.steps.retain(|s| {
+        matches!(
+            s.action,
+            Action::LabelNamespace { .. }
+                | Action::RestartWorkloads { .. }
+                | Action::Gate {
+                    gate: Gate::ProxiesAtVersion { .. }
+                }
+        )
+    });
+    assert_eq!(plan.steps.len(), 3);
+    let mut ui = ScriptedUi::unattended();
+
+    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .unwrap_or_else(|e| panic!("the gate passes: {e}\n{:#?}", ui.lines()));
+
+    let gate_end = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("[3] Done"))
+        .expect("the gate finished");
+    assert_eq!(
+        gate_end,
+        "[3] Done passed; left on 1.23.4: Job/nightly-export-28761234 (next run), Pod/debug-shell (recreate by hand)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

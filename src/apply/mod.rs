@@ -908,8 +908,8 @@ impl Executor<'_> {
                         resources: resources.clone(),
                     },
                 };
-                self.poll(client, &step.cluster, &check, timeout).await?;
-                Ok(String::new())
+                let note = self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok(note.unwrap_or_default())
             }
             Action::LabelNamespace { namespace, labels } => {
                 or_interrupt(self.interrupt, async {
@@ -967,8 +967,8 @@ impl Executor<'_> {
                         return self.tool_version(step, *tool, *version).await;
                     }
                 };
-                self.poll(client, &step.cluster, &check, timeout).await?;
-                Ok("passed".to_string())
+                let note = self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok(note.map_or_else(|| "passed".to_string(), |n| format!("passed; {n}")))
             }
             Action::Manual {
                 instructions,
@@ -1087,15 +1087,16 @@ impl Executor<'_> {
         Ok(Some(output.stdout))
     }
 
-    /// Poll `check` until it is met, fails, or `timeout` passes. Read errors are retried until the
-    /// timeout (a flaky API server is not a failed step); the last one is reported.
+    /// Poll `check` until it is met (with the check's note, if it left something aside), fails, or
+    /// `timeout` passes. Read errors are retried until the timeout (a flaky API server is not a
+    /// failed step); the last one is reported.
     async fn poll(
         &mut self,
         client: &kube::Client,
         cluster: &str,
         check: &Check,
         timeout: Duration,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<String>, StepError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = String::from("not checked yet");
         loop {
@@ -1105,7 +1106,8 @@ impl Executor<'_> {
             })
             .await?;
             match reading {
-                Ok(Progress::Met) => return Ok(()),
+                Ok(Progress::Met) => return Ok(None),
+                Ok(Progress::MetWithNote(note)) => return Ok(Some(note)),
                 Ok(Progress::Failed(why)) => return Err(StepError::Failed(why)),
                 Ok(Progress::Waiting(why)) => {
                     if why != last {

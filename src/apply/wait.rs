@@ -12,6 +12,9 @@ use crate::plan::ObjectRef;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     Met,
+    /// Met for everything the condition judges; the note names what it left aside (shown with the
+    /// step's result).
+    MetWithNote(String),
     /// Not yet, and why (shown as progress).
     Waiting(String),
     /// It will not be met without intervention.

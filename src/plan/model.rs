@@ -258,6 +258,45 @@ impl Tool {
     }
 }
 
+/// How the pods of a proxy's owner get a new sidecar, by the owner's kind as the snapshot names it
+/// (`Kind/name`: observe names a Deployment's ReplicaSet `Deployment/...`, a pod without a controller
+/// `Pod/...`). The planner restarts only [`Renewal::Restart`] owners and the proxies gate judges only
+/// their pods, so the two agree on what a restart can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Renewal {
+    /// Deployment, StatefulSet, DaemonSet: a rolling restart replaces every pod.
+    Restart,
+    /// Job, CronJob: the pods of the next run are injected anew; running ones are left to finish.
+    NextRun,
+    /// A pod without a controller, a ReplicaSet without a Deployment (a template change does not
+    /// replace its pods), any other controller: a person recreates the pods.
+    ByHand,
+}
+
+impl Renewal {
+    pub fn of_kind(kind: &str) -> Self {
+        match kind {
+            "Deployment" | "StatefulSet" | "DaemonSet" => Renewal::Restart,
+            "Job" | "CronJob" => Renewal::NextRun,
+            _ => Renewal::ByHand,
+        }
+    }
+
+    /// `Deployment/reviews-v1` -> `Restart`, `CronJob/nightly-export` -> `NextRun`, `Pod/x` -> `ByHand`.
+    pub fn of_owner(owner: &str) -> Self {
+        Renewal::of_kind(owner.split_once('/').map_or(owner, |(kind, _)| kind))
+    }
+
+    /// How such pods get the new sidecar, in a few words for messages.
+    pub fn how(self) -> &'static str {
+        match self {
+            Renewal::Restart => "rolling restart",
+            Renewal::NextRun => "next run",
+            Renewal::ByHand => "recreate by hand",
+        }
+    }
+}
+
 /// The typed actions a step can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -305,7 +344,8 @@ pub enum Action {
     #[serde(rename_all = "camelCase")]
     RestartWorkloads {
         namespace: String,
-        /// `Deployment/reviews-v1`, ...: the owners recorded in the snapshot.
+        /// `Deployment/reviews-v1`, ...: the owners recorded in the snapshot, only of the kinds a
+        /// restart renews ([`Renewal::Restart`]).
         workloads: Vec<String>,
     },
     /// A health gate that must pass before the next step.

@@ -740,3 +740,75 @@ fn istio_outside_gloo_mesh_support_blocks_in_every_registered_cluster() {
     );
     assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.10.6", "1.10.6"]);
 }
+
+#[test]
+fn only_owners_a_restart_renews_are_restarted_and_the_others_are_warned_of() {
+    let mut snapshot = fixture("canary");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    let old_app = istio
+        .proxies
+        .iter()
+        .find(|p| p.owner == "Deployment/old-app")
+        .unwrap()
+        .clone();
+    for owner in [
+        "CronJob/nightly-export",
+        "Job/reindex-28761234",
+        "ReplicaSet/handmade",
+        "DaemonSet/node-agent",
+    ] {
+        let mut group = old_app.clone();
+        group.owner = owner.to_string();
+        istio.proxies.push(group);
+    }
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22")]),
+    )
+    .unwrap();
+    let legacy: Vec<String> = plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } if namespace == "legacy" => Some(workloads.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(legacy, ["DaemonSet/node-agent", "Deployment/old-app"]);
+    let every_restarted: Vec<&String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestartWorkloads { workloads, .. } => Some(workloads),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        every_restarted
+            .iter()
+            .all(|w| Renewal::of_owner(w) == Renewal::Restart),
+        "{every_restarted:?}"
+    );
+    let warning = |needle: &str| {
+        plan.warnings
+            .iter()
+            .find(|w| w.contains(needle))
+            .unwrap_or_else(|| panic!("no warning with {needle}: {:#?}", plan.warnings))
+            .clone()
+    };
+    let next_run = warning("next run");
+    assert!(
+        next_run.ends_with("legacy/CronJob/nightly-export, legacy/Job/reindex-28761234"),
+        "{next_run}"
+    );
+    let by_hand = warning("by hand");
+    assert!(
+        by_hand.ends_with("legacy/Pod/debug-shell, legacy/ReplicaSet/handmade"),
+        "{by_hand}"
+    );
+}
