@@ -433,7 +433,8 @@ fn gloo_plan() -> UpgradePlan {
             Action::Wait {
                 condition: WaitCondition::ResourcesPresent {
                     group: "discovery.mesh.gloo.solo.io".into(),
-                    version: "v1".into(),
+                    // Whatever the upgraded CRDs serve: v1 by then.
+                    version: None,
                     resources: args(&["meshes", "destinations", "workloads"]),
                 },
                 timeout_seconds: 60,
@@ -477,7 +478,8 @@ fn gloo_plan() -> UpgradePlan {
     plan(target, steps, &gloo_snapshot("0.10.6"))
 }
 
-/// Plays Gloo Mesh discovery: a while after it is scaled up, its resources are written back.
+/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up, it writes its v1 resources (a
+/// destination where 0.10 had a traffic target).
 fn play_gloo_discovery(server: &FakeApiServer) {
     server.on_change(|change, cluster| {
         let scaled_up = change.kind == "Deployment"

@@ -1319,7 +1319,7 @@ enum Check {
     Rollout(crate::plan::ObjectRef),
     Resources {
         group: String,
-        version: String,
+        version: Option<String>,
         resources: Vec<String>,
     },
     Proxies {
@@ -1348,7 +1348,7 @@ async fn evaluate(
             group,
             version,
             resources,
-        } => wait::resources_present(client, group, version, resources)
+        } => wait::resources_present(client, group, version.as_deref(), resources)
             .await
             .map_err(kube),
         Check::Proxies {

@@ -384,7 +384,10 @@ pub enum WaitCondition {
     #[serde(rename_all = "camelCase")]
     ResourcesPresent {
         group: String,
-        version: String,
+        /// Pins the group version; without it each resource is looked up at the most stable version
+        /// the server serves when the wait runs (after an upgrade, the new CRDs' version).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
         resources: Vec<String>,
     },
 }
