@@ -154,6 +154,14 @@ impl Version {
     pub fn patch_or_zero(&self) -> u64 {
         self.patch.unwrap_or(0)
     }
+
+    /// Whether this (observed) version is what `want` asks for: the same `major.minor`, and the same
+    /// patch when `want` names one (`1.24` accepts any 1.24 patch, `1.24.2` only 1.24.2).
+    pub fn satisfies(&self, want: &Version) -> bool {
+        self.major == want.major
+            && self.minor == want.minor
+            && (want.patch.is_none() || self.patch == want.patch)
+    }
 }
 
 impl PartialOrd for Version {

@@ -75,6 +75,15 @@ impl Harness {
         }
     }
 
+    /// The version the stand-in `tool` reports as its own (`TOOL.version` beside it).
+    fn set_tool_version(&self, tool: Tool, version: &str) {
+        std::fs::write(
+            self.bin.path().join(format!("{}.version", tool.program())),
+            version,
+        )
+        .expect("write the stand-in tool's version");
+    }
+
     fn copy_beside_tools(&self, fixture: &str, as_name: &str) {
         std::fs::copy(
             Path::new(FIXTURES).join(fixture),
@@ -305,10 +314,11 @@ fn gloo_plan() -> UpgradePlan {
             rb,
             "step 1 of 10",
             "meshctl of the target version is installed",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&["version"]),
-                timeout_seconds: 30,
+            Action::Gate {
+                gate: Gate::ToolVersion {
+                    tool: Tool::Meshctl,
+                    version: Version::new(1, 0, 0),
+                },
             },
         ),
         step(
@@ -423,7 +433,8 @@ fn gloo_plan() -> UpgradePlan {
             Action::Wait {
                 condition: WaitCondition::ResourcesPresent {
                     group: "discovery.mesh.gloo.solo.io".into(),
-                    version: "v1".into(),
+                    // Whatever the upgraded CRDs serve: v1 by then.
+                    version: None,
                     resources: args(&["meshes", "destinations", "workloads"]),
                 },
                 timeout_seconds: 60,
@@ -467,7 +478,8 @@ fn gloo_plan() -> UpgradePlan {
     plan(target, steps, &gloo_snapshot("0.10.6"))
 }
 
-/// Plays Gloo Mesh discovery: a while after it is scaled up, its resources are written back.
+/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up, it writes its v1 resources (a
+/// destination where 0.10 had a traffic target).
 fn play_gloo_discovery(server: &FakeApiServer) {
     server.on_change(|change, cluster| {
         let scaled_up = change.kind == "Deployment"
@@ -498,6 +510,7 @@ fn play_gloo_discovery(server: &FakeApiServer) {
 async fn gloo_harness() -> Harness {
     let h = Harness::start("gloo-mesh/cluster.yaml").await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
     play_gloo_discovery(&h.server);
     h
 }
@@ -965,8 +978,8 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
     let plan = gloo_plan();
     let mut options = h.options();
     options.yes = false;
-    // Yes to `meshctl version`, no to scaling discovery down.
-    let mut ui = ScriptedUi::answering(&[Answer::Yes, Answer::No]);
+    // The meshctl version gate is not asked about (it changes nothing); no to scaling discovery down.
+    let mut ui = ScriptedUi::answering(&[Answer::No]);
     let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
         .await
         .expect_err("declined");
@@ -1097,7 +1110,7 @@ async fn dry_run_shows_every_step_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_missing_tool_with_yes_fails_the_step_with_the_command_to_run() {
+async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_where_to_get_it() {
     let h = gloo_harness().await;
     std::fs::remove_file(h.bin.path().join("meshctl")).expect("remove meshctl");
     let err = run(
@@ -1110,8 +1123,48 @@ async fn a_missing_tool_with_yes_fails_the_step_with_the_command_to_run() {
     .await
     .expect_err("no meshctl");
     let message = err.to_string();
-    assert!(message.contains("meshctl was not found"), "{message}");
-    assert!(message.contains("meshctl version"), "{message}");
+    assert!(message.contains("step gm-01-meshctl failed"), "{message}");
+    assert!(
+        message.contains("meshctl is not on PATH: put meshctl 1.0.0 on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
+}
+
+#[tokio::test]
+async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_any_change() {
+    let h = gloo_harness().await;
+    h.set_tool_version(Tool::Meshctl, "0.10.6");
+    let err = run(
+        &h,
+        &gloo_plan(),
+        &gloo_snapshot("0.10.6"),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
+    let message = err.to_string();
+    assert!(
+        message.contains("is 0.10.6, the plan needs 1.0.0: put meshctl 1.0.0 first on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert_eq!(h.tool_calls(), vec!["meshctl version".to_string()]);
+    assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
+
+    // With the right meshctl on PATH the same plan resumes and passes the gate.
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    run(
+        &h,
+        &gloo_plan(),
+        &gloo_snapshot("0.10.6"),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect("resumed with meshctl 1.0.0");
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 }
 
@@ -1188,6 +1241,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     // Discovery never writes back here: the wait at step 12 waits until interrupted.
     let h = Harness::start("gloo-mesh/cluster.yaml").await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
+    h.set_tool_version(Tool::Meshctl, "1.0.0");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut options = h.options();
     options.interrupt = Some(rx);
@@ -1277,15 +1331,17 @@ fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) ->
         .find(|(r, _)| *r == revision)
         .map(|(_, v)| *v)
         .unwrap_or("unknown");
+    // The Deployment controller names the ReplicaSet DEPLOYMENT-HASH and labels its pods with the hash.
+    let hash = format!("5d8f7c9b{generation}");
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
-            "name": format!("{deployment}-{generation}-x7k2p"),
+            "name": format!("{deployment}-{hash}-x7k2p"),
             "namespace": "bookinfo",
-            "labels": {"app": app, "version": "v1", "istio.io/rev": revision,
+            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash,
                        "service.istio.io/canonical-name": app, "security.istio.io/tlsMode": "istio"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": format!("{deployment}-{generation}"), "uid": "0", "controller": true}]
+                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
         },
         "spec": {
             "initContainers": [{"name": "istio-init", "image": format!("docker.io/istio/proxyv2:{version}")}],
@@ -1338,6 +1394,18 @@ fn play_injector(server: &FakeApiServer) {
 fn istio_plan() -> UpgradePlan {
     let rb = "istio-canary";
     let steps = vec![
+        step(
+            "istio-00-istioctl-1-24",
+            rb,
+            "install the canary",
+            "istioctl on PATH is 1.24.2",
+            Action::Gate {
+                gate: Gate::ToolVersion {
+                    tool: Tool::Istioctl,
+                    version: Version::new(1, 24, 2),
+                },
+            },
+        ),
         step(
             "istio-01-install-1-24",
             rb,
@@ -1448,6 +1516,7 @@ fn istio_plan() -> UpgradePlan {
 async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
     for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
         h.server
             .seed(injected_pod(deployment, app, "1-23", 1))
@@ -1461,10 +1530,11 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         .await
         .unwrap_or_else(|e| panic!("canary upgrade: {e}\n{:#?}", ui.lines()));
 
-    assert_eq!(outcome.ran, 8);
+    assert_eq!(outcome.ran, 9);
     assert_eq!(
         h.tool_calls(),
         vec![
+            "istioctl version --remote=false",
             "istioctl install --set revision=1-24 --set tag=1.24.2 -y",
             "istioctl uninstall --revision 1-23 -y",
         ]
@@ -1520,6 +1590,7 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
     for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
         h.server
             .seed(injected_pod(deployment, app, "1-23", 1))
@@ -1529,7 +1600,7 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let plan = istio_plan();
     let snapshot = istio_snapshot();
     // Killed while the restarted workloads roll out.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(4)).await);
+    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(5)).await);
     let first = h
         .journal("istio-system")
         .and_then(|j| j.steps["istio-04-restart-bookinfo"].restarted_at.clone())
@@ -1555,6 +1626,84 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
             first.as_str()
         );
     }
+}
+
+/// A pod with the 1.23 proxy that no Deployment restart replaces: one of a Job (`owner` is
+/// `Job/NAME`) or one without a controller (`owner` is `None`).
+fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
+    let mut pod = injected_pod("reviews-v1", "reviews", "1-23", 1);
+    pod["metadata"]["name"] = json!(name);
+    pod["metadata"]["labels"]["app"] = json!(name);
+    if let Some(labels) = pod["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    match owner.and_then(|o| o.split_once('/')) {
+        Some((kind, owner_name)) => {
+            pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": kind,
+                "name": owner_name, "uid": "1", "controller": true}]);
+        }
+        None => {
+            if let Some(meta) = pod["metadata"].as_object_mut() {
+                meta.remove("ownerReferences");
+            }
+        }
+    }
+    pod
+}
+
+#[tokio::test]
+async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
+        h.server
+            .seed(injected_pod(deployment, app, "1-23", 1))
+            .expect("seed pod");
+    }
+    // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
+    // earlier run's pod has completed (it runs no proxy any more).
+    let mut completed = unrestartable_pod(
+        "nightly-export-28760000-abcde",
+        Some("Job/nightly-export-28760000"),
+    );
+    completed["status"]["phase"] = json!("Succeeded");
+    for pod in [
+        unrestartable_pod(
+            "nightly-export-28761234-x2x9q",
+            Some("Job/nightly-export-28761234"),
+        ),
+        unrestartable_pod("debug-shell", None),
+        completed,
+    ] {
+        h.server.seed(pod).expect("seed pod");
+    }
+    play_injector(&h.server);
+    let mut plan = istio_plan();
+    plan.steps.retain(|s| {
+        matches!(
+            s.action,
+            Action::LabelNamespace { .. }
+                | Action::RestartWorkloads { .. }
+                | Action::Gate {
+                    gate: Gate::ProxiesAtVersion { .. }
+                }
+        )
+    });
+    assert_eq!(plan.steps.len(), 3);
+    let mut ui = ScriptedUi::unattended();
+
+    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .unwrap_or_else(|e| panic!("the gate passes: {e}\n{:#?}", ui.lines()));
+
+    let gate_end = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("[3] Done"))
+        .expect("the gate finished");
+    assert_eq!(
+        gate_end,
+        "[3] Done passed; left on 1.23.4: Job/nightly-export-28761234 (next run), Pod/debug-shell (recreate by hand)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

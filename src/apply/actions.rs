@@ -12,7 +12,7 @@ use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::plan::ObjectRef;
+use crate::plan::{ObjectRef, Renewal};
 
 use super::wait::served_resource;
 
@@ -234,9 +234,11 @@ pub fn parse_workload(namespace: &str, text: &str) -> Result<ObjectRef, ActionEr
                 "workload {text:?} is not KIND/NAME (for example Deployment/reviews-v1)"
             ))
         })?;
-    if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+    let renewal = Renewal::of_kind(kind);
+    if renewal != Renewal::Restart {
         return Err(ActionError::Invalid(format!(
-            "cannot restart a {kind} ({text}): only Deployment, StatefulSet and DaemonSet"
+            "cannot restart a {kind} ({text}): only a Deployment, StatefulSet or DaemonSet is restarted; its pods are renewed by {}; make a new plan",
+            renewal.how()
         )));
     }
     Ok(ObjectRef {
@@ -291,5 +293,8 @@ mod tests {
         assert_eq!(w.name, "reviews-v1");
         assert!(parse_workload("bookinfo", "reviews-v1").is_err());
         assert!(parse_workload("bookinfo", "Pod/standalone").is_err());
+        assert!(parse_workload("reports", "CronJob/nightly-export").is_err());
+        assert!(parse_workload("data", "StatefulSet/ledger").is_ok());
+        assert!(parse_workload("istio-system", "DaemonSet/ztunnel").is_ok());
     }
 }

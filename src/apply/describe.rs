@@ -93,6 +93,9 @@ pub fn action(action: &Action, current_replicas: Option<u32>) -> String {
             } => format!(
                 "gate: istiod revision {revision} in {namespace} runs with PILOT_ENABLE_AMBIENT=true"
             ),
+            Gate::ToolVersion { tool, version } => {
+                format!("gate: `{}` reports {version}", tool_version_command(*tool))
+            }
         },
         Action::Manual { instructions, .. } => format!("manual: {instructions}"),
     }
@@ -109,6 +112,12 @@ pub fn helm_show_crds_args(chart: &str, repo: &str, version: &str) -> Vec<String
         .into_iter()
         .map(String::from)
         .collect()
+}
+
+/// The command that prints a tool's own version, as a person types it.
+pub fn tool_version_command(tool: Tool) -> String {
+    let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+    command_line(tool.program(), &args)
 }
 
 /// What a person types to do the action by hand (shown for manual fallbacks and undo hints).
@@ -173,6 +182,9 @@ pub fn command(cluster: &str, step_action: &Action) -> String {
             command: Some(argv),
             ..
         } => argv.join(" "),
+        Action::Gate {
+            gate: Gate::ToolVersion { tool, .. },
+        } => tool_version_command(*tool),
         other => action(other, None),
     }
 }

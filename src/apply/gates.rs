@@ -2,7 +2,7 @@
 //! node kernels new enough, istiod with ambient enabled. (`check-passes` re-observes through the
 //! caller: see [`super::HealthCheck`].)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -11,6 +11,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use crate::observe::workload::{env_value, pick_container};
+use crate::plan::Renewal;
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
 
 use super::wait::Progress;
@@ -22,9 +23,7 @@ const PROXY_CONTAINER: &str = "istio-proxy";
 /// gate names one. Pure.
 pub fn proxy_matches(image: &str, want: &Version) -> Result<bool, String> {
     match image_version(image) {
-        ImageVersion::Tagged { version, .. } => Ok(version.major == want.major
-            && version.minor == want.minor
-            && (want.patch.is_none() || version.patch == want.patch)),
+        ImageVersion::Tagged { version, .. } => Ok(version.satisfies(want)),
         ImageVersion::Digest => Err(format!("{image} is pinned by digest")),
         ImageVersion::Unreadable(tag) => Err(format!("{image} has no version tag ({tag})")),
     }
@@ -39,7 +38,49 @@ fn proxy_image(pod: &Pod) -> Option<&str> {
         .and_then(|c| c.image.as_deref())
 }
 
-/// Every istio-proxy in `namespaces` (all when empty) at `want`. Pods are listed in pages.
+/// The owner a pod's proxies are counted under, named as observe names `ProxyGroup::owner` (see
+/// `observe::proxies::owner_of`): the controller (else first) owner reference, a ReplicaSet named
+/// `DEPLOYMENT-HASH` with the pod's `pod-template-hash` as its Deployment, `Pod/NAME` without an
+/// owner. The planner decides what to restart from those names, so the gate must read the same.
+pub fn pod_owner(pod: &Pod) -> String {
+    let meta = &pod.metadata;
+    let refs = meta.owner_references.as_deref().unwrap_or_default();
+    let owner = refs
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| refs.first());
+    let Some(owner) = owner else {
+        return format!("Pod/{}", meta.name.as_deref().unwrap_or(""));
+    };
+    if owner.kind == "ReplicaSet" {
+        let hash = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"));
+        let deployment = hash
+            .and_then(|h| owner.name.strip_suffix(h.as_str()))
+            .and_then(|rest| rest.strip_suffix('-'))
+            .filter(|d| !d.is_empty());
+        if let Some(d) = deployment {
+            return format!("Deployment/{d}");
+        }
+    }
+    format!("{}/{}", owner.kind, owner.name)
+}
+
+/// A pod that has finished (a Job's completed pod) or is terminating runs no proxy any more.
+fn is_gone(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// How many owners a "left on" note names per version before it only counts the rest.
+const NAMED_OWNERS: usize = 5;
+
+/// Every istio-proxy in `namespaces` (all when empty) at `want`, judging only pods whose owner a
+/// restart renews ([`Renewal::Restart`]): the pods of Jobs, CronJobs and bare pods keep their proxy
+/// until their next run or until a person recreates them (the plan warns of them), so they cannot
+/// hold the gate; when met, the note names those left on another version. Pods are listed in pages.
 pub async fn proxies_at_version(
     client: &kube::Client,
     want: &Version,
@@ -53,10 +94,13 @@ pub async fn proxies_at_version(
             .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
             .collect()
     };
+    let one_namespace = namespaces.len() == 1;
     let mut total = 0u64;
     // "namespace/pod: reason", a few examples per wrong version.
     let mut off: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut off_count = 0u64;
+    // Version -> owners left aside on it, as `Kind/name (how they renew)`.
+    let mut left: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (_, api) in apis {
         let mut params = ListParams::default().limit(PAGE);
         loop {
@@ -65,25 +109,39 @@ pub async fn proxies_at_version(
                 let Some(image) = proxy_image(pod) else {
                     continue;
                 };
-                if pod.metadata.deletion_timestamp.is_some() {
-                    continue; // terminating: on its way out
+                if is_gone(pod) {
+                    continue;
                 }
-                total += 1;
-                let verdict = proxy_matches(image, want);
-                if verdict != Ok(true) {
-                    off_count += 1;
-                    let key = match verdict {
-                        Ok(_) => image_version_text(image),
-                        Err(why) => why,
+                let owner = pod_owner(pod);
+                let renewal = Renewal::of_owner(&owner);
+                if renewal == Renewal::Restart {
+                    total += 1;
+                }
+                let version = match proxy_matches(image, want) {
+                    Ok(true) => continue,
+                    Ok(false) => image_version_text(image),
+                    Err(why) => why,
+                };
+                if renewal != Renewal::Restart {
+                    let named = if one_namespace {
+                        owner
+                    } else {
+                        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+                        format!("{ns}/{owner}")
                     };
-                    let examples = off.entry(key).or_default();
-                    if examples.len() < 3 {
-                        examples.push(format!(
-                            "{}/{}",
-                            pod.metadata.namespace.as_deref().unwrap_or(""),
-                            pod.metadata.name.as_deref().unwrap_or("")
-                        ));
-                    }
+                    left.entry(version)
+                        .or_default()
+                        .insert(format!("{named} ({})", renewal.how()));
+                    continue;
+                }
+                off_count += 1;
+                let examples = off.entry(version).or_default();
+                if examples.len() < 3 {
+                    examples.push(format!(
+                        "{}/{}",
+                        pod.metadata.namespace.as_deref().unwrap_or(""),
+                        pod.metadata.name.as_deref().unwrap_or("")
+                    ));
                 }
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -92,9 +150,7 @@ pub async fn proxies_at_version(
             }
         }
     }
-    Ok(if off_count == 0 {
-        Progress::Met
-    } else {
+    Ok(if off_count > 0 {
         let detail = off
             .iter()
             .map(|(v, pods)| format!("{v} ({})", pods.join(", ")))
@@ -103,7 +159,32 @@ pub async fn proxies_at_version(
         Progress::Waiting(format!(
             "{off_count} of {total} proxies not at {want}: {detail}"
         ))
+    } else if left.is_empty() {
+        Progress::Met
+    } else {
+        Progress::MetWithNote(left_note(&left))
     })
+}
+
+/// `left on 1.20.8: CronJob/nightly-export (next run), Pod/debug (recreate by hand)`.
+fn left_note(left: &BTreeMap<String, BTreeSet<String>>) -> String {
+    left.iter()
+        .map(|(version, owners)| {
+            let named: Vec<&str> = owners
+                .iter()
+                .take(NAMED_OWNERS)
+                .map(String::as_str)
+                .collect();
+            let more = owners.len().saturating_sub(NAMED_OWNERS);
+            let rest = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("left on {version}: {}{rest}", named.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn image_version_text(image: &str) -> String {
@@ -375,6 +456,52 @@ mod tests {
         assert_eq!(istiod_revision(&istiod(None, &[])), "default");
         assert_eq!(istiod_revision(&istiod(Some(""), &[])), "default");
         assert_eq!(istiod_revision(&istiod(Some("1-24"), &[])), "1-24");
+    }
+
+    fn pod(meta: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({ "metadata": meta })).expect("pod")
+    }
+
+    /// The same pods as observe's own owner tests (observe/proxies.rs), named the same way.
+    #[test]
+    fn pod_owners_are_named_as_observe_names_them() {
+        let rs = pod(serde_json::json!({"name": "reviews-v1-7f6d8c9b5-0",
+            "labels": {"pod-template-hash": "7f6d8c9b5"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "reviews-v1-7f6d8c9b5", "uid": "1", "controller": true}]}));
+        assert_eq!(pod_owner(&rs), "Deployment/reviews-v1");
+        let sts = pod(serde_json::json!({"name": "db-0",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "1", "controller": true}]}));
+        assert_eq!(pod_owner(&sts), "StatefulSet/db");
+        assert_eq!(
+            pod_owner(&pod(serde_json::json!({"name": "debug"}))),
+            "Pod/debug"
+        );
+        let handmade = pod(serde_json::json!({"name": "x",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "handmade", "uid": "1"}]}));
+        assert_eq!(pod_owner(&handmade), "ReplicaSet/handmade");
+        let job = pod(serde_json::json!({"name": "nightly-export-28761234-x2x9q",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "nightly-export-28761234", "uid": "1", "controller": true}]}));
+        assert_eq!(pod_owner(&job), "Job/nightly-export-28761234");
+        assert_eq!(Renewal::of_owner(&pod_owner(&rs)), Renewal::Restart);
+        assert_eq!(Renewal::of_owner(&pod_owner(&job)), Renewal::NextRun);
+        assert_eq!(Renewal::of_owner(&pod_owner(&handmade)), Renewal::ByHand);
+    }
+
+    #[test]
+    fn the_left_note_names_a_few_owners_per_version_and_counts_the_rest() {
+        let mut left: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        left.entry("1.20.8".into())
+            .or_default()
+            .insert("CronJob/nightly-export (next run)".into());
+        for i in 0..7 {
+            left.entry("1.22.1".into())
+                .or_default()
+                .insert(format!("Pod/debug-{i} (recreate by hand)"));
+        }
+        assert_eq!(
+            left_note(&left),
+            "left on 1.20.8: CronJob/nightly-export (next run); left on 1.22.1: Pod/debug-0 (recreate by hand), Pod/debug-1 (recreate by hand), Pod/debug-2 (recreate by hand), Pod/debug-3 (recreate by hand), Pod/debug-4 (recreate by hand) and 2 more"
+        );
     }
 
     #[test]

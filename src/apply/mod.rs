@@ -54,6 +54,7 @@ use tokio::sync::watch;
 
 use crate::plan::{Action, Fingerprint, Gate, Step, Target, Tool, UpgradePlan, WaitCondition};
 use crate::snapshot::ClusterSnapshot;
+use crate::version::Version;
 
 use journal::{Journal, JournalError, JournalStore, StepState, UndoRecord};
 use lock::{LockError, LockGuard};
@@ -61,6 +62,9 @@ use permissions::Permission;
 use tools::ToolError;
 pub use ui::{Answer, PlainUi, PromptError, StepEnd, TerminalUi, Ui};
 use wait::Progress;
+
+/// How long a tool may take to print its own version.
+const TOOL_VERSION_TIMEOUT_SECONDS: u64 = 60;
 
 /// The clusters a plan acts on: plan cluster name (kube context) -> client.
 #[derive(Clone, Default)]
@@ -904,8 +908,8 @@ impl Executor<'_> {
                         resources: resources.clone(),
                     },
                 };
-                self.poll(client, &step.cluster, &check, timeout).await?;
-                Ok(String::new())
+                let note = self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok(note.unwrap_or_default())
             }
             Action::LabelNamespace { namespace, labels } => {
                 or_interrupt(self.interrupt, async {
@@ -959,9 +963,12 @@ impl Executor<'_> {
                         namespace: namespace.clone(),
                         revision: revision.clone(),
                     },
+                    Gate::ToolVersion { tool, version } => {
+                        return self.tool_version(step, *tool, *version).await;
+                    }
                 };
-                self.poll(client, &step.cluster, &check, timeout).await?;
-                Ok("passed".to_string())
+                let note = self.poll(client, &step.cluster, &check, timeout).await?;
+                Ok(note.map_or_else(|| "passed".to_string(), |n| format!("passed; {n}")))
             }
             Action::Manual {
                 instructions,
@@ -1002,6 +1009,53 @@ impl Executor<'_> {
         }
     }
 
+    /// The tool-version gate: run the tool's own version command and compare what it reports with
+    /// `want`. The tool's version does not change while we wait, so a mismatch fails at once. A tool
+    /// not on the search path becomes a manual step on a terminal (the person runs it elsewhere) and
+    /// fails with `--yes`.
+    async fn tool_version(
+        &mut self,
+        step: &Step,
+        tool: Tool,
+        want: Version,
+    ) -> Result<String, StepError> {
+        let name = tool.program();
+        let url = tool.release_url(want);
+        let command = describe::tool_version_command(tool);
+        let resume = resume_command(self.options);
+        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
+            if self.options.yes || !self.ui.can_prompt() {
+                return Err(StepError::Failed(format!(
+                    "{name} is not on PATH: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
+                )));
+            }
+            let instructions = format!(
+                "{name} was not found on PATH: use {name} {want} (download: {url}) wherever you run the {name} steps, and check that `{command}` prints {want}"
+            );
+            self.manual(step, &instructions, Some(&command))?;
+            return Ok("confirmed by hand".to_string());
+        };
+        let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+        let timeout = self.timeout(Some(TOOL_VERSION_TIMEOUT_SECONDS));
+        let ui = &mut *self.ui;
+        let mut on_line = |line: &str| ui.step_progress(line);
+        let output = or_interrupt(self.interrupt, async {
+            Ok(tools::run(&program, name, &args, timeout, true, &mut on_line).await?)
+        })
+        .await?;
+        let at = program.display();
+        match tools::reported_version(&output.stdout) {
+            Some(found) if found.satisfies(&want) => Ok(format!("{name} {found}")),
+            Some(found) => Err(StepError::Failed(format!(
+                "{name} on PATH ({at}) is {found}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{command}` ({at}) printed no version (first line: {:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`",
+                output.stdout.lines().next().unwrap_or("")
+            ))),
+        }
+    }
+
     /// Run a tool (stdout streamed, or captured and returned when `capture`). A tool that is not on the
     /// search path becomes a manual step; `Ok(None)` then means the person confirmed doing it.
     async fn run_tool(
@@ -1033,15 +1087,16 @@ impl Executor<'_> {
         Ok(Some(output.stdout))
     }
 
-    /// Poll `check` until it is met, fails, or `timeout` passes. Read errors are retried until the
-    /// timeout (a flaky API server is not a failed step); the last one is reported.
+    /// Poll `check` until it is met (with the check's note, if it left something aside), fails, or
+    /// `timeout` passes. Read errors are retried until the timeout (a flaky API server is not a
+    /// failed step); the last one is reported.
     async fn poll(
         &mut self,
         client: &kube::Client,
         cluster: &str,
         check: &Check,
         timeout: Duration,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<String>, StepError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = String::from("not checked yet");
         loop {
@@ -1051,7 +1106,8 @@ impl Executor<'_> {
             })
             .await?;
             match reading {
-                Ok(Progress::Met) => return Ok(()),
+                Ok(Progress::Met) => return Ok(None),
+                Ok(Progress::MetWithNote(note)) => return Ok(Some(note)),
                 Ok(Progress::Failed(why)) => return Err(StepError::Failed(why)),
                 Ok(Progress::Waiting(why)) => {
                     if why != last {
@@ -1120,6 +1176,14 @@ impl Executor<'_> {
             Action::ApplyCrds { .. } | Action::Run { .. } => {
                 let command = describe::command(&step.cluster, &step.action);
                 self.ui.step_progress(&format!("would run: {command}"));
+            }
+            Action::Gate {
+                gate: Gate::ToolVersion { tool, version },
+            } => {
+                self.ui.step_progress(&format!(
+                    "would check that `{}` prints {version}",
+                    describe::tool_version_command(*tool)
+                ));
             }
             Action::Wait { .. } | Action::Gate { .. } => {
                 self.ui
@@ -1255,7 +1319,7 @@ enum Check {
     Rollout(crate::plan::ObjectRef),
     Resources {
         group: String,
-        version: String,
+        version: Option<String>,
         resources: Vec<String>,
     },
     Proxies {
@@ -1284,7 +1348,7 @@ async fn evaluate(
             group,
             version,
             resources,
-        } => wait::resources_present(client, group, version, resources)
+        } => wait::resources_present(client, group, version.as_deref(), resources)
             .await
             .map_err(kube),
         Check::Proxies {

@@ -2,7 +2,8 @@
 //! it ([`missing`], one SelfSubjectAccessReview per verb, group, resource and namespace).
 //!
 //! `run` steps call an external tool with the user's own credentials; what that tool needs is its own
-//! business and is not checked here. The check-passes gate re-observes through the caller.
+//! business and is not checked here. The check-passes gate re-observes through the caller; the
+//! tool-version gate only runs the tool's version command, which reads no cluster.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -181,7 +182,7 @@ fn action_needs(needs: &mut Needs<'_>, action: &Action) {
                     "",
                 );
             }
-            Gate::CheckPasses => {}
+            Gate::CheckPasses | Gate::ToolVersion { .. } => {}
             Gate::NodeKernelsAtLeast { .. } => needs.add(&["list"], "", "nodes", ""),
             Gate::IstiodAmbientEnabled { namespace, .. } => {
                 needs.add(&["list"], "apps", "deployments", namespace)

@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::plan::Tool;
+use crate::version::Version;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -178,6 +179,51 @@ pub async fn run(
     }
 }
 
+/// The version a tool's version command ([`Tool::version_args`]) reports as its own, the client's,
+/// read from what it printed. Pure.
+/// - JSON (meshctl 1.x): `client.version`, whatever the key case and wherever the server part is:
+///   `{"client":{"version":"1.1.2"},"server":[...component images with their versions...]}`;
+/// - text naming the client: the first version after the word `client`: `client version: 1.24.6`
+///   (istioctl), `Client: {"version":"1.1.2"}` (some meshctl releases);
+/// - otherwise the first version in the output: `1.10.0` (older istioctl), `v3.14.4+g81c902a` (helm).
+///
+/// A version here has a patch (`1.24.6`, `v1.1.2`, `1.24.6-distroless`); `1.24` alone is not one.
+pub fn reported_version(output: &str) -> Option<Version> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(output.trim()) {
+        return client_version_in_json(&json);
+    }
+    let lower = output.to_ascii_lowercase();
+    if let Some(at) = lower.find("client")
+        && let Some(v) = first_version(&output[at..])
+    {
+        return Some(v);
+    }
+    first_version(output)
+}
+
+fn client_version_in_json(json: &serde_json::Value) -> Option<Version> {
+    let field = |v: &'_ serde_json::Value, key: &str| -> Option<serde_json::Value> {
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let version = field(&field(json, "client")?, "version")?;
+    first_version(version.as_str()?)
+}
+
+/// The first `MAJOR.MINOR.PATCH` token (optional `v`, any suffix) in `text`.
+fn first_version(text: &str) -> Option<Version> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "._+-".contains(c)))
+        .filter(|token| {
+            let digits = token.strip_prefix('v').unwrap_or(token);
+            digits.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .filter_map(Version::parse_prefix)
+        .find(|(v, _)| v.patch.is_some())
+        .map(|(v, _)| v)
+}
+
 fn remember(tail: &mut Vec<String>, line: &str) {
     const KEEP: usize = 3;
     if tail.len() == KEEP {
@@ -202,6 +248,52 @@ mod tests {
             command_line("helm", &args),
             r"helm upgrade --set 'a b' 'it'\''s'"
         );
+    }
+
+    fn reported(output: &str) -> Option<String> {
+        reported_version(output).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn istioctl_prints_its_client_version_with_or_without_a_label() {
+        assert_eq!(
+            reported("client version: 1.24.6\n").as_deref(),
+            Some("1.24.6")
+        );
+        assert_eq!(reported("1.10.0\n").as_deref(), Some("1.10.0"));
+        assert_eq!(
+            reported("no running Istio pods in \"istio-system\"\n1.22.3-distroless\n").as_deref(),
+            Some("1.22.3")
+        );
+    }
+
+    #[test]
+    fn meshctl_json_names_the_client_version_not_the_servers_components() {
+        let json = r#"{
+  "server": [{"Namespace": "gloo-mesh", "components": [{"componentName": "discovery",
+    "images": [{"name": "discovery", "domain": "gcr.io", "path": "gloo-mesh/discovery", "version": "0.10.6"}]}]}],
+  "Client": {"version": "1.0.0"}
+}"#;
+        assert_eq!(reported(json).as_deref(), Some("1.0.0"));
+        assert_eq!(
+            reported(r#"{"client":{"version":"v1.1.2"}}"#).as_deref(),
+            Some("1.1.2")
+        );
+        assert_eq!(reported(r#"{"server":[]}"#), None, "no client in the JSON");
+    }
+
+    #[test]
+    fn a_labelled_client_line_wins_over_earlier_versions() {
+        let text = "Server: {\"version\":\"0.10.6\"}\nClient: {\"version\":\"1.1.2\"}\n";
+        assert_eq!(reported(text).as_deref(), Some("1.1.2"));
+    }
+
+    #[test]
+    fn helm_short_versions_and_unreadable_output() {
+        assert_eq!(reported("v3.14.4+g81c902a\n").as_deref(), Some("3.14.4"));
+        assert_eq!(reported("version: 1.24\n"), None, "no patch, no version");
+        assert_eq!(reported("command not found"), None);
+        assert_eq!(reported(""), None);
     }
 
     #[test]

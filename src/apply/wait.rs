@@ -12,6 +12,9 @@ use crate::plan::ObjectRef;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     Met,
+    /// Met for everything the condition judges; the note names what it left aside (shown with the
+    /// step's result).
+    MetWithNote(String),
     /// Not yet, and why (shown as progress).
     Waiting(String),
     /// It will not be met without intervention.
@@ -151,20 +154,26 @@ pub async fn rollout(client: &kube::Client, target: &ObjectRef) -> Result<Progre
     })
 }
 
-/// Whether every listed resource of the group has at least one object (any namespace). A group or
-/// resource the server does not serve yet (CRDs just applied, discovery not caught up) is waited for.
+/// Whether every listed resource of the group has at least one object (any namespace), each at
+/// `version`, or without one at the most stable version the server serves it in now (after an
+/// upgrade's CRD update: the new version). A group or resource the server does not serve yet (CRDs
+/// just applied, discovery not caught up) is waited for.
 pub async fn resources_present(
     client: &kube::Client,
     group: &str,
-    version: &str,
+    version: Option<&str>,
     resources: &[String],
 ) -> Result<Progress, kube::Error> {
-    let served =
-        match kube::discovery::pinned_group(client, &GroupVersion::gv(group, version)).await {
-            Ok(g) => g.recommended_resources(),
-            Err(kube::Error::Api(s)) if s.is_not_found() => Vec::new(),
-            Err(e) => return Err(e),
-        };
+    let discovered = match version {
+        Some(v) => kube::discovery::pinned_group(client, &GroupVersion::gv(group, v)).await,
+        None => kube::discovery::group(client, group).await,
+    };
+    let served = match discovered {
+        Ok(g) => g.recommended_resources(),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Vec::new(),
+        Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_))) => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let mut empty = Vec::new();
     for resource in resources {
         let Some((ar, _)) = served.iter().find(|(ar, _)| &ar.plural == resource) else {

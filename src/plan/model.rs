@@ -235,6 +235,66 @@ impl Tool {
             Tool::Meshctl => "meshctl",
         }
     }
+
+    /// The arguments that make the tool print its own (client) version without contacting a cluster
+    /// or server: `istioctl version --remote=false`, `meshctl version`, `helm version --short`.
+    pub fn version_args(self) -> &'static [&'static str] {
+        match self {
+            Tool::Helm => &["version", "--short"],
+            Tool::Istioctl => &["version", "--remote=false"],
+            Tool::Meshctl => &["version"],
+        }
+    }
+
+    /// Where the tool's release `version` is downloaded.
+    pub fn release_url(self, version: Version) -> String {
+        match self {
+            Tool::Helm => format!("https://github.com/helm/helm/releases/tag/v{version}"),
+            Tool::Istioctl => format!("https://github.com/istio/istio/releases/tag/{version}"),
+            Tool::Meshctl => {
+                format!("https://github.com/solo-io/gloo-mesh/releases/tag/v{version}")
+            }
+        }
+    }
+}
+
+/// How the pods of a proxy's owner get a new sidecar, by the owner's kind as the snapshot names it
+/// (`Kind/name`: observe names a Deployment's ReplicaSet `Deployment/...`, a pod without a controller
+/// `Pod/...`). The planner restarts only [`Renewal::Restart`] owners and the proxies gate judges only
+/// their pods, so the two agree on what a restart can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Renewal {
+    /// Deployment, StatefulSet, DaemonSet: a rolling restart replaces every pod.
+    Restart,
+    /// Job, CronJob: the pods of the next run are injected anew; running ones are left to finish.
+    NextRun,
+    /// A pod without a controller, a ReplicaSet without a Deployment (a template change does not
+    /// replace its pods), any other controller: a person recreates the pods.
+    ByHand,
+}
+
+impl Renewal {
+    pub fn of_kind(kind: &str) -> Self {
+        match kind {
+            "Deployment" | "StatefulSet" | "DaemonSet" => Renewal::Restart,
+            "Job" | "CronJob" => Renewal::NextRun,
+            _ => Renewal::ByHand,
+        }
+    }
+
+    /// `Deployment/reviews-v1` -> `Restart`, `CronJob/nightly-export` -> `NextRun`, `Pod/x` -> `ByHand`.
+    pub fn of_owner(owner: &str) -> Self {
+        Renewal::of_kind(owner.split_once('/').map_or(owner, |(kind, _)| kind))
+    }
+
+    /// How such pods get the new sidecar, in a few words for messages.
+    pub fn how(self) -> &'static str {
+        match self {
+            Renewal::Restart => "rolling restart",
+            Renewal::NextRun => "next run",
+            Renewal::ByHand => "recreate by hand",
+        }
+    }
 }
 
 /// The typed actions a step can take.
@@ -284,7 +344,8 @@ pub enum Action {
     #[serde(rename_all = "camelCase")]
     RestartWorkloads {
         namespace: String,
-        /// `Deployment/reviews-v1`, ...: the owners recorded in the snapshot.
+        /// `Deployment/reviews-v1`, ...: the owners recorded in the snapshot, only of the kinds a
+        /// restart renews ([`Renewal::Restart`]).
         workloads: Vec<String>,
     },
     /// A health gate that must pass before the next step.
@@ -323,7 +384,10 @@ pub enum WaitCondition {
     #[serde(rename_all = "camelCase")]
     ResourcesPresent {
         group: String,
-        version: String,
+        /// Pins the group version; without it each resource is looked up at the most stable version
+        /// the server serves when the wait runs (after an upgrade, the new CRDs' version).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
         resources: Vec<String>,
     },
 }
@@ -349,6 +413,11 @@ pub enum Gate {
     /// istiod of `revision` runs with `PILOT_ENABLE_AMBIENT=true` (Kmesh Dual-Engine needs it).
     #[serde(rename_all = "camelCase")]
     IstiodAmbientEnabled { namespace: String, revision: String },
+    /// The `tool` found on the search path reports `version` as its own version (its
+    /// [`Tool::version_args`] command; same major.minor, and the same patch when `version` has one):
+    /// the runbooks install and manage a release with the CLI of that release.
+    #[serde(rename_all = "camelCase")]
+    ToolVersion { tool: Tool, version: Version },
 }
 
 impl Gate {
@@ -360,6 +429,7 @@ impl Gate {
             Gate::CheckPasses => "check-passes",
             Gate::NodeKernelsAtLeast { .. } => "node-kernels-at-least",
             Gate::IstiodAmbientEnabled { .. } => "istiod-ambient-enabled",
+            Gate::ToolVersion { .. } => "tool-version",
         }
     }
 }

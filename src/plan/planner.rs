@@ -365,11 +365,19 @@ fn plan_cluster(
         ));
     }
     let mut data_plane = DataPlane::read(&install);
-    if !data_plane.standalone.is_empty() && !hops.is_empty() {
-        out.warnings.push(format!(
-            "{name}: pods without a controller keep their old sidecar until recreated by hand: {}",
-            data_plane.standalone.join(", ")
-        ));
+    if !hops.is_empty() {
+        if !data_plane.next_run.is_empty() {
+            out.warnings.push(format!(
+                "{name}: Job and CronJob pods are not restarted; their next run gets the new sidecar, and the proxy gates leave them aside: {}",
+                data_plane.next_run.join(", ")
+            ));
+        }
+        if !data_plane.by_hand.is_empty() {
+            out.warnings.push(format!(
+                "{name}: no restart can renew these pods' sidecars (no controller, or one that does not replace its pods); recreate them by hand after the upgrade, the proxy gates leave them aside: {}",
+                data_plane.by_hand.join(", ")
+            ));
+        }
     }
     let cx = IstioContext {
         cluster: name,

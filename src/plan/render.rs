@@ -319,8 +319,12 @@ fn action_detail(action: &Action) -> Option<String> {
                 version,
                 resources,
             } => format!(
-                "wait up to {timeout_seconds}s until {} ({group}/{version}) exist again",
-                resources.join(", ")
+                "wait up to {timeout_seconds}s until {} ({}) exist again",
+                resources.join(", "),
+                match version {
+                    Some(v) => format!("{group}/{v}"),
+                    None => format!("{group}, at the version served then"),
+                }
             ),
         },
         Action::LabelNamespace { namespace, labels } => {
@@ -363,6 +367,12 @@ fn action_detail(action: &Action) -> Option<String> {
             } => format!(
                 "gate {}: istiod revision {revision} in {namespace}",
                 gate.kind_name()
+            ),
+            Gate::ToolVersion { tool, version } => format!(
+                "gate {}: $ {} {} reports {version}",
+                gate.kind_name(),
+                tool.program(),
+                tool.version_args().join(" ")
             ),
         },
         Action::Manual {

@@ -740,3 +740,149 @@ fn istio_outside_gloo_mesh_support_blocks_in_every_registered_cluster() {
     );
     assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.10.6", "1.10.6"]);
 }
+
+#[test]
+fn only_owners_a_restart_renews_are_restarted_and_the_others_are_warned_of() {
+    let mut snapshot = fixture("canary");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    let old_app = istio
+        .proxies
+        .iter()
+        .find(|p| p.owner == "Deployment/old-app")
+        .unwrap()
+        .clone();
+    for owner in [
+        "CronJob/nightly-export",
+        "Job/reindex-28761234",
+        "ReplicaSet/handmade",
+        "DaemonSet/node-agent",
+    ] {
+        let mut group = old_app.clone();
+        group.owner = owner.to_string();
+        istio.proxies.push(group);
+    }
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22")]),
+    )
+    .unwrap();
+    let legacy: Vec<String> = plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } if namespace == "legacy" => Some(workloads.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(legacy, ["DaemonSet/node-agent", "Deployment/old-app"]);
+    let every_restarted: Vec<&String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestartWorkloads { workloads, .. } => Some(workloads),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        every_restarted
+            .iter()
+            .all(|w| Renewal::of_owner(w) == Renewal::Restart),
+        "{every_restarted:?}"
+    );
+    let warning = |needle: &str| {
+        plan.warnings
+            .iter()
+            .find(|w| w.contains(needle))
+            .unwrap_or_else(|| panic!("no warning with {needle}: {:#?}", plan.warnings))
+            .clone()
+    };
+    let next_run = warning("next run");
+    assert!(
+        next_run.ends_with("legacy/CronJob/nightly-export, legacy/Job/reindex-28761234"),
+        "{next_run}"
+    );
+    let by_hand = warning("by hand");
+    assert!(
+        by_hand.ends_with("legacy/Pod/debug-shell, legacy/ReplicaSet/handmade"),
+        "{by_hand}"
+    );
+}
+
+fn discovery_wait(plan: &UpgradePlan) -> (String, Option<String>, Vec<String>) {
+    plan.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Wait {
+                condition:
+                    WaitCondition::ResourcesPresent {
+                        group,
+                        version,
+                        resources,
+                    },
+                ..
+            } => Some((group.clone(), version.clone(), resources.clone())),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn across_1_0_discovery_is_awaited_for_what_the_target_serves_not_what_was_deleted() {
+    let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
+    // 0.12 served traffictargets; 1.x discovery writes destinations instead, at the version the
+    // upgraded CRDs serve (v1), so the wait pins none.
+    assert_eq!(
+        discovery_wait(&plan),
+        (
+            "discovery.mesh.gloo.solo.io".to_string(),
+            None,
+            vec![
+                "meshes".to_string(),
+                "destinations".to_string(),
+                "workloads".to_string()
+            ]
+        )
+    );
+}
+
+#[test]
+fn a_discovery_resource_observed_empty_is_not_awaited_under_its_new_name_either() {
+    let mut snapshot = fixture("gloo");
+    let gloo = snapshot.clusters[0].gloo_mesh.as_mut().unwrap();
+    let group = gloo
+        .served_groups
+        .iter_mut()
+        .find(|g| g.group == "discovery.mesh.gloo.solo.io")
+        .unwrap();
+    group.counts.insert("traffictargets".into(), 0);
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap();
+    assert_eq!(discovery_wait(&plan).2, ["meshes", "workloads"]);
+}
+
+#[test]
+fn each_gloo_mesh_line_has_its_discovery_resources() {
+    use super::runbooks::gloo_mesh::discovery_resources;
+    let v = |s: &str| Version::parse(s).unwrap();
+    assert_eq!(
+        discovery_resources(v("0.12.3")),
+        &["meshes", "traffictargets", "workloads"]
+    );
+    assert_eq!(
+        discovery_resources(v("1.0.0")),
+        &["meshes", "destinations", "workloads"]
+    );
+    assert_eq!(
+        discovery_resources(v("1.1.2")),
+        &["meshes", "destinations", "workloads"]
+    );
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::super::steps::{Runbook, StepList};
-use super::super::{Action, Tool, WaitCondition};
+use super::super::{Action, Gate, Tool, WaitCondition};
 use super::{TOOL_TIMEOUT_SECONDS, WAIT_TIMEOUT_SECONDS, object, rollout, run, run_owned};
 use crate::snapshot::{Cluster, GlooMesh, ServedGroup, Workload};
 use crate::version::Version;
@@ -28,7 +28,29 @@ pub(crate) const HELM_1_X: Runbook = Runbook {
 pub(crate) const CHART_REPO: &str = "https://storage.googleapis.com/gloo-mesh/gloo-mesh";
 pub(crate) const CHART: &str = "gloo-mesh";
 
-pub(crate) const DISCOVERY_RESOURCES_HINT: [&str; 3] = ["meshes", "traffictargets", "workloads"];
+/// The API group Gloo Mesh discovery writes in (0.x since the Service Mesh Hub rename, and 1.x).
+pub(crate) const DISCOVERY_GROUP: &str = "discovery.mesh.gloo.solo.io";
+
+/// The resources Gloo Mesh discovery writes in [`DISCOVERY_GROUP`], per release line, as the charts'
+/// generated CRDs define them (solo-io/gloo-mesh, formerly solo-io/supergloo,
+/// `install/helm/gloo-mesh/crds/discovery.mesh.gloo.solo.io_<version>_crds.yaml`): 0.x serves
+/// v1alpha2 `meshes`, `traffictargets`, `workloads`; 1.x serves v1 `meshes`, `destinations`,
+/// `workloads` (TrafficTarget became Destination). The same position is the same concept in every
+/// line, so a resource observed before an upgrade maps to its successor.
+pub(crate) const DISCOVERY_LINES: [(u64, [&str; 3]); 2] = [
+    (0, ["meshes", "traffictargets", "workloads"]),
+    (1, ["meshes", "destinations", "workloads"]),
+];
+
+/// The discovery resources of `version`'s release line (the newest line known for later majors).
+pub(crate) fn discovery_resources(version: Version) -> &'static [&'static str; 3] {
+    let (_, resources) = DISCOVERY_LINES
+        .iter()
+        .rev()
+        .find(|(major, _)| *major <= version.major)
+        .unwrap_or(&DISCOVERY_LINES[0]);
+    resources
+}
 pub(crate) const NETWORKING_RESOURCES: [&str; 4] = [
     "trafficpolicies",
     "virtualmeshes",
@@ -76,7 +98,9 @@ fn served_group<'g>(gloo: &'g GlooMesh, prefix: &str) -> Option<&'g ServedGroup>
             g.resources
                 .iter()
                 .filter(|r| {
-                    DISCOVERY_RESOURCES_HINT.contains(&r.as_str())
+                    DISCOVERY_LINES
+                        .iter()
+                        .any(|(_, resources)| resources.contains(&r.as_str()))
                         || NETWORKING_RESOURCES.contains(&r.as_str())
                 })
                 .count()
@@ -216,27 +240,24 @@ pub(crate) fn pre_1_0(
         rb.step(8, "scale discovery to one replica"),
         scale(discovery, 1),
     );
-    let waited: Vec<String> = group
-        .resources
-        .iter()
-        .filter(|r| group.counts.get(*r).is_none_or(|n| *n > 0))
-        .cloned()
-        .collect();
+    let (wait_group, waited) = discovery_written_back(up, group);
     steps.push(
         c,
         "wait-discovery-complete",
         format!(
-            "Wait until discovery has written back {}",
+            "Wait until Gloo Mesh {to} discovery has written {}",
             waited.join(", ")
         ),
         rb.step(
             8,
-            "discovery is complete when all expected resources can be found on the cluster again",
+            format!(
+                "discovery is complete when all expected resources can be found on the cluster again: those Gloo Mesh {to} writes, in {wait_group} at the version its CRDs serve"
+            ),
         ),
         Action::Wait {
             condition: WaitCondition::ResourcesPresent {
-                group: group.group.clone(),
-                version: group.version.clone(),
+                group: wait_group,
+                version: None,
                 resources: waited,
             },
             timeout_seconds: WAIT_TIMEOUT_SECONDS,
@@ -267,6 +288,32 @@ pub(crate) fn pre_1_0(
 
     // 10. meshctl check.
     meshctl_check(steps, c, &rb, 10);
+}
+
+/// The group and resources discovery of the target version writes back once scaled up (runbook step
+/// 8): not the ones observed before the upgrade, which a new release line may no longer serve. Those
+/// observed empty stay out of the wait (discovery found nothing to write before either).
+fn discovery_written_back(up: &GlooUpgrade<'_>, observed: &ServedGroup) -> (String, Vec<String>) {
+    let before = discovery_resources(up.from);
+    let after = discovery_resources(up.to);
+    let known_line = observed.group == DISCOVERY_GROUP;
+    if !known_line && up.to.major == 0 {
+        // A 0.x group of another name (Service Mesh Hub's): the same line writes what it served.
+        let waited = observed
+            .resources
+            .iter()
+            .filter(|r| observed.counts.get(*r).is_none_or(|n| *n > 0))
+            .cloned()
+            .collect();
+        return (observed.group.clone(), waited);
+    }
+    let waited = before
+        .iter()
+        .zip(after)
+        .filter(|(old, _)| !known_line || observed.counts.get(**old).is_none_or(|n| *n > 0))
+        .map(|(_, new)| new.to_string())
+        .collect();
+    (DISCOVERY_GROUP.to_string(), waited)
 }
 
 /// Gloo Mesh 1.x: the Helm procedure.
@@ -317,16 +364,16 @@ fn meshctl_version_check(steps: &mut StepList, c: &str, rb: &Runbook, n: usize, 
     steps.push(
         c,
         "meshctl-version",
-        format!("Use meshctl {to}"),
+        format!("Gate: meshctl on PATH is {to}"),
         rb.step(
             n,
-            format!("download the meshctl of the version being upgraded to; confirm `meshctl version` prints {to}"),
+            format!("download the meshctl of the version being upgraded to; `meshctl version` must report {to} as its client version"),
         ),
-        Action::Manual {
-            instructions: format!(
-                "Put meshctl {to} on PATH (https://github.com/solo-io/gloo-mesh/releases/tag/v{to}) and confirm that `meshctl version` reports {to} as its client version."
-            ),
-            command: Some(vec!["meshctl".into(), "version".into()]),
+        Action::Gate {
+            gate: Gate::ToolVersion {
+                tool: Tool::Meshctl,
+                version: to,
+            },
         },
     );
 }

@@ -43,24 +43,19 @@ pub(crate) fn hop(
     steps.push(
         cluster,
         &format!("istioctl-{new_rev}"),
-        format!("Use istioctl {} for this hop", hop.to),
+        format!("Gate: istioctl on PATH is {}", hop.to),
         RUNBOOK.step(
             1,
             format!(
-                "{hop_label}: the new revision is installed with the istioctl of its own version; confirm `istioctl version --remote=false` prints {}",
+                "{hop_label}: the new revision is installed with the istioctl of its own version; `istioctl version --remote=false` must print {}",
                 hop.to
             ),
         ),
-        Action::Manual {
-            instructions: format!(
-                "Put istioctl {} on PATH (https://github.com/istio/istio/releases/tag/{}) and confirm its version.",
-                hop.to, hop.to
-            ),
-            command: Some(vec![
-                "istioctl".into(),
-                "version".into(),
-                "--remote=false".into(),
-            ]),
+        Action::Gate {
+            gate: Gate::ToolVersion {
+                tool: Tool::Istioctl,
+                version: hop.to,
+            },
         },
     );
     let mut args: Vec<String> = vec![

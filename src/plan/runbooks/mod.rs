@@ -15,7 +15,7 @@ pub(crate) mod kmesh;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::istio_install::IstioInstall;
-use super::{Action, ObjectRef, Tool, WaitCondition};
+use super::{Action, ObjectRef, Renewal, Tool, WaitCondition};
 use crate::compat::CompatData;
 use crate::version::Version;
 
@@ -103,17 +103,22 @@ impl IstioContext<'_> {
 }
 
 /// The sidecar data plane as the plan moves it: namespace labels and revision tags are updated hop by
-/// hop; the workloads to restart come from the snapshot's proxies and gateways.
+/// hop; the workloads to restart come from the snapshot's proxies and gateways, only those a restart
+/// renews ([`Renewal::Restart`]); the other owners are listed for the plan's warnings.
 #[derive(Debug, Clone)]
 pub(crate) struct DataPlane {
     /// Namespace -> (label, value) that enrolls it.
     pub labels: BTreeMap<String, (String, String)>,
     /// Revision tag -> revision.
     pub tags: BTreeMap<String, String>,
-    /// Namespace -> `Kind/name` of the workloads whose pods carry a sidecar.
+    /// Namespace -> `Kind/name` of the Deployments, StatefulSets and DaemonSets whose pods carry a
+    /// sidecar.
     pub workloads: BTreeMap<String, BTreeSet<String>>,
-    /// `namespace/Pod/name`: proxies without a controller, which a restart cannot replace.
-    pub standalone: Vec<String>,
+    /// `namespace/Kind/name` of Job and CronJob owners: their next run gets the new sidecar.
+    pub next_run: Vec<String>,
+    /// `namespace/Kind/name` of owners no restart can renew (pods without a controller, ReplicaSets
+    /// without a Deployment, other controllers): a person recreates their pods.
+    pub by_hand: Vec<String>,
 }
 
 pub(crate) const REV_LABEL: &str = "istio.io/rev";
@@ -128,30 +133,35 @@ impl DataPlane {
             .map(|n| (n.name.clone(), (n.label.clone(), n.value.clone())))
             .collect();
         let mut workloads: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut standalone = Vec::new();
-        for p in &istio.proxies {
-            if p.owner.starts_with("Pod/") {
-                standalone.push(format!("{}/{}", p.namespace, p.owner));
-            } else {
-                workloads
-                    .entry(p.namespace.clone())
-                    .or_default()
-                    .insert(p.owner.clone());
+        let mut next_run = BTreeSet::new();
+        let mut by_hand = BTreeSet::new();
+        let owners = istio
+            .proxies
+            .iter()
+            .map(|p| (p.namespace.clone(), p.owner.clone()))
+            .chain(istio.gateways.iter().map(|gw| {
+                let w = &gw.workload;
+                (w.namespace.clone(), format!("{}/{}", w.kind, w.name))
+            }));
+        for (namespace, owner) in owners {
+            match Renewal::of_owner(&owner) {
+                Renewal::Restart => {
+                    workloads.entry(namespace).or_default().insert(owner);
+                }
+                Renewal::NextRun => {
+                    next_run.insert(format!("{namespace}/{owner}"));
+                }
+                Renewal::ByHand => {
+                    by_hand.insert(format!("{namespace}/{owner}"));
+                }
             }
         }
-        for gw in &istio.gateways {
-            workloads
-                .entry(gw.workload.namespace.clone())
-                .or_default()
-                .insert(format!("{}/{}", gw.workload.kind, gw.workload.name));
-        }
-        standalone.sort();
-        standalone.dedup();
         DataPlane {
             labels,
             tags: istio.revision_tags.clone(),
             workloads,
-            standalone,
+            next_run: next_run.into_iter().collect(),
+            by_hand: by_hand.into_iter().collect(),
         }
     }
 }
