@@ -46,23 +46,27 @@ pub enum Shape {
     Metadata,
 }
 
-/// Lists `path` (for example `/api/v1/pods`) page by page, folding each object into `A`.
+/// Lists `path` (for example `/api/v1/pods`) page by page (`page_size` objects, normally
+/// [`PAGE_SIZE`]), folding each object into `A`.
+///
+/// While one page is parsed and folded, the next one is already requested: its continue token is read
+/// from the list metadata at the head of the page (every API server writes `metadata` before `items`),
+/// so the server prepares page N+1 while this process parses page N. The token that counts is still
+/// the one the full parse finds; a head that cannot be read just means no overlap for that page.
 pub async fn fold_pages<T, A>(
     client: &Client,
+    page_size: u32,
     path: &str,
     selector: Option<&str>,
     shape: Shape,
     mut fold: impl FnMut(&mut A, T),
 ) -> Result<A, kube::Error>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
     A: Default,
 {
-    let mut acc = A::default();
-    let mut token: Option<String> = None;
-    let mut restarts = 0;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE_SIZE);
+    let fetch = |token: Option<String>| async move {
+        let mut lp = ListParams::default().limit(page_size);
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
@@ -75,25 +79,68 @@ where
             Shape::Metadata => request.list_metadata(&lp),
         }
         .map_err(kube::Error::BuildRequest)?;
-        match client.request::<Page<T>>(request).await {
-            Ok(page) => {
-                for item in page.items {
-                    fold(&mut acc, item);
-                }
-                match page.metadata.continue_ {
-                    Some(next) if !next.is_empty() => token = Some(next),
-                    _ => return Ok(acc),
-                }
-            }
-            Err(e) if token.is_some() && is_expired(&e) && restarts < MAX_RESTARTS => {
+        client.request_text(request).await
+    };
+
+    let mut acc = A::default();
+    let mut restarts = 0;
+    // The answer to the request in flight, and whether that request continued a list.
+    let mut pending = fetch(None).await;
+    let mut continued = false;
+    loop {
+        let body = match pending {
+            Ok(body) => body,
+            Err(e) if continued && is_expired(&e) && restarts < MAX_RESTARTS => {
                 tracing::info!(path, "continue token expired; restarting the list");
                 restarts += 1;
-                token = None;
                 acc = A::default();
+                pending = fetch(None).await;
+                continued = false;
+                continue;
             }
             Err(e) => return Err(e),
+        };
+        let prefetch = continue_in_head(&body);
+        // Parsing runs off the async worker, so the worker is free to send the next request and
+        // receive its answer meanwhile (a task woken on this worker would otherwise wait for it).
+        let parse = tokio::task::spawn_blocking(move || serde_json::from_str::<Page<T>>(&body));
+        let (next, parsed) = match prefetch.clone() {
+            Some(t) => {
+                let (next, parsed) = futures::join!(fetch(Some(t)), parse);
+                (Some(next), parsed)
+            }
+            None => (None, parse.await),
+        };
+        let page = parsed
+            .map_err(|e| kube::Error::Service(Box::new(e)))?
+            .map_err(|e| {
+                tracing::warn!(path, error = %e, "cannot parse a list page");
+                kube::Error::SerdeError(e)
+            })?;
+        for item in page.items {
+            fold(&mut acc, item);
         }
+        let parsed = page.metadata.continue_.filter(|t| !t.is_empty());
+        continued = true;
+        pending = match (parsed, next) {
+            (None, _) => return Ok(acc),
+            (Some(t), Some(next)) if prefetch.as_deref() == Some(t.as_str()) => next,
+            (Some(t), _) => fetch(Some(t)).await,
+        };
     }
+}
+
+/// The `metadata.continue` of a list page, read from the bytes before `"items"` without parsing the
+/// items. `None` when the head does not carry it (then the full parse decides).
+fn continue_in_head(body: &str) -> Option<String> {
+    let head = &body[..body.find("\"items\"")?];
+    let at = head.find("\"metadata\"")? + "\"metadata\"".len();
+    let value = head[at..].trim_start().strip_prefix(':')?;
+    let meta = serde_json::Deserializer::from_str(value)
+        .into_iter::<ListMeta>()
+        .next()?
+        .ok()?;
+    meta.continue_.filter(|t| !t.is_empty())
 }
 
 /// The metadata every fold needs; other fields are skipped while parsing.
@@ -160,6 +207,19 @@ mod tests {
         .unwrap();
         assert_eq!(page.items[0].metadata.name, "a");
         assert!(page.items[0].metadata.labels.is_empty());
+    }
+
+    #[test]
+    fn the_continue_token_is_read_from_the_head_of_a_page() {
+        let page = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"tok"},"items":[{"metadata":{"name":"a"}}]}"#;
+        assert_eq!(continue_in_head(page).as_deref(), Some("tok"));
+        let last = r#"{"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[]}"#;
+        assert_eq!(continue_in_head(last), None);
+        // Items before metadata: no overlap, the full parse decides.
+        let reordered = r#"{"items":[],"metadata":{"continue":"tok"}}"#;
+        assert_eq!(continue_in_head(reordered), None);
+        let metadata_list = r#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1", "metadata" : {"continue":"m"},"items":null}"#;
+        assert_eq!(continue_in_head(metadata_list).as_deref(), Some("m"));
     }
 
     #[test]
