@@ -79,7 +79,14 @@ where
             Shape::Metadata => request.list_metadata(&lp),
         }
         .map_err(kube::Error::BuildRequest)?;
-        client.request_text(request).await
+        // One buffer per page as the server sent it: no text copy, no UTF-8 pass before parsing.
+        let response = client.send(request.map(kube::client::Body::from)).await?;
+        let code = response.status();
+        let body = response.into_body().collect_bytes().await?;
+        if code.is_client_error() || code.is_server_error() {
+            return Err(api_error(code.as_u16(), &body));
+        }
+        Ok(body)
     };
 
     let mut acc = A::default();
@@ -103,7 +110,7 @@ where
         let prefetch = continue_in_head(&body);
         // Parsing runs off the async worker, so the worker is free to send the next request and
         // receive its answer meanwhile (a task woken on this worker would otherwise wait for it).
-        let parse = tokio::task::spawn_blocking(move || serde_json::from_str::<Page<T>>(&body));
+        let parse = tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
         let (next, parsed) = match prefetch.clone() {
             Some(t) => {
                 let (next, parsed) = futures::join!(fetch(Some(t)), parse);
@@ -130,10 +137,26 @@ where
     }
 }
 
+/// The API error an unsuccessful answer carries, classified as kube-rs classifies it:
+/// `kube::Error::Api` with the server's `Status` (or one made from the text of the body).
+fn api_error(code: u16, body: &[u8]) -> kube::Error {
+    let status = serde_json::from_slice::<kube::core::Status>(body).unwrap_or_else(|_| {
+        let text = String::from_utf8_lossy(body);
+        kube::core::Status::failure(text.trim(), "Failed to parse error data").with_code(code)
+    });
+    kube::Error::Api(status.boxed())
+}
+
 /// The `metadata.continue` of a list page, read from the bytes before `"items"` without parsing the
 /// items. `None` when the head does not carry it (then the full parse decides).
-fn continue_in_head(body: &str) -> Option<String> {
-    let head = &body[..body.find("\"items\"")?];
+fn continue_in_head(body: &[u8]) -> Option<String> {
+    const HEAD: usize = 64 * 1024;
+    let start = &body[..body.len().min(HEAD)];
+    let text = match std::str::from_utf8(start) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&start[..e.valid_up_to()]).ok()?,
+    };
+    let head = &text[..text.find("\"items\"")?];
     let at = head.find("\"metadata\"")? + "\"metadata\"".len();
     let value = head[at..].trim_start().strip_prefix(':')?;
     let meta = serde_json::Deserializer::from_str(value)
@@ -210,16 +233,34 @@ mod tests {
     }
 
     #[test]
+    fn unsuccessful_answers_become_api_errors_with_the_servers_status() {
+        let gone = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old","reason":"Expired","code":410}"#;
+        assert!(crate::client::is_expired(&api_error(410, gone)));
+        let forbidden = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods is forbidden","reason":"Forbidden","code":403}"#;
+        assert!(crate::client::is_forbidden(&api_error(403, forbidden)));
+        match api_error(502, b"<html>Bad Gateway</html>") {
+            kube::Error::Api(s) => {
+                assert_eq!(s.code, 502);
+                assert_eq!(s.message, "<html>Bad Gateway</html>");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn the_continue_token_is_read_from_the_head_of_a_page() {
         let page = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"tok"},"items":[{"metadata":{"name":"a"}}]}"#;
-        assert_eq!(continue_in_head(page).as_deref(), Some("tok"));
+        assert_eq!(continue_in_head(page.as_bytes()).as_deref(), Some("tok"));
         let last = r#"{"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[]}"#;
-        assert_eq!(continue_in_head(last), None);
+        assert_eq!(continue_in_head(last.as_bytes()), None);
         // Items before metadata: no overlap, the full parse decides.
         let reordered = r#"{"items":[],"metadata":{"continue":"tok"}}"#;
-        assert_eq!(continue_in_head(reordered), None);
+        assert_eq!(continue_in_head(reordered.as_bytes()), None);
         let metadata_list = r#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1", "metadata" : {"continue":"m"},"items":null}"#;
-        assert_eq!(continue_in_head(metadata_list).as_deref(), Some("m"));
+        assert_eq!(
+            continue_in_head(metadata_list.as_bytes()).as_deref(),
+            Some("m")
+        );
     }
 
     #[test]
