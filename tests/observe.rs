@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use fake_apiserver::{FakeApiServer, Fault};
+use fake_apiserver::{FakeApiServer, Fault, GenerateSpec, Generated};
 use kubectl_meshup::client::{ConnectionOptions, connect};
-use kubectl_meshup::observe::{ObserveOptions, observe};
-use kubectl_meshup::snapshot::{Cluster, KmeshMode, VersionSource};
+use kubectl_meshup::compat::CompatData;
+use kubectl_meshup::observe::{ObserveOptions, observe, observe_paged};
+use kubectl_meshup::report::{CheckReport, Severity};
+use kubectl_meshup::snapshot::{Cluster, ClusterSnapshot, KmeshMode, VersionSource};
 use kubectl_meshup::version::{Distribution, Flavor, Version};
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -341,4 +343,114 @@ async fn kmesh_modes_from_the_daemon_arguments() {
         );
         assert_eq!((kmesh.daemonset.desired, kmesh.daemonset.ready), (3, 3));
     }
+}
+
+// ----- big generated clusters: paging, restarts, planted problems -------------------------------
+
+/// A generated cluster of 2,000 pods in 25 namespaces on 60 nodes (one old-kernel node, one
+/// out-of-skew Deployment planted deep in the pod list).
+fn generated() -> (FakeApiServer, Generated) {
+    let server = FakeApiServer::start();
+    let spec: GenerateSpec = "nodes=60,pods=2000,namespaces=25".parse().unwrap();
+    let generated = server.generate(&spec).expect("generate");
+    (server, generated)
+}
+
+async fn observe_with_pages(server: &FakeApiServer, page_size: u32) -> ClusterSnapshot {
+    let opts = ConnectionOptions {
+        kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+        ..Default::default()
+    };
+    let targets = connect(&opts).await.expect("connect");
+    observe_paged(&targets, &ObserveOptions::default(), page_size)
+        .await
+        .expect("observe")
+}
+
+fn judged(snapshot: &ClusterSnapshot) -> CheckReport {
+    kubectl_meshup::check::check(snapshot, &CompatData::embedded(), "2025-06-01")
+}
+
+fn pod_list_requests(server: &FakeApiServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .count()
+}
+
+#[tokio::test]
+async fn a_check_of_a_generated_cluster_finds_the_planted_problems_with_one_request_per_page() {
+    let (server, g) = generated();
+    server.clear_requests();
+    let report = judged(&observe_with_pages(&server, 500).await);
+
+    let fails: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Fail)
+        .collect();
+    let kernel: Vec<_> = fails.iter().filter(|f| f.rule == "kmesh.kernel").collect();
+    assert_eq!(kernel.len(), 1, "{kernel:#?}");
+    assert_eq!(kernel[0].subject, format!("kernel {}", g.old_kernel));
+    assert!(
+        kernel[0].message.contains(&g.old_kernel_node),
+        "{}",
+        kernel[0].message
+    );
+    assert!(
+        kernel[0].message.starts_with("1 node runs kernel 4.18.0"),
+        "{}",
+        kernel[0].message
+    );
+
+    let skew: Vec<_> = fails
+        .iter()
+        .filter(|f| f.rule == "istio.data-plane-skew")
+        .collect();
+    assert_eq!(skew.len(), 1, "{skew:#?}");
+    let (ns, name) = g.skewed_deployment.split_once('/').unwrap();
+    assert!(
+        skew[0]
+            .message
+            .contains(&format!("{ns}/Deployment/{name}: {}", g.skewed_pods)),
+        "{}",
+        skew[0].message
+    );
+    assert!(
+        skew[0]
+            .message
+            .contains("proxy 1.20.8, 2 minors behind istiod 1-22-8")
+    );
+
+    // Requests grow with pages, not objects: exactly ceil(pods / 500) pod list requests.
+    assert_eq!(g.pods, 2_000);
+    assert_eq!(pod_list_requests(&server), 4);
+    assert!(server.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn a_list_spanning_many_pages_gives_the_same_verdicts_as_one_page() {
+    let (server, _) = generated();
+    server.clear_requests();
+    let one_page = observe_with_pages(&server, 5_000).await;
+    assert_eq!(pod_list_requests(&server), 1);
+    server.clear_requests();
+    let many_pages = observe_with_pages(&server, 50).await;
+    assert_eq!(pod_list_requests(&server), 40);
+    assert_eq!(many_pages, one_page);
+    assert_eq!(judged(&many_pages), judged(&one_page));
+}
+
+#[tokio::test]
+async fn an_expired_continue_token_restarts_the_pod_list_with_the_same_verdicts() {
+    let (server, _) = generated();
+    let clean = judged(&observe_with_pages(&server, 500).await);
+    server.clear_requests();
+    let fault = server.inject(Fault::expired_continue().on("/api/v1/pods").times(1));
+    let restarted = judged(&observe_with_pages(&server, 500).await);
+    assert_eq!(server.fault_hits(fault), 1);
+    // The first page, the second answered 410, then the four pages again.
+    assert_eq!(pod_list_requests(&server), 6);
+    assert_eq!(restarted, clean);
 }

@@ -28,7 +28,7 @@ use crate::snapshot::{
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
-use paging::{MetaOnly, Shape, collection, fold_pages};
+use paging::{MetaOnly, PAGE_SIZE, Shape, collection, fold_pages};
 use proxies::{PodFacts, ProxyFold};
 use workload::{env_value, from_daemonset, from_deployment, pick_container};
 
@@ -48,13 +48,23 @@ pub async fn observe(
     targets: &[Target],
     opts: &ObserveOptions,
 ) -> Result<ClusterSnapshot, ClusterError> {
+    observe_paged(targets, opts, PAGE_SIZE).await
+}
+
+/// [`observe`] with another page size than [`PAGE_SIZE`] (tests compare verdicts across page sizes).
+pub async fn observe_paged(
+    targets: &[Target],
+    opts: &ObserveOptions,
+    page_size: u32,
+) -> Result<ClusterSnapshot, ClusterError> {
     let tasks: Vec<_> = targets
         .iter()
         .cloned()
         .map(|target| {
             let opts = opts.clone();
             let context = target.context.clone();
-            let task = tokio::spawn(async move { observe_cluster(&target, &opts).await });
+            let task =
+                tokio::spawn(async move { observe_cluster_paged(&target, &opts, page_size).await });
             (context, task)
         })
         .collect();
@@ -94,6 +104,7 @@ impl Unreads {
 
 struct Reader<'a> {
     target: &'a Target,
+    page_size: u32,
 }
 
 impl Reader<'_> {
@@ -128,11 +139,20 @@ impl Reader<'_> {
         fold: impl FnMut(&mut A, T),
     ) -> Result<Read<A>, ClusterError>
     where
-        T: DeserializeOwned,
+        T: DeserializeOwned + Send + 'static,
         A: Default,
     {
         tracing::debug!(context = %self.target.context, path, selector, "listing");
-        match fold_pages(&self.target.client, path, selector, shape, fold).await {
+        match fold_pages(
+            &self.target.client,
+            self.page_size,
+            path,
+            selector,
+            shape,
+            fold,
+        )
+        .await
+        {
             Ok(acc) => Ok(Read::Done(acc)),
             Err(e) => {
                 let mut unread = self.failed(what, e)?;
@@ -143,7 +163,7 @@ impl Reader<'_> {
     }
 
     /// A list of a few objects (narrowed by a selector), kept whole.
-    async fn list<T: DeserializeOwned>(
+    async fn list<T: DeserializeOwned + Send + 'static>(
         &self,
         what: &str,
         leaves_unjudged: &str,
@@ -320,7 +340,15 @@ pub async fn observe_cluster(
     target: &Target,
     opts: &ObserveOptions,
 ) -> Result<Cluster, ClusterError> {
-    let r = Reader { target };
+    observe_cluster_paged(target, opts, PAGE_SIZE).await
+}
+
+async fn observe_cluster_paged(
+    target: &Target,
+    opts: &ObserveOptions,
+    page_size: u32,
+) -> Result<Cluster, ClusterError> {
+    let r = Reader { target, page_size };
     let istiod_path = collection(APPS, opts.istio_namespace.as_deref(), "deployments");
     let deployments = format!("{APPS}/deployments");
     let daemonsets = format!("{APPS}/daemonsets");

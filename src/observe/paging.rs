@@ -46,23 +46,27 @@ pub enum Shape {
     Metadata,
 }
 
-/// Lists `path` (for example `/api/v1/pods`) page by page, folding each object into `A`.
+/// Lists `path` (for example `/api/v1/pods`) page by page (`page_size` objects, normally
+/// [`PAGE_SIZE`]), folding each object into `A`.
+///
+/// While one page is parsed and folded, the next one is already requested: its continue token is read
+/// from the list metadata at the head of the page (every API server writes `metadata` before `items`),
+/// so the server prepares page N+1 while this process parses page N. The token that counts is still
+/// the one the full parse finds; a head that cannot be read just means no overlap for that page.
 pub async fn fold_pages<T, A>(
     client: &Client,
+    page_size: u32,
     path: &str,
     selector: Option<&str>,
     shape: Shape,
     mut fold: impl FnMut(&mut A, T),
 ) -> Result<A, kube::Error>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
     A: Default,
 {
-    let mut acc = A::default();
-    let mut token: Option<String> = None;
-    let mut restarts = 0;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE_SIZE);
+    let fetch = |token: Option<String>| async move {
+        let mut lp = ListParams::default().limit(page_size);
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
@@ -75,25 +79,91 @@ where
             Shape::Metadata => request.list_metadata(&lp),
         }
         .map_err(kube::Error::BuildRequest)?;
-        match client.request::<Page<T>>(request).await {
-            Ok(page) => {
-                for item in page.items {
-                    fold(&mut acc, item);
-                }
-                match page.metadata.continue_ {
-                    Some(next) if !next.is_empty() => token = Some(next),
-                    _ => return Ok(acc),
-                }
-            }
-            Err(e) if token.is_some() && is_expired(&e) && restarts < MAX_RESTARTS => {
+        // One buffer per page as the server sent it: no text copy, no UTF-8 pass before parsing.
+        let response = client.send(request.map(kube::client::Body::from)).await?;
+        let code = response.status();
+        let body = response.into_body().collect_bytes().await?;
+        if code.is_client_error() || code.is_server_error() {
+            return Err(api_error(code.as_u16(), &body));
+        }
+        Ok(body)
+    };
+
+    let mut acc = A::default();
+    let mut restarts = 0;
+    // The answer to the request in flight, and whether that request continued a list.
+    let mut pending = fetch(None).await;
+    let mut continued = false;
+    loop {
+        let body = match pending {
+            Ok(body) => body,
+            Err(e) if continued && is_expired(&e) && restarts < MAX_RESTARTS => {
                 tracing::info!(path, "continue token expired; restarting the list");
                 restarts += 1;
-                token = None;
                 acc = A::default();
+                pending = fetch(None).await;
+                continued = false;
+                continue;
             }
             Err(e) => return Err(e),
+        };
+        let prefetch = continue_in_head(&body);
+        // Parsing runs off the async worker, so the worker is free to send the next request and
+        // receive its answer meanwhile (a task woken on this worker would otherwise wait for it).
+        let parse = tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
+        let (next, parsed) = match prefetch.clone() {
+            Some(t) => {
+                let (next, parsed) = futures::join!(fetch(Some(t)), parse);
+                (Some(next), parsed)
+            }
+            None => (None, parse.await),
+        };
+        let page = parsed
+            .map_err(|e| kube::Error::Service(Box::new(e)))?
+            .map_err(|e| {
+                tracing::warn!(path, error = %e, "cannot parse a list page");
+                kube::Error::SerdeError(e)
+            })?;
+        for item in page.items {
+            fold(&mut acc, item);
         }
+        let parsed = page.metadata.continue_.filter(|t| !t.is_empty());
+        continued = true;
+        pending = match (parsed, next) {
+            (None, _) => return Ok(acc),
+            (Some(t), Some(next)) if prefetch.as_deref() == Some(t.as_str()) => next,
+            (Some(t), _) => fetch(Some(t)).await,
+        };
     }
+}
+
+/// The API error an unsuccessful answer carries, classified as kube-rs classifies it:
+/// `kube::Error::Api` with the server's `Status` (or one made from the text of the body).
+fn api_error(code: u16, body: &[u8]) -> kube::Error {
+    let status = serde_json::from_slice::<kube::core::Status>(body).unwrap_or_else(|_| {
+        let text = String::from_utf8_lossy(body);
+        kube::core::Status::failure(text.trim(), "Failed to parse error data").with_code(code)
+    });
+    kube::Error::Api(status.boxed())
+}
+
+/// The `metadata.continue` of a list page, read from the bytes before `"items"` without parsing the
+/// items. `None` when the head does not carry it (then the full parse decides).
+fn continue_in_head(body: &[u8]) -> Option<String> {
+    const HEAD: usize = 64 * 1024;
+    let start = &body[..body.len().min(HEAD)];
+    let text = match std::str::from_utf8(start) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&start[..e.valid_up_to()]).ok()?,
+    };
+    let head = &text[..text.find("\"items\"")?];
+    let at = head.find("\"metadata\"")? + "\"metadata\"".len();
+    let value = head[at..].trim_start().strip_prefix(':')?;
+    let meta = serde_json::Deserializer::from_str(value)
+        .into_iter::<ListMeta>()
+        .next()?
+        .ok()?;
+    meta.continue_.filter(|t| !t.is_empty())
 }
 
 /// The metadata every fold needs; other fields are skipped while parsing.
@@ -160,6 +230,37 @@ mod tests {
         .unwrap();
         assert_eq!(page.items[0].metadata.name, "a");
         assert!(page.items[0].metadata.labels.is_empty());
+    }
+
+    #[test]
+    fn unsuccessful_answers_become_api_errors_with_the_servers_status() {
+        let gone = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old","reason":"Expired","code":410}"#;
+        assert!(crate::client::is_expired(&api_error(410, gone)));
+        let forbidden = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods is forbidden","reason":"Forbidden","code":403}"#;
+        assert!(crate::client::is_forbidden(&api_error(403, forbidden)));
+        match api_error(502, b"<html>Bad Gateway</html>") {
+            kube::Error::Api(s) => {
+                assert_eq!(s.code, 502);
+                assert_eq!(s.message, "<html>Bad Gateway</html>");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_continue_token_is_read_from_the_head_of_a_page() {
+        let page = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"tok"},"items":[{"metadata":{"name":"a"}}]}"#;
+        assert_eq!(continue_in_head(page.as_bytes()).as_deref(), Some("tok"));
+        let last = r#"{"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[]}"#;
+        assert_eq!(continue_in_head(last.as_bytes()), None);
+        // Items before metadata: no overlap, the full parse decides.
+        let reordered = r#"{"items":[],"metadata":{"continue":"tok"}}"#;
+        assert_eq!(continue_in_head(reordered.as_bytes()), None);
+        let metadata_list = r#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1", "metadata" : {"continue":"m"},"items":null}"#;
+        assert_eq!(
+            continue_in_head(metadata_list.as_bytes()).as_deref(),
+            Some("m")
+        );
     }
 
     #[test]

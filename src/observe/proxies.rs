@@ -77,12 +77,22 @@ impl ProxyFold {
     }
 }
 
+/// The image of the pod's `istio-proxy` container, unless it is ztunnel: the ztunnel chart names its
+/// container `istio-proxy` too, but ztunnel is judged as an ambient component, not as a proxy.
 fn proxy_image(spec: &PodSpecFacts) -> Option<&str> {
     spec.containers
         .iter()
         .chain(&spec.init_containers)
         .find(|c| c.name == PROXY_CONTAINER)
         .map(|c| c.image.as_str())
+        .filter(|image| !is_ztunnel(image))
+}
+
+/// `docker.io/istio/ztunnel:1.22.8-distroless`, `gcr.io/istio-release/ztunnel@sha256:…`.
+fn is_ztunnel(image: &str) -> bool {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let repository = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    repository.split(':').next() == Some("ztunnel")
 }
 
 /// The top owner that can be named from the pod alone: a ReplicaSet's Deployment is its name without
@@ -197,6 +207,22 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].owner, "StatefulSet/db");
         assert_eq!(groups[0].revision, "canary");
+    }
+
+    #[test]
+    fn ztunnel_pods_are_not_proxies() {
+        let mut fold = ProxyFold::default();
+        for image in [
+            "docker.io/istio/ztunnel:1.22.8-distroless",
+            "gcr.io/istio-release/ztunnel@sha256:0a1b2c",
+        ] {
+            fold.add(pod(serde_json::json!({
+                "metadata": {"name": "ztunnel-x7k2p", "namespace": "istio-system", "labels": {"app": "ztunnel"},
+                    "ownerReferences": [{"kind": "DaemonSet", "name": "ztunnel", "controller": true}]},
+                "spec": {"containers": [{"name": "istio-proxy", "image": image}]}
+            })));
+        }
+        assert!(fold.finish().is_empty());
     }
 
     #[test]

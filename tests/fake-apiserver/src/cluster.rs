@@ -208,7 +208,21 @@ impl Cluster {
     /// without a namespace goes to `default`. Missing uid, creationTimestamp and generation are
     /// filled in. Returns the stored object. Seeding fires watch events but not hooks.
     pub fn seed(&self, obj: impl Serialize) -> Result<Value, Error> {
-        let mut v = serde_json::to_value(obj)?;
+        let stored = self.seed_value(serde_json::to_value(obj)?)?;
+        Ok((*stored.value).clone())
+    }
+
+    /// [`Cluster::seed`] without the copies: the generator stores many objects through it.
+    pub(crate) fn seed_value(&self, v: Value) -> Result<crate::state::Stored, Error> {
+        self.seed_as(v, false)
+    }
+
+    /// [`Cluster::seed_value`] for objects kept compact (see `state::Stored`).
+    pub(crate) fn seed_compact(&self, v: Value) -> Result<crate::state::Stored, Error> {
+        self.seed_as(v, true)
+    }
+
+    fn seed_as(&self, mut v: Value, compact: bool) -> Result<crate::state::Stored, Error> {
         if !v.is_object() {
             return Err(Error::Invalid("not an object".into()));
         }
@@ -231,8 +245,7 @@ impl Cluster {
         }
         let ns = meta_str(&v, "namespace").unwrap_or("default").to_string();
         st.prepare_new(&rt, &mut v, Some(&ns));
-        let stored = st.put(&rt, v);
-        Ok((*stored.value).clone())
+        Ok(st.put_as(&rt, v, compact))
     }
 
     /// Seed every object of a multi-document YAML (or JSON) string. CRDs and Namespaces are stored
@@ -295,7 +308,7 @@ impl Cluster {
         let st = self.state();
         let rt = st.resolve(resource).ok()?;
         let ns = if rt.namespaced { namespace } else { "" };
-        st.get(&rt.key(), ns, name).map(|s| (*s.value).clone())
+        st.get(&rt.key(), ns, name).map(|s| (*s.full()).clone())
     }
 
     /// One stored object as a typed k8s-openapi (or kube CustomResource) value.
@@ -323,7 +336,7 @@ impl Cluster {
             .map(|m| {
                 m.iter()
                     .filter(|((ns, _), _)| namespace.is_empty() || ns == namespace)
-                    .map(|(_, s)| (*s.value).clone())
+                    .map(|(_, s)| (*s.full()).clone())
                     .collect()
             })
             .unwrap_or_default()
@@ -374,8 +387,7 @@ impl Cluster {
         let old = st
             .get(&rt.key(), ns, name)
             .ok_or_else(|| Error::NotFound(format!("{} {ns}/{name}", rt.qualified_plural())))?
-            .value
-            .clone();
+            .full();
         let mut v = (*old).clone();
         f(&mut v);
         let m = metadata_mut(&mut v);
@@ -395,7 +407,7 @@ impl Cluster {
         let mut st = self.state();
         let rt = st.resolve(resource).ok()?;
         let ns = if rt.namespaced { namespace } else { "" };
-        st.remove(&rt.key(), ns, name).map(|s| (*s.value).clone())
+        st.remove(&rt.key(), ns, name).map(|s| (*s.full()).clone())
     }
 
     /// Play the workload controller: mark the rollout of a Deployment, DaemonSet, StatefulSet or

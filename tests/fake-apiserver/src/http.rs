@@ -612,7 +612,7 @@ fn item_bytes(s: &Stored, rt: &ResourceType) -> Bytes {
     if s.value.get("apiVersion").and_then(Value::as_str) == Some(rt.api_version().as_str()) {
         s.json.clone()
     } else {
-        let mut v = (*s.value).clone();
+        let mut v = (*s.full()).clone();
         v["apiVersion"] = json!(rt.api_version());
         Bytes::from(serde_json::to_vec(&v).expect("json"))
     }
@@ -677,7 +677,7 @@ fn get(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
         .cloned()
         .ok_or_else(|| not_found(&t.rt, name))?;
     if t.sub.as_deref() == Some("scale") {
-        return Ok(json_resp(200, &scale_of(&t.rt, &s.value)));
+        return Ok(json_resp(200, &scale_of(&t.rt, &s.full())));
     }
     Ok(one(&t.rt, &s, r, 200))
 }
@@ -1262,7 +1262,7 @@ fn commit(
         let name = meta_str(&new, "name").unwrap_or("").to_string();
         let ns = t.namespace.clone().unwrap_or_default();
         // Re-check under the lock: the object may have changed since it was read.
-        let cur = st.get(&t.rt.key(), &ns, &name).map(|s| s.value.clone());
+        let cur = st.get(&t.rt.key(), &ns, &name).map(|s| s.full());
         match (&old, &cur) {
             (Some(o), Some(cur))
                 if meta_str(o, "resourceVersion") != meta_str(cur, "resourceVersion") =>
@@ -1307,9 +1307,7 @@ fn commit(
 fn current(c: &Cluster, t: &Target) -> Option<Arc<Value>> {
     let name = t.name.as_deref().unwrap_or("");
     let ns = t.namespace.as_deref().unwrap_or("");
-    c.state()
-        .get(&t.rt.key(), ns, name)
-        .map(|s| s.value.clone())
+    c.state().get(&t.rt.key(), ns, name).map(|s| s.full())
 }
 
 fn update(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
@@ -1608,7 +1606,7 @@ fn delete(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
             (cur, vec![])
         } else {
             let s = st.remove(&t.rt.key(), &ns, &name).expect("present");
-            let ch = change(&t.rt, EventType::Deleted, None, &s.value, Some(&cur.value));
+            let ch = change(&t.rt, EventType::Deleted, None, &s.value, Some(&cur.full()));
             (s, vec![ch])
         }
     };
@@ -1637,7 +1635,7 @@ fn delete_collection(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
                     EventType::Deleted,
                     None,
                     &d.value,
-                    Some(&s.value),
+                    Some(&s.full()),
                 ));
                 out.push(d);
             }
@@ -1648,7 +1646,7 @@ fn delete_collection(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
     let body = json!({
         "kind": t.rt.list_kind, "apiVersion": t.rt.api_version(),
         "metadata": {"resourceVersion": rv.to_string()},
-        "items": items.iter().map(|s| (*s.value).clone()).collect::<Vec<_>>()
+        "items": items.iter().map(|s| (*s.full()).clone()).collect::<Vec<_>>()
     });
     Ok(json_resp(200, &body))
 }

@@ -14,6 +14,7 @@
 mod cluster;
 mod discovery;
 mod faults;
+mod generate;
 mod http;
 mod patch;
 mod resources;
@@ -31,6 +32,7 @@ use hyper_util::rt::TokioIo;
 
 pub use cluster::{Change, Cluster, Error, FaultId, RecordedRequest, parse_documents};
 pub use faults::{Fault, FaultAction};
+pub use generate::{GenerateSpec, Generated};
 pub use state::EventType;
 
 use cluster::Config;

@@ -14,10 +14,17 @@ pub(crate) const CRD_GROUP: &str = "apiextensions.k8s.io";
 pub(crate) const CRD_PLURAL: &str = "customresourcedefinitions";
 
 /// A stored object: the value and its JSON serialization, made once per write.
+///
+/// A *compact* object (what [`crate::Cluster::generate`] stores, by the hundred thousand) keeps only
+/// a skeleton in `value` (apiVersion, kind, the whole metadata, `spec.nodeName`, `status.phase`): what
+/// label and field selectors, metadata-only answers and tables read. The whole object is `json`, parsed
+/// again by [`Stored::full`] when a write or the library API needs it. A full `Value` of a pod costs
+/// about 100 KB of small maps; the skeleton a few.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub value: Arc<Value>,
     pub json: Bytes,
+    compact: bool,
 }
 
 impl Stored {
@@ -26,6 +33,37 @@ impl Stored {
         Stored {
             value: Arc::new(value),
             json,
+            compact: false,
+        }
+    }
+
+    /// See the type's documentation.
+    pub fn compact(value: Value) -> Self {
+        let json = Bytes::from(serde_json::to_vec(&value).expect("serializable"));
+        let mut skeleton = Map::new();
+        for key in ["apiVersion", "kind", "metadata"] {
+            if let Some(v) = value.get(key) {
+                skeleton.insert(key.into(), v.clone());
+            }
+        }
+        for (part, field) in [("spec", "nodeName"), ("status", "phase")] {
+            if let Some(v) = value.get(part).and_then(|p| p.get(field)) {
+                skeleton.insert(part.into(), json!({ field: v }));
+            }
+        }
+        Stored {
+            value: Arc::new(Value::Object(skeleton)),
+            json,
+            compact: true,
+        }
+    }
+
+    /// The whole object (parsed from its JSON when stored compact).
+    pub fn full(&self) -> Arc<Value> {
+        if self.compact {
+            Arc::new(serde_json::from_slice(&self.json).expect("stored JSON parses"))
+        } else {
+            self.value.clone()
         }
     }
 }
@@ -267,7 +305,12 @@ impl State {
     }
 
     /// Store an object (create or replace), giving it the next resourceVersion.
-    pub fn put(&mut self, rt: &ResourceType, mut value: Value) -> Stored {
+    pub fn put(&mut self, rt: &ResourceType, value: Value) -> Stored {
+        self.put_as(rt, value, false)
+    }
+
+    /// [`State::put`], keeping the object compact (see [`Stored`]) when asked.
+    pub fn put_as(&mut self, rt: &ResourceType, mut value: Value, compact: bool) -> Stored {
         self.rv += 1;
         let rv = self.rv;
         let ns = meta_str(&value, "namespace").unwrap_or("").to_string();
@@ -277,7 +320,11 @@ impl State {
         if is_crd {
             fill_crd_status(&mut value);
         }
-        let stored = Stored::new(value);
+        let stored = if compact && !is_crd {
+            Stored::compact(value)
+        } else {
+            Stored::new(value)
+        };
         let key = rt.key();
         let old = self
             .objects
@@ -294,7 +341,7 @@ impl State {
                 EventType::Added
             },
             object: stored.clone(),
-            old: old.map(|o| o.value),
+            old: old.map(|o| o.full()),
         });
         if is_crd {
             self.refresh_types();
@@ -309,7 +356,8 @@ impl State {
             .get_mut(key)?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
-        let mut v = (*old.value).clone();
+        let old_value = old.full();
+        let mut v = (*old_value).clone();
         metadata_mut(&mut v).insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         let stored = Stored::new(v);
         self.push_event(Event {
@@ -318,7 +366,7 @@ impl State {
             namespace: ns.to_string(),
             kind: EventType::Deleted,
             object: stored.clone(),
-            old: Some(old.value),
+            old: Some(old_value),
         });
         if key.0 == CRD_GROUP && key.1 == CRD_PLURAL {
             self.refresh_types();
