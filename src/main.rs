@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return cli::parse_failure(err),
     };
+    let format = match cli::output_format(&cli) {
+        Ok(format) => format,
+        Err(err) => return cli::parse_failure(err),
+    };
     let settings = Settings::resolve(&cli.global);
     settings.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,6 +36,6 @@ fn main() -> ExitCode {
             }));
         }
     };
-    let result = runtime.block_on(cli::run(&cli, &settings));
+    let result = runtime.block_on(cli::run(&cli, format, &settings));
     error::finish(result)
 }

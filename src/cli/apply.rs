@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::args::{ApplyArgs, GlobalArgs, OutputFormat};
 use super::plan::{load_plan, make_plan, render};
-use super::{Settings, clock, connection_options, load_compat, output_format};
+use super::{Settings, clock, connection_options, load_compat};
 use crate::apply::{
     ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PlainUi, Staleness,
     TerminalUi, Ui,
@@ -26,6 +26,7 @@ use crate::report::Severity;
 pub async fn run(
     global: &GlobalArgs,
     args: &ApplyArgs,
+    format: OutputFormat,
     settings: &Settings,
 ) -> Result<Exit, Error> {
     if global.all_contexts {
@@ -55,12 +56,6 @@ pub async fn run(
             if let Some(out) = &args.out {
                 write_to(&plan::to_yaml(&plan), Some(out))?;
             }
-            let format = output_format(
-                global,
-                "apply --to",
-                OutputFormat::Table,
-                &[OutputFormat::Table, OutputFormat::Markdown],
-            )?;
             write_stdout(&render(&plan, format, settings))?;
             if plan.steps.is_empty() {
                 return Ok(Exit::Ok);

@@ -1,5 +1,11 @@
 //! Settings resolved once from the flags and the environment: colour, log level. Everything that
 //! writes to the terminal asks these, never the environment again.
+//!
+//! Colour, as uv decides it: an explicit choice on the command line wins over the environment.
+//! `--no-color` (the same as `--color never`) wins over `--color always`; `--color always` colours
+//! even with `NO_COLOR` set or off a terminal; `--color auto` (the default) colours only a terminal
+//! whose `TERM` is not `dumb`, and never when `NO_COLOR` is set (then `CLICOLOR_FORCE`/`FORCE_COLOR`
+//! do not count either).
 
 use std::io::IsTerminal;
 
@@ -164,6 +170,15 @@ mod tests {
             !Settings::resolve_with(&args(&["--color=always", "--no-color"]), TTY).colour,
             "--no-color wins"
         );
+        assert!(
+            Settings::resolve_with(&args(&["--color=always"]), no_color).colour,
+            "an explicit --color always wins over NO_COLOR"
+        );
+        let forced_but_no_color = Terminal {
+            force_color_env: true,
+            ..no_color
+        };
+        assert!(!Settings::resolve_with(&args(&[]), forced_but_no_color).colour);
     }
 
     #[test]
