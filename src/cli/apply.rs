@@ -19,7 +19,7 @@ use crate::client::{Target, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
-use crate::output::{write_stdout, write_to};
+use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, Action, Fingerprint, UpgradePlan};
 use crate::report::Severity;
 
@@ -83,7 +83,7 @@ pub async fn run(
             return Err(ApplyError::NeedsConfirmation.into());
         }
         if !confirm_plan(&plan)? {
-            eprintln!("nothing was changed");
+            write_stderr_line("nothing was changed");
             return Ok(Exit::Declined);
         }
         options.yes = true;
@@ -94,13 +94,13 @@ pub async fn run(
     } else {
         Box::new(PlainUi::new())
     };
-    eprintln!("{}", heading(&plan, &options));
+    write_stderr_line(&heading(&plan, &options));
     let apply_target = targets.into_iter().fold(ApplyTarget::new(), |t, target| {
         t.with(target.context, target.client)
     });
     let outcome =
         crate::apply::apply(&apply_target, &plan, &snapshot, &options, ui.as_mut()).await?;
-    eprintln!("{}", summary(&outcome));
+    write_stderr_line(&summary(&outcome));
     Ok(Exit::Ok)
 }
 

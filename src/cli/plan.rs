@@ -7,7 +7,7 @@ use std::path::Path;
 use super::args::{GlobalArgs, OutputFormat, PlanAction, PlanArgs, PlanRequestArgs};
 use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
-use crate::output::{write_stdout, write_to};
+use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, PlanRequest, UpgradePlan};
 use crate::snapshot::ClusterSnapshot;
 
@@ -40,11 +40,11 @@ pub async fn run(
         };
         write_stdout(&render(&plan, shown, settings))?;
         if !plan.steps.is_empty() {
-            eprintln!(
+            write_stderr_line(&format!(
                 "plan written to {}; review it, then apply it with `kubectl meshup apply {}`",
                 out.display(),
                 out.display()
-            );
+            ));
         }
     } else {
         write_stdout(&render(&plan, format, settings))?;
