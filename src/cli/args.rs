@@ -68,8 +68,10 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Flags that work before or after any subcommand, as kubectl's.
+/// Flags that work before or after any subcommand, as kubectl's. Help lists them apart from each
+/// command's own options.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, a list of files merged, else ~/.kube/config)
     #[arg(long, global = true, value_name = "FILE")]

@@ -55,7 +55,8 @@ impl Terminal {
             stdout_is_tty: std::io::stdout().is_terminal(),
             stderr_is_tty: std::io::stderr().is_terminal(),
             no_color_env: anstyle_query::no_color(),
-            force_color_env: anstyle_query::clicolor_force(),
+            force_color_env: anstyle_query::clicolor_force()
+                || std::env::var_os("FORCE_COLOR").is_some_and(|v| !v.is_empty()),
             term_supports_color: anstyle_query::term_supports_color(),
         }
     }
