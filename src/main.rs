@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use kubectl_meshup::cli::{self, Cli, Settings};
 use kubectl_meshup::error::{self, Error};
 
@@ -14,7 +14,11 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == cli::complete::SUBCOMMAND) {
         return cli::complete::main(&argv[2..]);
     }
-    let cli = match Cli::try_parse_from(&argv) {
+    let parsed = Cli::command()
+        .color(cli::clap_color(&argv))
+        .try_get_matches_from(&argv)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => return cli::parse_failure(err),
     };

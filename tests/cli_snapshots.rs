@@ -415,7 +415,8 @@ fn colour_follows_the_flags_then_no_color_then_the_terminal() {
     assert!(!coloured(&["--color", "never"], &[("FORCE_COLOR", "1")]));
 }
 
-/// Runs `kubectl-meshup ARGS` with stdout on a terminal (util-linux `script` gives it a pty).
+/// Runs `kubectl-meshup ARGS` with stdout and stderr on a terminal (util-linux `script` gives it a
+/// pty); both arrive on the returned stdout.
 fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> Output {
     let clean = CleanEnv::new();
     let command_line = std::iter::once(binary().display().to_string())
@@ -454,6 +455,27 @@ fn on_a_terminal_the_table_is_coloured_unless_no_color_says_otherwise() {
     assert!(!has_escape_codes(&out.stdout), "--no-color ignored");
     let out = on_a_terminal(&args, &[("TERM", "dumb")]);
     assert!(!has_escape_codes(&out.stdout), "TERM=dumb coloured");
+}
+
+#[test]
+fn on_a_terminal_no_color_also_plainens_help_and_usage_errors() {
+    // Clap styles help and errors itself, before the flags are parsed.
+    assert!(has_escape_codes(&on_a_terminal(&["--help"], &[]).stdout));
+    for args in [
+        &["--no-color", "--help"][..],
+        &["check", "--help", "--color=never"],
+        &["--no-color", "check", "--bogus"],
+        &["--no-color", "check", "-o", "markdown"],
+    ] {
+        let out = on_a_terminal(args, &[]);
+        assert!(
+            !has_escape_codes(&out.stdout),
+            "{args:?}: {}",
+            transcript(&out)
+        );
+    }
+    let out = on_a_terminal(&["--help"], &[("NO_COLOR", "1")]);
+    assert!(!has_escape_codes(&out.stdout));
 }
 
 // ---------------------------------------------------------------------------------------------

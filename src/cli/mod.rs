@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, ValueEnum};
 
 pub use args::{Cli, Command, OutputFormat};
-pub use settings::{Settings, Terminal, Verbosity};
+pub use settings::{Settings, Terminal, Verbosity, clap_color};
 
 use crate::client::{ConnectionOptions, connect};
 use crate::compat::CompatData;
@@ -83,7 +83,7 @@ pub fn output_format(cli: &Cli) -> Result<OutputFormat, clap::Error> {
     if allowed.contains(&format) {
         return Ok(format);
     }
-    let mut root = Cli::command();
+    let mut root = Cli::command().color(settings::clap_color_of(&cli.global));
     root.build();
     let mut command = &mut root;
     for name in cli.command.path() {
