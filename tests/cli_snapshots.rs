@@ -304,7 +304,9 @@ impl BuildFacts {
     }
 
     fn redact(&self, text: &str) -> String {
-        text.replace(&self.commit, "[COMMIT]")
+        // YAML quotes a commit that reads as a number (`"6683558"`), not one with letters.
+        text.replace(&format!("commit: \"{}\"", self.commit), "commit: [COMMIT]")
+            .replace(&self.commit, "[COMMIT]")
             .replace(&self.version, "[VERSION]")
             .replace(&self.data_date, "[DATA-DATE]")
     }
