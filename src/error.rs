@@ -114,7 +114,7 @@ pub fn finish(result: Result<Exit, Error>) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::output::write_stderr_line(&format!("error: {err}"));
             err.exit().into()
         }
     }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use kubectl_meshup::cli::{self, Cli, Settings};
 use kubectl_meshup::error::{self, Error};
 
@@ -14,8 +14,16 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == cli::complete::SUBCOMMAND) {
         return cli::complete::main(&argv[2..]);
     }
-    let cli = match Cli::try_parse_from(&argv) {
+    let parsed = Cli::command()
+        .color(cli::clap_color(&argv))
+        .try_get_matches_from(&argv)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
+        Err(err) => return cli::parse_failure(err),
+    };
+    let format = match cli::output_format(&cli) {
+        Ok(format) => format,
         Err(err) => return cli::parse_failure(err),
     };
     let settings = Settings::resolve(&cli.global);
@@ -32,6 +40,6 @@ fn main() -> ExitCode {
             }));
         }
     };
-    let result = runtime.block_on(cli::run(&cli, &settings));
+    let result = runtime.block_on(cli::run(&cli, format, &settings));
     error::finish(result)
 }

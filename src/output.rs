@@ -1,5 +1,6 @@
-//! Writers for data documents. Data goes to stdout (or `--out FILE`); a closed pipe on stdout
-//! (`kubectl meshup snapshot | head`) is not an error.
+//! Writers for data documents and messages. Data goes to stdout (or `--out FILE`), messages to
+//! stderr; a closed pipe on either (`kubectl meshup snapshot | head`, `... 2>&1 | head -1`) is not an
+//! error.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -43,6 +44,13 @@ pub fn write_stdout(text: &str) -> Result<(), Error> {
             source,
         }),
     }
+}
+
+/// Writes a message line to stderr. Unlike `eprintln!`, which panics (exit 101) when stderr is a
+/// closed pipe, the line is then lost and the command ends with its own exit code.
+pub fn write_stderr_line(line: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }
 
 /// Writes `text` to `path` when given, else to stdout.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::args::{ApplyArgs, GlobalArgs, OutputFormat};
 use super::plan::{load_plan, make_plan, render};
-use super::{Settings, clock, connection_options, load_compat, output_format};
+use super::{Settings, clock, connection_options, load_compat};
 use crate::apply::{
     ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PlainUi, Staleness,
     TerminalUi, Ui,
@@ -19,13 +19,14 @@ use crate::client::{Target, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
-use crate::output::{write_stdout, write_to};
+use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, Action, Fingerprint, UpgradePlan};
 use crate::report::Severity;
 
 pub async fn run(
     global: &GlobalArgs,
     args: &ApplyArgs,
+    format: OutputFormat,
     settings: &Settings,
 ) -> Result<Exit, Error> {
     if global.all_contexts {
@@ -55,12 +56,6 @@ pub async fn run(
             if let Some(out) = &args.out {
                 write_to(&plan::to_yaml(&plan), Some(out))?;
             }
-            let format = output_format(
-                global,
-                "apply --to",
-                OutputFormat::Table,
-                &[OutputFormat::Table, OutputFormat::Markdown],
-            )?;
             write_stdout(&render(&plan, format, settings))?;
             if plan.steps.is_empty() {
                 return Ok(Exit::Ok);
@@ -88,7 +83,7 @@ pub async fn run(
             return Err(ApplyError::NeedsConfirmation.into());
         }
         if !confirm_plan(&plan)? {
-            eprintln!("nothing was changed");
+            write_stderr_line("nothing was changed");
             return Ok(Exit::Declined);
         }
         options.yes = true;
@@ -99,13 +94,13 @@ pub async fn run(
     } else {
         Box::new(PlainUi::new())
     };
-    eprintln!("{}", heading(&plan, &options));
+    write_stderr_line(&heading(&plan, &options));
     let apply_target = targets.into_iter().fold(ApplyTarget::new(), |t, target| {
         t.with(target.context, target.client)
     });
     let outcome =
         crate::apply::apply(&apply_target, &plan, &snapshot, &options, ui.as_mut()).await?;
-    eprintln!("{}", summary(&outcome));
+    write_stderr_line(&summary(&outcome));
     Ok(Exit::Ok)
 }
 

@@ -68,8 +68,10 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Flags that work before or after any subcommand, as kubectl's.
+/// Flags that work before or after any subcommand, as kubectl's. Help lists them apart from each
+/// command's own options.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, a list of files merged, else ~/.kube/config)
     #[arg(long, global = true, value_name = "FILE")]
@@ -98,10 +100,11 @@ pub struct GlobalArgs {
     /// Compatibility data file to use instead of the built-in data
     #[arg(long, global = true, value_name = "FILE")]
     pub compat: Option<PathBuf>,
-    /// When to colour output: auto (a terminal, and NO_COLOR unset), always, never
+    /// When to colour output: auto (a terminal, TERM not dumb, NO_COLOR unset), always (even with
+    /// NO_COLOR), never
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Never colour output (same as --color never)
+    /// Never colour output (same as --color never; wins over --color always)
     #[arg(long, global = true)]
     pub no_color: bool,
     /// More log output on stderr (-v info, -vv debug, -vvv trace)
@@ -140,6 +143,40 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The words after `kubectl meshup` that name this command in its usage line.
+    pub fn path(&self) -> &'static [&'static str] {
+        match self {
+            Command::Check(_) => &["check"],
+            Command::Snapshot(_) => &["snapshot"],
+            Command::Plan(PlanArgs {
+                action: Some(PlanAction::Show { .. }),
+                ..
+            }) => &["plan", "show"],
+            Command::Plan(_) => &["plan"],
+            Command::Apply(_) => &["apply"],
+            Command::Version => &["version"],
+            Command::Completion { .. } => &["completion"],
+        }
+    }
+
+    /// The `-o` formats this command writes, its default first; empty when it writes none (`apply
+    /// PLAN_FILE` reports its progress on stderr, `completion` writes a script).
+    pub fn output_formats(&self) -> &'static [OutputFormat] {
+        use OutputFormat::{Json, Markdown, Table, Yaml};
+        match self {
+            Command::Check(_) | Command::Version => &[Table, Json, Yaml],
+            Command::Snapshot(_) => &[Yaml, Json],
+            Command::Plan(_) => &[Table, Markdown, Yaml, Json],
+            // `apply --to` shows the plan it is about to apply.
+            Command::Apply(ApplyArgs {
+                plan_file: None, ..
+            }) => &[Table, Markdown],
+            Command::Apply(_) | Command::Completion { .. } => &[],
+        }
+    }
+}
+
 const CHECK_HELP: &str = "\
 Output formats: table (default), json, yaml (a CheckReport document).
 
@@ -172,6 +209,13 @@ Examples:
 Exit codes: 0 a plan was made; 1 could not plan (unreachable, unreadable file); 2 usage
 error, or a request that cannot be planned (mesh not installed, unknown version, downgrade
 not allowed); 3 no allowed path (the cluster or the matrices block the upgrade).";
+
+const PLAN_SHOW_HELP: &str = "\
+Examples:
+  kubectl meshup plan show plan.yaml
+  kubectl meshup plan show plan.yaml -o markdown > UPGRADE.md
+
+Exit codes: 0 shown; 1 the file cannot be read or fails its integrity check; 2 usage error.";
 
 const APPLY_HELP: &str = "\
 apply re-reads the plan's clusters (its contexts; --context must name the same ones),
@@ -278,6 +322,7 @@ pub struct PlanArgs {
 #[derive(Debug, Subcommand)]
 pub enum PlanAction {
     /// Render a saved plan (checking its integrity): -o table (default), markdown, yaml or json
+    #[command(after_help = PLAN_SHOW_HELP)]
     Show {
         /// The plan file
         #[arg(value_name = "PLAN_FILE")]
@@ -344,6 +389,34 @@ mod tests {
             Some(RequestTimeout(Some(Duration::from_secs(60))))
         );
         assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn every_command_path_names_a_subcommand_and_output_defaults_come_first() {
+        for argv in [
+            &["check"][..],
+            &["snapshot"],
+            &["plan", "--to", "istio=1.24"],
+            &["plan", "show", "p.yaml"],
+            &["apply", "p.yaml"],
+            &["apply", "--to", "istio=1.24"],
+            &["version"],
+            &["completion", "bash"],
+        ] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("kubectl-meshup").chain(argv.iter().copied()))
+                    .unwrap();
+            let mut command = Cli::command();
+            for name in cli.command.path() {
+                command = command
+                    .find_subcommand(name)
+                    .unwrap_or_else(|| panic!("{argv:?}: no subcommand {name}"))
+                    .clone();
+            }
+            assert_eq!(command.get_name(), *cli.command.path().last().unwrap());
+        }
+        let snapshot = Cli::try_parse_from(["kubectl-meshup", "snapshot"]).unwrap();
+        assert_eq!(snapshot.command.output_formats()[0], OutputFormat::Yaml);
     }
 
     #[test]

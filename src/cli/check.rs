@@ -1,7 +1,7 @@
 //! `kubectl meshup check`: observe (or read a snapshot), judge, render; exit 3 on failures.
 
 use super::args::{CheckArgs, GlobalArgs, OutputFormat};
-use super::{Settings, clock, load_compat, observe_clusters, output_format, read_snapshot};
+use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
 use crate::output::{DocFormat, render, write_stdout};
 use crate::report::CheckReport;
@@ -9,14 +9,9 @@ use crate::report::CheckReport;
 pub async fn run(
     global: &GlobalArgs,
     args: &CheckArgs,
+    format: OutputFormat,
     settings: &Settings,
 ) -> Result<Exit, Error> {
-    let format = output_format(
-        global,
-        "check",
-        OutputFormat::Table,
-        &[OutputFormat::Table, OutputFormat::Json, OutputFormat::Yaml],
-    )?;
     let compat = load_compat(global)?;
     let snapshot = match &args.snapshot {
         Some(path) => read_snapshot(path)?,

@@ -15,10 +15,10 @@ use std::io::Read as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
+use clap::{CommandFactory, ValueEnum};
 
 pub use args::{Cli, Command, OutputFormat};
-pub use settings::{Settings, Terminal, Verbosity};
+pub use settings::{Settings, Terminal, Verbosity, clap_color};
 
 use crate::client::{ConnectionOptions, connect};
 use crate::compat::CompatData;
@@ -28,23 +28,28 @@ use crate::snapshot::{API_VERSION, ClusterSnapshot, SNAPSHOT_KIND};
 
 /// Runs the parsed command line. Ctrl-C ends a command at once with 130, except `apply`, which stops at
 /// its next safe point itself (and records where in its journal).
-pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
+/// `format` is the command's `-o` format, from [`output_format`].
+pub async fn run(cli: &Cli, format: OutputFormat, settings: &Settings) -> Result<Exit, Error> {
     if let Command::Apply(args) = &cli.command {
-        return apply::run(&cli.global, args, settings).await;
+        return apply::run(&cli.global, args, format, settings).await;
     }
     tokio::select! {
-        result = run_read_only(cli, settings) => result,
+        result = run_read_only(cli, format, settings) => result,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
     }
 }
 
 /// The commands that change nothing in any cluster.
-async fn run_read_only(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
+async fn run_read_only(
+    cli: &Cli,
+    format: OutputFormat,
+    settings: &Settings,
+) -> Result<Exit, Error> {
     match &cli.command {
-        Command::Check(args) => check::run(&cli.global, args, settings).await,
-        Command::Snapshot(args) => snapshot::run(&cli.global, args).await,
-        Command::Plan(args) => plan::run(&cli.global, args, settings).await,
-        Command::Version => version::run(&cli.global),
+        Command::Check(args) => check::run(&cli.global, args, format, settings).await,
+        Command::Snapshot(args) => snapshot::run(&cli.global, args, format).await,
+        Command::Plan(args) => plan::run(&cli.global, args, format, settings).await,
+        Command::Version => version::run(&cli.global, format),
         Command::Completion { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "kubectl-meshup", &mut out);
@@ -52,7 +57,7 @@ async fn run_read_only(cli: &Cli, settings: &Settings) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         // Not reached: `run` starts apply outside the select, so apply handles Ctrl-C itself.
-        Command::Apply(args) => apply::run(&cli.global, args, settings).await,
+        Command::Apply(args) => apply::run(&cli.global, args, format, settings).await,
     }
 }
 
@@ -66,34 +71,60 @@ pub fn parse_failure(err: clap::Error) -> ExitCode {
     }
 }
 
-/// The output format, checked against the ones this command writes.
-fn output_format(
-    global: &args::GlobalArgs,
-    command: &str,
-    default: OutputFormat,
-    allowed: &[OutputFormat],
-) -> Result<OutputFormat, Error> {
-    let format = global.output.unwrap_or(default);
+/// The `-o` format the command runs with: the one given, else the command's default (`table` for a
+/// command that writes none). A format the command does not write is a usage error, reported as clap
+/// reports a bad value: exit 2 with the command's usage line.
+pub fn output_format(cli: &Cli) -> Result<OutputFormat, clap::Error> {
+    let allowed = cli.command.output_formats();
+    let default = allowed.first().copied().unwrap_or(OutputFormat::Table);
+    let Some(format) = cli.global.output else {
+        return Ok(default);
+    };
     if allowed.contains(&format) {
-        Ok(format)
-    } else {
-        let names: Vec<String> = allowed
-            .iter()
-            .map(|f| format!("{f:?}").to_ascii_lowercase())
-            .collect();
-        Err(Error::Usage(format!(
-            "`{command}` writes -o {}; `{}` is not one of them",
-            names.join("|"),
-            format!("{format:?}").to_ascii_lowercase()
-        )))
+        return Ok(format);
     }
+    let mut root = Cli::command().color(settings::clap_color_of(&cli.global));
+    root.build();
+    let mut command = &mut root;
+    for name in cli.command.path() {
+        command = command
+            .find_subcommand_mut(name)
+            .expect("Command::path names defined subcommands");
+    }
+    let typed = cli.command.path().join(" ");
+    let name = |format: &OutputFormat| {
+        format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let message = if allowed.is_empty() {
+        format!(
+            "`{typed}` writes no -o format; drop '--output {}'",
+            name(&format)
+        )
+    } else {
+        let names: Vec<String> = allowed.iter().map(name).collect();
+        format!(
+            "invalid value '{}' for '--output <FORMAT>': `{typed}` writes -o {}",
+            name(&format),
+            names.join("|")
+        )
+    };
+    Err(command.error(clap::error::ErrorKind::InvalidValue, message))
 }
 
 fn load_compat(global: &args::GlobalArgs) -> Result<CompatData, Error> {
-    Ok(match &global.compat {
+    let data = match &global.compat {
         Some(path) => CompatData::from_file(path)?,
         None => CompatData::embedded(),
-    })
+    };
+    let origin = match &global.compat {
+        Some(path) => path.display().to_string(),
+        None => "built in".to_string(),
+    };
+    tracing::info!(date = %data.date, from = %origin, "compatibility data");
+    Ok(data)
 }
 
 fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
@@ -153,5 +184,6 @@ fn read_snapshot(path: &Path) -> Result<ClusterSnapshot, Error> {
             snapshot.api_version, snapshot.kind
         )));
     }
+    tracing::info!(path = %shown, clusters = snapshot.clusters.len(), "read snapshot");
     Ok(snapshot)
 }

@@ -5,24 +5,21 @@
 use std::path::Path;
 
 use super::args::{GlobalArgs, OutputFormat, PlanAction, PlanArgs, PlanRequestArgs};
-use super::{Settings, clock, load_compat, observe_clusters, output_format, read_snapshot};
+use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
-use crate::output::{write_stdout, write_to};
+use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, PlanRequest, UpgradePlan};
 use crate::snapshot::ClusterSnapshot;
 
-const PLAN_FORMATS: [OutputFormat; 4] = [
-    OutputFormat::Table,
-    OutputFormat::Markdown,
-    OutputFormat::Yaml,
-    OutputFormat::Json,
-];
-
-pub async fn run(global: &GlobalArgs, args: &PlanArgs, settings: &Settings) -> Result<Exit, Error> {
+pub async fn run(
+    global: &GlobalArgs,
+    args: &PlanArgs,
+    format: OutputFormat,
+    settings: &Settings,
+) -> Result<Exit, Error> {
     if let Some(PlanAction::Show { file }) = &args.action {
-        return show(global, file, settings);
+        return show(file, format, settings);
     }
-    let format = output_format(global, "plan", OutputFormat::Table, &PLAN_FORMATS)?;
     let snapshot = match &args.snapshot {
         Some(path) => read_snapshot(path)?,
         None => observe_clusters(global).await?,
@@ -43,11 +40,11 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs, settings: &Settings) -> R
         };
         write_stdout(&render(&plan, shown, settings))?;
         if !plan.steps.is_empty() {
-            eprintln!(
+            write_stderr_line(&format!(
                 "plan written to {}; review it, then apply it with `kubectl meshup apply {}`",
                 out.display(),
                 out.display()
-            );
+            ));
         }
     } else {
         write_stdout(&render(&plan, format, settings))?;
@@ -102,8 +99,7 @@ pub(super) fn load_plan(path: &Path) -> Result<UpgradePlan, Error> {
     })
 }
 
-fn show(global: &GlobalArgs, file: &Path, settings: &Settings) -> Result<Exit, Error> {
-    let format = output_format(global, "plan show", OutputFormat::Table, &PLAN_FORMATS)?;
+fn show(file: &Path, format: OutputFormat, settings: &Settings) -> Result<Exit, Error> {
     let plan = load_plan(file)?;
     write_stdout(&render(&plan, format, settings))?;
     Ok(Exit::Ok)

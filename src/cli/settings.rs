@@ -1,8 +1,15 @@
 //! Settings resolved once from the flags and the environment: colour, log level. Everything that
 //! writes to the terminal asks these, never the environment again.
+//!
+//! Colour, as uv decides it: an explicit choice on the command line wins over the environment.
+//! `--no-color` (the same as `--color never`) wins over `--color always`; `--color always` colours
+//! even with `NO_COLOR` set or off a terminal; `--color auto` (the default) colours only a terminal
+//! whose `TERM` is not `dumb`, and never when `NO_COLOR` is set (then `CLICOLOR_FORCE`/`FORCE_COLOR`
+//! do not count either).
 
 use std::io::IsTerminal;
 
+use clap::ValueEnum as _;
 use tracing_subscriber::EnvFilter;
 
 use super::args::{ColorChoice, GlobalArgs};
@@ -49,10 +56,58 @@ impl Terminal {
             stdout_is_tty: std::io::stdout().is_terminal(),
             stderr_is_tty: std::io::stderr().is_terminal(),
             no_color_env: anstyle_query::no_color(),
-            force_color_env: anstyle_query::clicolor_force(),
+            force_color_env: anstyle_query::clicolor_force()
+                || std::env::var_os("FORCE_COLOR").is_some_and(|v| !v.is_empty()),
             term_supports_color: anstyle_query::term_supports_color(),
         }
     }
+}
+
+/// The colour the flags ask for: `--no-color` wins over `--color`.
+fn color_choice(no_color: bool, color: ColorChoice) -> ColorChoice {
+    if no_color { ColorChoice::Never } else { color }
+}
+
+impl From<ColorChoice> for clap::ColorChoice {
+    fn from(choice: ColorChoice) -> Self {
+        match choice {
+            ColorChoice::Auto => clap::ColorChoice::Auto,
+            ColorChoice::Always => clap::ColorChoice::Always,
+            ColorChoice::Never => clap::ColorChoice::Never,
+        }
+    }
+}
+
+/// Clap's own colour (help, usage errors) from the raw arguments, which clap has not parsed yet when
+/// it prints them: the colour flags as [`Settings::resolve_with`] reads them (`auto` leaves
+/// `NO_COLOR` and the terminal to clap, which treats them alike).
+pub fn clap_color(argv: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut color = ColorChoice::Auto;
+    let mut no_color = false;
+    let parse = |value: &str| ColorChoice::from_str(value, false).ok();
+    let mut words = argv.iter().skip(1).map(|word| word.to_string_lossy());
+    while let Some(word) = words.next() {
+        match word.as_ref() {
+            "--" => break,
+            "--no-color" => no_color = true,
+            "--color" => {
+                if let Some(choice) = words.next().as_deref().and_then(parse) {
+                    color = choice;
+                }
+            }
+            other => {
+                if let Some(choice) = other.strip_prefix("--color=").and_then(parse) {
+                    color = choice;
+                }
+            }
+        }
+    }
+    color_choice(no_color, color).into()
+}
+
+/// Clap's colour for errors about a parsed command line.
+pub fn clap_color_of(args: &GlobalArgs) -> clap::ColorChoice {
+    color_choice(args.no_color, args.color).into()
 }
 
 impl Settings {
@@ -61,11 +116,7 @@ impl Settings {
     }
 
     pub fn resolve_with(args: &GlobalArgs, term: Terminal) -> Self {
-        let choice = if args.no_color {
-            ColorChoice::Never
-        } else {
-            args.color
-        };
+        let choice = color_choice(args.no_color, args.color);
         let wants = |is_tty: bool| match choice {
             ColorChoice::Never => false,
             ColorChoice::Always => true,
@@ -164,6 +215,15 @@ mod tests {
             !Settings::resolve_with(&args(&["--color=always", "--no-color"]), TTY).colour,
             "--no-color wins"
         );
+        assert!(
+            Settings::resolve_with(&args(&["--color=always"]), no_color).colour,
+            "an explicit --color always wins over NO_COLOR"
+        );
+        let forced_but_no_color = Terminal {
+            force_color_env: true,
+            ..no_color
+        };
+        assert!(!Settings::resolve_with(&args(&[]), forced_but_no_color).colour);
     }
 
     #[test]
@@ -193,6 +253,41 @@ mod tests {
                 "{term:?}"
             );
         }
+    }
+
+    #[test]
+    fn clap_colours_its_help_and_errors_as_the_flags_say() {
+        let argv = |words: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("kubectl-meshup")
+                .chain(words.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        assert_eq!(clap_color(&argv(&["--help"])), clap::ColorChoice::Auto);
+        assert_eq!(
+            clap_color(&argv(&["--no-color", "--help"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            clap_color(&argv(&["check", "--color", "always", "--bogus"])),
+            clap::ColorChoice::Always
+        );
+        assert_eq!(
+            clap_color(&argv(&["--color=never", "--help"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            clap_color(&argv(&["--color=always", "--no-color"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            clap_color(&argv(&["--", "--no-color"])),
+            clap::ColorChoice::Auto
+        );
+        assert_eq!(
+            clap_color_of(&args(&["--no-color"])),
+            clap::ColorChoice::Never
+        );
     }
 
     #[test]

@@ -1,17 +1,16 @@
 //! `kubectl meshup snapshot`: write the observed facts as a ClusterSnapshot document.
 
 use super::args::{GlobalArgs, OutputFormat, SnapshotArgs};
-use super::{observe_clusters, output_format};
+use super::observe_clusters;
 use crate::error::{Error, Exit};
 use crate::output::{DocFormat, render, write_to};
 
-pub async fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<Exit, Error> {
-    let format = match output_format(
-        global,
-        "snapshot",
-        OutputFormat::Yaml,
-        &[OutputFormat::Yaml, OutputFormat::Json],
-    )? {
+pub async fn run(
+    global: &GlobalArgs,
+    args: &SnapshotArgs,
+    format: OutputFormat,
+) -> Result<Exit, Error> {
+    let format = match format {
         OutputFormat::Json => DocFormat::Json,
         _ => DocFormat::Yaml,
     };

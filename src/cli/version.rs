@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::args::{GlobalArgs, OutputFormat};
-use super::{load_compat, output_format};
+use super::load_compat;
 use crate::error::{Error, Exit};
 use crate::output::{DocFormat, render, write_stdout};
 
@@ -24,13 +24,7 @@ struct CompatInfo {
     sources: Vec<String>,
 }
 
-pub fn run(global: &GlobalArgs) -> Result<Exit, Error> {
-    let format = output_format(
-        global,
-        "version",
-        OutputFormat::Table,
-        &[OutputFormat::Table, OutputFormat::Json, OutputFormat::Yaml],
-    )?;
+pub fn run(global: &GlobalArgs, format: OutputFormat) -> Result<Exit, Error> {
     let compat = load_compat(global)?;
     let info = VersionInfo {
         version: env!("CARGO_PKG_VERSION"),
