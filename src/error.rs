@@ -104,7 +104,9 @@ pub fn apply_exit(e: &ApplyError) -> Exit {
     match e {
         ApplyError::Declined { .. } => Exit::Declined,
         ApplyError::Interrupted { .. } => Exit::Interrupted,
-        ApplyError::NeedsConfirmation => Exit::Usage,
+        ApplyError::NeedsConfirmation
+        | ApplyError::UnknownManualStep { .. }
+        | ApplyError::ManualStepsUnconfirmed { .. } => Exit::Usage,
         _ => Exit::Failed,
     }
 }

@@ -7,7 +7,7 @@
 //! (`kube-client-5.0.0/src/client/retry.rs`, `RetryPolicy::server_retry`). Fifteen doublings is minutes of waiting on a server
 //! that stays down, and a 504 on a write may mean the write happened. So clients here turn it off and
 //! use this policy instead:
-//! - reads (`GET`, `HEAD`) are retried on 429, 500, 502, 503, 504 and on transport failures (refused
+//! - reads (`GET`, `HEAD`, and SelfSubjectAccessReviews, which store nothing) are retried on 429, 500, 502, 503, 504 and on transport failures (refused
 //!   or dropped connections, timeouts), at most [`RetryPolicy::max_attempts`] attempts in all, within
 //!   [`RetryPolicy::budget`] of waiting; `Retry-After` is honoured up to [`RetryPolicy::max_retry_after`];
 //! - writes are retried only on 429, which the API server's priority-and-fairness answers before doing
@@ -72,12 +72,21 @@ enum Verdict {
     Retry(Option<Duration>),
 }
 
-fn is_read(method: &Method) -> bool {
-    method == Method::GET || method == Method::HEAD
+/// Whether a request only reads: `GET`, `HEAD`, or the `POST` of a SelfSubjectAccessReview, which
+/// asks a question and stores nothing (`apply` checks its permissions with them).
+fn is_read(method: &Method, path: &str) -> bool {
+    method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::POST && path.ends_with("/selfsubjectaccessreviews"))
 }
 
 /// The rule, apart from bookkeeping: which answers are worth another attempt.
-fn verdict(method: &Method, status: Option<StatusCode>, retry_after: Option<&str>) -> Verdict {
+fn verdict(
+    method: &Method,
+    path: &str,
+    status: Option<StatusCode>,
+    retry_after: Option<&str>,
+) -> Verdict {
     let server_delay = || {
         retry_after
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -90,10 +99,10 @@ fn verdict(method: &Method, status: Option<StatusCode>, retry_after: Option<&str
             | StatusCode::BAD_GATEWAY
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT,
-        ) if is_read(method) => Verdict::Retry(server_delay()),
+        ) if is_read(method, path) => Verdict::Retry(server_delay()),
         Some(_) => Verdict::Done,
         // No answer at all: refused, reset or dropped connection, or a timeout.
-        None if is_read(method) => Verdict::Retry(None),
+        None if is_read(method, path) => Verdict::Retry(None),
         None => Verdict::Done,
     }
 }
@@ -169,7 +178,9 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
             ),
             Err(_) => (None, None),
         };
-        let Verdict::Retry(server_delay) = verdict(req.method(), status, retry_after) else {
+        let Verdict::Retry(server_delay) =
+            verdict(req.method(), req.uri().path(), status, retry_after)
+        else {
             return None;
         };
         let wait = self.next_wait(server_delay)?;
@@ -239,31 +250,62 @@ mod tests {
         let get = Method::GET;
         for code in [429, 500, 502, 503, 504] {
             let status = StatusCode::from_u16(code).ok();
-            assert_eq!(verdict(&get, status, None), Verdict::Retry(None), "{code}");
+            assert_eq!(
+                verdict(&get, PODS, status, None),
+                Verdict::Retry(None),
+                "{code}"
+            );
         }
-        assert_eq!(verdict(&get, None, None), Verdict::Retry(None));
+        assert_eq!(verdict(&get, PODS, None, None), Verdict::Retry(None));
         for code in [400, 401, 403, 404, 409, 410, 422] {
             let status = StatusCode::from_u16(code).ok();
-            assert_eq!(verdict(&get, status, None), Verdict::Done, "{code}");
+            assert_eq!(verdict(&get, PODS, status, None), Verdict::Done, "{code}");
         }
+    }
+
+    const PODS: &str = "/api/v1/namespaces/bookinfo/pods";
+
+    #[test]
+    fn access_reviews_are_questions_retried_like_reads() {
+        let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+        for code in [500, 503] {
+            let status = StatusCode::from_u16(code).ok();
+            assert_eq!(
+                verdict(&Method::POST, path, status, None),
+                Verdict::Retry(None)
+            );
+        }
+        assert_eq!(
+            verdict(&Method::POST, path, None, None),
+            Verdict::Retry(None)
+        );
     }
 
     #[test]
     fn writes_retry_only_on_429() {
         for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
             assert_eq!(
-                verdict(&method, Some(StatusCode::TOO_MANY_REQUESTS), Some("1")),
+                verdict(
+                    &method,
+                    PODS,
+                    Some(StatusCode::TOO_MANY_REQUESTS),
+                    Some("1")
+                ),
                 Verdict::Retry(Some(Duration::from_secs(1)))
             );
             for code in [500, 502, 503, 504] {
                 let status = StatusCode::from_u16(code).ok();
                 assert_eq!(
-                    verdict(&method, status, None),
+                    verdict(&method, PODS, status, None),
                     Verdict::Done,
                     "{method} {code}"
                 );
             }
-            assert_eq!(verdict(&method, None, None), Verdict::Done, "{method}");
+            assert_eq!(
+                verdict(&method, PODS, None, None),
+                Verdict::Done,
+                "{method}"
+            );
         }
     }
 
@@ -271,15 +313,20 @@ mod tests {
     fn retry_after_is_honoured_up_to_the_cap_and_dates_fall_back_to_backoff() {
         let mut a = Attempts::new(policy());
         let status = Some(StatusCode::TOO_MANY_REQUESTS);
-        let Verdict::Retry(d) = verdict(&Method::GET, status, Some("1")) else {
+        let Verdict::Retry(d) = verdict(&Method::GET, PODS, status, Some("1")) else {
             panic!("429 is retried")
         };
         assert_eq!(a.next_wait(d), Some(Duration::from_secs(1)));
-        let Verdict::Retry(d) = verdict(&Method::GET, status, Some("3600")) else {
+        let Verdict::Retry(d) = verdict(&Method::GET, PODS, status, Some("3600")) else {
             panic!("429 is retried")
         };
         assert_eq!(a.next_wait(d), Some(Duration::from_secs(2)));
-        let http_date = verdict(&Method::GET, status, Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        let http_date = verdict(
+            &Method::GET,
+            PODS,
+            status,
+            Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(http_date, Verdict::Retry(None));
     }
 

@@ -1706,6 +1706,102 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     );
 }
 
+/// The Bookinfo pods on 1-23, the canary's label and restart, and the revision gate, with pods no
+/// restart renews beside them: a finished Job pod, a running Job pod, a bare debug pod.
+async fn revision_gate_harness() -> (Harness, UpgradePlan) {
+    let h = Harness::start("istio/cluster.yaml").await;
+    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
+        h.server
+            .seed(injected_pod(deployment, app, "1-23", 1))
+            .expect("seed pod");
+    }
+    let mut completed = unrestartable_pod(
+        "nightly-export-28760000-abcde",
+        Some("Job/nightly-export-28760000"),
+    );
+    completed["status"]["phase"] = json!("Succeeded");
+    let mut failed = unrestartable_pod(
+        "nightly-export-28759000-fghij",
+        Some("Job/nightly-export-28759000"),
+    );
+    failed["status"]["phase"] = json!("Failed");
+    for pod in [completed, failed] {
+        h.server.seed(pod).expect("seed pod");
+    }
+    play_injector(&h.server);
+    let mut plan = istio_plan();
+    plan.steps.retain(|s| {
+        matches!(
+            s.action,
+            Action::LabelNamespace { .. }
+                | Action::RestartWorkloads { .. }
+                | Action::Gate {
+                    gate: Gate::RevisionUnused { .. }
+                }
+        )
+    });
+    assert_eq!(plan.steps.len(), 3);
+    (h, plan)
+}
+
+#[tokio::test]
+async fn the_revision_gate_passes_over_finished_job_pods() {
+    let (h, plan) = revision_gate_harness().await;
+    let mut ui = ScriptedUi::unattended();
+    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .unwrap_or_else(|e| panic!("finished pods use no revision: {e}\n{:#?}", ui.lines()));
+}
+
+#[tokio::test]
+async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move() {
+    let (h, plan) = revision_gate_harness().await;
+    for pod in [
+        unrestartable_pod(
+            "nightly-export-28761234-x2x9q",
+            Some("Job/nightly-export-28761234"),
+        ),
+        unrestartable_pod("debug-shell", None),
+    ] {
+        h.server.seed(pod).expect("seed pod");
+    }
+    let options = h.options();
+    let mut ui = ScriptedUi::unattended();
+    let started = std::time::Instant::now();
+    let err = run(&h, &plan, &istio_snapshot(), &options, &mut ui)
+        .await
+        .expect_err("the gate fails");
+    let waited = started.elapsed();
+    // Polled briefly (hand_work_polls re-reads), far from the 20 s gate timeout.
+    assert!(
+        waited < options.gate_timeout / 4,
+        "failed after {waited:?}, not at the timeout"
+    );
+    assert_eq!(
+        err.to_string(),
+        "step istio-06-1-23-unused failed: Pod bookinfo/debug-shell still runs revision 1-23; recreate it by hand; \
+         Pod bookinfo/nightly-export-28761234-x2x9q of Job/nightly-export-28761234 still runs revision 1-23; \
+         let it finish or delete it (the next run is injected by the new revision); \
+         then resume with `kubectl meshup apply plan.yaml`"
+    );
+    let journal = h.journal("istio-system").expect("journal");
+    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Failed);
+
+    // The person deletes both pods and resumes: the gate passes.
+    for pod in ["debug-shell", "nightly-export-28761234-x2x9q"] {
+        h.server.remove("pods", "bookinfo", pod).expect("pod");
+    }
+    run(
+        &h,
+        &plan,
+        &istio_snapshot(),
+        &options,
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect("resumed after the pods went");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kmesh prerequisites: the node-kernel and istiod-ambient gates.
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
 use serde_json::Value;
 
-use kubectl_meshup::apply::journal::{Journal, StepState};
+use k8s_openapi::jiff::Timestamp;
+use kubectl_meshup::apply::journal::{ConfirmedBy, Journal, StepState};
 use kubectl_meshup::plan::{self, Action};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
@@ -104,24 +105,20 @@ impl GlooCluster {
         file
     }
 
-    /// The same plan with its one manual step (runbook step 5: review the networking resources
-    /// against the 1.0 APIs, which no tool can judge) taken out and sealed again, as a reviewer who did
-    /// it ahead would, so that `--yes` can run it. Everything else, the meshctl version gate included,
-    /// runs as planned.
-    fn unattended_plan(&self, dir: &Path) -> PathBuf {
-        let file = self.plan(dir);
-        let mut plan = plan::load(&std::fs::read_to_string(&file).expect("read")).expect("load");
-        let manual: Vec<Option<&str>> = plan
+    /// The id of the plan's one manual step (runbook step 5: review the networking resources against
+    /// the 1.0 APIs, which no tool can judge): a person does it ahead and names it with
+    /// `--confirm-manual`, so that `--yes` can run the real plan.
+    fn manual_step(&self, plan_file: &Path) -> String {
+        let plan = plan::load(&std::fs::read_to_string(plan_file).expect("read")).expect("load");
+        let manual: Vec<(&str, Option<&str>)> = plan
             .steps
             .iter()
             .filter(|s| matches!(s.action, Action::Manual { .. }))
-            .map(|s| s.reason.step.as_deref())
+            .map(|s| (s.id.as_str(), s.reason.step.as_deref()))
             .collect();
-        assert_eq!(manual, [Some("step 5 of 10")], "one manual step");
-        plan.steps
-            .retain(|s| !matches!(s.action, Action::Manual { .. }));
-        std::fs::write(&file, plan::to_yaml(&plan)).expect("write");
-        file
+        assert_eq!(manual.len(), 1, "one manual step: {manual:?}");
+        assert_eq!(manual[0].1, Some("step 5 of 10"));
+        manual[0].0.to_string()
     }
 
     fn replicas(&self, name: &str) -> Option<i64> {
@@ -215,15 +212,48 @@ fn text(bytes: &[u8]) -> String {
 fn apply_yes_through_kubectl_runs_the_real_plan_printing_each_step_first() {
     let cluster = GlooCluster::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan_file = cluster.unattended_plan(dir.path());
+    let plan_file = cluster.plan(dir.path());
+    let manual = cluster.manual_step(&plan_file);
     let steps = plan::load(&std::fs::read_to_string(&plan_file).expect("read"))
         .expect("load")
         .steps
         .len();
 
+    // Under --yes, an unconfirmed manual step refuses the run before anything changes.
+    cluster.server.clear_requests();
+    let refused = cluster
+        .meshup(&["apply", "--yes"])
+        .arg(&plan_file)
+        .output()
+        .expect("runs");
+    let refusal = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{refusal}");
+    assert!(
+        refusal.contains(&format!(
+            "error: --yes cannot do the plan's manual step {manual} (Review networking resources against the 1.0.0 APIs); nothing was changed: do it first, then re-run with `--confirm-manual {manual}`"
+        )),
+        "{refusal}"
+    );
+    // A mistyped id is named, with the plan's manual steps.
+    let mistyped = cluster
+        .meshup(&["apply", "--yes", "--confirm-manual", "review-networking"])
+        .arg(&plan_file)
+        .output()
+        .expect("runs");
+    assert_eq!(mistyped.status.code(), Some(2));
+    assert!(
+        text(&mistyped.stderr).contains(&format!(
+            "error: --confirm-manual names review-networking, which is not a manual step of this plan; its manual steps are: {manual}; nothing was changed"
+        )),
+        "{}",
+        text(&mistyped.stderr)
+    );
+    assert!(cluster.server.mutating_requests().is_empty());
+    assert_eq!(cluster.replicas("discovery"), Some(1));
+
     let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
     let out: Output = Command::new(kubectl)
-        .args(["meshup", "apply", "--yes"])
+        .args(["meshup", "apply", "--yes", "--confirm-manual", &manual])
         .arg(&plan_file)
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
@@ -255,6 +285,18 @@ fn apply_yes_through_kubectl_runs_the_real_plan_printing_each_step_first() {
         text(&out.stdout)
     );
     cluster.assert_upgraded(&plan_file);
+    assert!(
+        stderr.contains(&format!(
+            "confirmed done ahead with --confirm-manual {manual}"
+        )),
+        "{stderr}"
+    );
+    let confirmed = cluster.journal().steps[&manual]
+        .confirmed
+        .clone()
+        .expect("confirmation recorded");
+    assert_eq!(confirmed.by, ConfirmedBy::ConfirmManualFlag);
+    assert!(confirmed.at.parse::<Timestamp>().is_ok(), "{confirmed:?}");
 
     // Applying the finished plan again: the cluster has moved on, so the plan is stale.
     let again = cluster
@@ -376,11 +418,12 @@ fn an_interactive_apply_on_a_terminal_asks_before_each_change_and_each_manual_st
 fn sigkill_at_a_step_boundary_then_resume_with_break_lock_reaches_the_same_state() {
     let cluster = GlooCluster::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan_file = cluster.unattended_plan(dir.path());
+    let plan_file = cluster.plan(dir.path());
+    let manual = cluster.manual_step(&plan_file);
 
     // Kill right after the fourth step (the first delete-collection) reports done.
     let mut child = cluster
-        .meshup(&["apply", "--yes"])
+        .meshup(&["apply", "--yes", "--confirm-manual", &manual])
         .arg(&plan_file)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -410,7 +453,7 @@ fn sigkill_at_a_step_boundary_then_resume_with_break_lock_reaches_the_same_state
 
     // The killed apply still holds the lock: a plain resume is refused, --break-lock resumes.
     let refused = cluster
-        .meshup(&["apply", "--yes"])
+        .meshup(&["apply", "--yes", "--confirm-manual", &manual])
         .arg(&plan_file)
         .output()
         .expect("runs");
@@ -421,7 +464,13 @@ fn sigkill_at_a_step_boundary_then_resume_with_break_lock_reaches_the_same_state
         text(&refused.stderr)
     );
     let resumed = cluster
-        .meshup(&["apply", "--yes", "--break-lock"])
+        .meshup(&[
+            "apply",
+            "--yes",
+            "--break-lock",
+            "--confirm-manual",
+            &manual,
+        ])
         .arg(&plan_file)
         .output()
         .expect("runs");

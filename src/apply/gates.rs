@@ -194,7 +194,28 @@ fn image_version_text(image: &str) -> String {
     }
 }
 
-/// No pod, namespace label or revision tag still uses the Istio `revision`.
+/// What a pod the plan does not renew should get from a person, for the revision gate's message:
+/// `Pod legacy/debug-shell still runs revision 1-20-3; recreate it by hand`. Pure.
+pub fn pod_left_on_revision(namespace: &str, name: &str, owner: &str, revision: &str) -> String {
+    let pod = format!("Pod {namespace}/{name}");
+    match Renewal::of_owner(owner) {
+        Renewal::NextRun => format!(
+            "{pod} of {owner} still runs revision {revision}; let it finish or delete it (the next run is injected by the new revision)"
+        ),
+        Renewal::ByHand if owner.starts_with("Pod/") => {
+            format!("{pod} still runs revision {revision}; recreate it by hand")
+        }
+        _ => format!(
+            "{pod} of {owner} still runs revision {revision}; recreate it by hand (a restart of {owner} does not replace it)"
+        ),
+    }
+}
+
+/// No running pod, namespace label or revision tag still uses the Istio `revision`. Finished pods
+/// (a Job's Succeeded or Failed ones) and terminating ones are not counted. When only pods no step
+/// renews are left (Job/CronJob pods still running, pods without a controller: the plan warned of
+/// them), the answer is [`Progress::NeedsPerson`], naming each pod and what to do. Pods are listed in
+/// pages.
 pub async fn revision_unused(
     client: &kube::Client,
     revision: &str,
@@ -202,21 +223,31 @@ pub async fn revision_unused(
     let selector = format!("istio.io/rev={revision}");
     let mut users = Vec::new();
     let pods: Api<Pod> = Api::all(client.clone());
-    let some_pods = pods
-        .list_metadata(&ListParams::default().labels(&selector).limit(PAGE))
-        .await?;
-    let live_pods = some_pods
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .count();
-    if live_pods > 0 {
-        let more = if some_pods.metadata.continue_.is_some() {
-            "+"
-        } else {
-            ""
-        };
-        users.push(format!("{live_pods}{more} pods"));
+    let mut params = ListParams::default().labels(&selector).limit(PAGE);
+    let mut restarted: Vec<String> = Vec::new();
+    let mut by_a_person: Vec<String> = Vec::new();
+    loop {
+        let page = pods.list(&params).await?;
+        for pod in page.items.iter().filter(|p| !is_gone(p)) {
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            let owner = pod_owner(pod);
+            if Renewal::of_owner(&owner) == Renewal::Restart {
+                restarted.push(format!("{namespace}/{name}"));
+            } else {
+                by_a_person.push(pod_left_on_revision(namespace, name, &owner, revision));
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    if !restarted.is_empty() {
+        let count = restarted.len();
+        restarted.truncate(3);
+        let more = if count > 3 { ", ..." } else { "" };
+        users.push(format!("{count} pods ({}{more})", restarted.join(", ")));
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let labelled: Vec<String> = namespaces
@@ -244,13 +275,24 @@ pub async fn revision_unused(
     if !tags.is_empty() {
         users.push(format!("revision tags {}", tags.join(", ")));
     }
-    Ok(if users.is_empty() {
-        Progress::Met
-    } else {
+    let count = by_a_person.len();
+    let more = count.saturating_sub(NAMED_OWNERS);
+    by_a_person.truncate(NAMED_OWNERS);
+    if more > 0 {
+        by_a_person.push(format!("and {more} more such pods"));
+    }
+    Ok(if !users.is_empty() {
+        if count > 0 {
+            users.push(format!("{count} pods no step renews"));
+        }
         Progress::Waiting(format!(
             "revision {revision} still used by {}",
             users.join("; ")
         ))
+    } else if count > 0 {
+        Progress::NeedsPerson(by_a_person.join("; "))
+    } else {
+        Progress::Met
     })
 }
 
@@ -531,5 +573,26 @@ mod tests {
         let want = Version::parse("1.24").expect("version");
         assert!(proxy_matches("istio/proxyv2@sha256:abcd", &want).is_err());
         assert!(proxy_matches("istio/proxyv2:latest", &want).is_err());
+    }
+
+    #[test]
+    fn a_pod_left_on_the_old_revision_is_named_with_what_a_person_does() {
+        assert_eq!(
+            pod_left_on_revision("legacy", "debug-shell", "Pod/debug-shell", "1-20-3"),
+            "Pod legacy/debug-shell still runs revision 1-20-3; recreate it by hand"
+        );
+        assert_eq!(
+            pod_left_on_revision(
+                "batch",
+                "export-28761234-x2x9q",
+                "Job/export-28761234",
+                "1-23"
+            ),
+            "Pod batch/export-28761234-x2x9q of Job/export-28761234 still runs revision 1-23; let it finish or delete it (the next run is injected by the new revision)"
+        );
+        assert_eq!(
+            pod_left_on_revision("shop", "cart-abc", "ReplicaSet/cart", "1-23"),
+            "Pod shop/cart-abc of ReplicaSet/cart still runs revision 1-23; recreate it by hand (a restart of ReplicaSet/cart does not replace it)"
+        );
     }
 }

@@ -60,9 +60,29 @@ pub struct StepRecord {
     /// restart changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<String>,
+    /// Who confirmed a manual step done, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<Confirmation>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// How a manual step was confirmed done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfirmedBy {
+    /// Ahead of the run, with `--confirm-manual STEP_ID`.
+    ConfirmManualFlag,
+    /// At the prompt on the terminal.
+    Terminal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub by: ConfirmedBy,
+    /// When the apply took the confirmation (RFC 3339).
+    pub at: String,
 }
 
 impl StepRecord {
@@ -74,6 +94,7 @@ impl StepRecord {
             attempts: 0,
             undo: None,
             restarted_at: None,
+            confirmed: None,
             error: None,
         }
     }

@@ -42,7 +42,7 @@ pub mod tools;
 pub mod ui;
 pub mod wait;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,7 +56,9 @@ use crate::plan::{Action, Fingerprint, Gate, Step, Target, Tool, UpgradePlan, Wa
 use crate::snapshot::ClusterSnapshot;
 use crate::version::Version;
 
-use journal::{Journal, JournalError, JournalStore, StepState, UndoRecord};
+use journal::{
+    Confirmation, ConfirmedBy, Journal, JournalError, JournalStore, StepState, UndoRecord,
+};
 use lock::{LockError, LockGuard};
 use permissions::Permission;
 use tools::ToolError;
@@ -135,6 +137,12 @@ pub struct ApplyOptions {
     pub gate_timeout: Duration,
     /// How long the lock lease lasts without renewal.
     pub lock_duration: Duration,
+    /// `--confirm-manual STEP_ID`: manual steps a person confirms done ahead of the run, so that an
+    /// unattended (`--yes`) run can pass them. Each must name a manual step of the plan.
+    pub confirmed_manual: BTreeSet<String>,
+    /// How many times a gate re-reads the cluster when only a person can change what it waits for
+    /// (pods of a running Job, a pod without a controller), before it fails saying what to do.
+    pub hand_work_polls: u32,
 }
 
 impl ApplyOptions {
@@ -153,6 +161,8 @@ impl ApplyOptions {
             poll_interval: Duration::from_secs(2),
             gate_timeout: Duration::from_secs(600),
             lock_duration: Duration::from_secs(60),
+            confirmed_manual: BTreeSet::new(),
+            hand_work_polls: 15,
         }
     }
 }
@@ -184,6 +194,22 @@ pub enum ApplyError {
         "no terminal to confirm the steps on; re-run with --yes to apply without prompts, or with --dry-run to only show them"
     )]
     NeedsConfirmation,
+    #[error(
+        "--confirm-manual names {}, which {} of this plan; {}; nothing was changed",
+        .unknown.join(", "),
+        if .unknown.len() == 1 { "is not a manual step" } else { "are not manual steps" },
+        manual_list(.manual)
+    )]
+    UnknownManualStep {
+        unknown: Vec<String>,
+        /// The plan's manual step ids.
+        manual: Vec<String>,
+    },
+    #[error("{}", unconfirmed_text(.steps))]
+    ManualStepsUnconfirmed {
+        /// (step id, title) of each manual step not done and not confirmed ahead.
+        steps: Vec<(String, String)>,
+    },
     #[error(
         "the plan is stale: the cluster changed since it was made ({}); make a new plan with `{replan}`",
         .changes.join("; ")
@@ -264,6 +290,35 @@ fn at_step(step: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn unconfirmed_text(steps: &[(String, String)]) -> String {
+    let named: Vec<String> = steps
+        .iter()
+        .map(|(id, title)| format!("{id} ({title})"))
+        .collect();
+    let flags: Vec<String> = steps
+        .iter()
+        .map(|(id, _)| format!("--confirm-manual {id}"))
+        .collect();
+    let (step, it, as_they_come) = if steps.len() == 1 {
+        ("step", "it", "when it comes")
+    } else {
+        ("steps", "them", "as they come")
+    };
+    format!(
+        "--yes cannot do the plan's manual {step} {}; nothing was changed: do {it} first, then re-run with `{}`, or apply on a terminal without --yes to confirm {it} {as_they_come}",
+        named.join(", "),
+        flags.join(" ")
+    )
+}
+
+fn manual_list(manual: &[String]) -> String {
+    if manual.is_empty() {
+        "the plan has no manual steps".to_string()
+    } else {
+        format!("its manual steps are: {}", manual.join(", "))
+    }
+}
+
 fn undo_text(undo: &[String]) -> String {
     if undo.is_empty() {
         String::new()
@@ -321,6 +376,7 @@ async fn run(
     if !options.dry_run && !options.yes && !ui.can_prompt() {
         return Err(ApplyError::NeedsConfirmation);
     }
+    check_confirmed_ids(plan, &options.confirmed_manual)?;
     let namespaces: BTreeMap<String, String> = clusters
         .iter()
         .map(|c| {
@@ -330,7 +386,10 @@ async fn run(
         .collect();
     // Resuming this very plan: its own finished steps changed the facts it was made from, so the
     // fingerprint cannot match any more; the journal says where to go on.
-    let resuming = resumes(target, &clusters, &namespaces, plan).await;
+    let unfinished = unfinished_journals(target, &clusters, &namespaces, plan).await;
+    let resuming = unfinished
+        .values()
+        .any(|j| j.steps.values().any(|r| r.state != StepState::Pending));
     if resuming {
         ui.line("resuming an unfinished apply of this plan (its journal records the steps done)");
     }
@@ -344,6 +403,13 @@ async fn run(
             changes,
             replan: replan_command(plan, options),
         });
+    }
+
+    if options.yes && !options.dry_run {
+        let steps = unconfirmed_manual_steps(plan, &options.confirmed_manual, &unfinished);
+        if !steps.is_empty() {
+            return Err(ApplyError::ManualStepsUnconfirmed { steps });
+        }
     }
 
     let mut missing = Vec::new();
@@ -406,15 +472,16 @@ async fn run(
     result
 }
 
-/// Whether some cluster's journal holds an unfinished apply of this plan with a step started. A journal
-/// that cannot be read counts as none (the staleness check then applies).
-async fn resumes(
+/// The journals of an unfinished apply of this very plan, per cluster. A journal that cannot be read
+/// counts as none (the staleness check then applies, and opening the journal later reports it).
+async fn unfinished_journals(
     target: &ApplyTarget,
     clusters: &[String],
     namespaces: &BTreeMap<String, String>,
     plan: &UpgradePlan,
-) -> bool {
+) -> BTreeMap<String, Journal> {
     let hash = journal::plan_hash(plan);
+    let mut found = BTreeMap::new();
     for c in clusters {
         let Ok(client) = target.client(c) else {
             continue;
@@ -423,12 +490,58 @@ async fn resumes(
         if let Ok(Some(j)) = store.load().await
             && j.plan == hash
             && !j.is_finished()
-            && j.steps.values().any(|r| r.state != StepState::Pending)
         {
-            return true;
+            found.insert(c.clone(), j);
         }
     }
-    false
+    found
+}
+
+/// The ids of the plan's manual steps, in plan order.
+pub fn manual_step_ids(plan: &UpgradePlan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Manual { .. }))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+/// Every id given to `--confirm-manual` names a manual step of the plan. Pure.
+pub fn check_confirmed_ids(
+    plan: &UpgradePlan,
+    confirmed: &BTreeSet<String>,
+) -> Result<(), ApplyError> {
+    let manual = manual_step_ids(plan);
+    let unknown: Vec<String> = confirmed
+        .iter()
+        .filter(|id| !manual.contains(id))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::UnknownManualStep { unknown, manual })
+    }
+}
+
+/// The manual steps an unattended run would stop at: not confirmed ahead and not recorded done in
+/// this plan's unfinished journal, as (id, title). Pure.
+pub fn unconfirmed_manual_steps(
+    plan: &UpgradePlan,
+    confirmed: &BTreeSet<String>,
+    journals: &BTreeMap<String, Journal>,
+) -> Vec<(String, String)> {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Manual { .. }))
+        .filter(|s| !confirmed.contains(&s.id))
+        .filter(|s| {
+            journals
+                .get(&s.cluster)
+                .is_none_or(|j| j.state(&s.id) != StepState::Done)
+        })
+        .map(|s| (s.id.clone(), s.title.clone()))
+        .collect()
 }
 
 async fn release(locks: Vec<LockGuard>) {
@@ -974,9 +1087,27 @@ impl Executor<'_> {
                 instructions,
                 command,
             } => {
-                let command = command.as_ref().map(|argv| argv.join(" "));
-                self.manual(step, instructions, command.as_deref())?;
-                Ok("confirmed".to_string())
+                let by = if self.options.confirmed_manual.contains(&step.id) {
+                    self.ui.step_progress(&format!(
+                        "confirmed done ahead with --confirm-manual {}: {instructions}",
+                        step.id
+                    ));
+                    ConfirmedBy::ConfirmManualFlag
+                } else {
+                    let command = command.as_ref().map(|argv| argv.join(" "));
+                    self.manual(step, instructions, command.as_deref())?;
+                    ConfirmedBy::Terminal
+                };
+                if let Some(record) = self.record(step) {
+                    record.confirmed = Some(Confirmation {
+                        by,
+                        at: Timestamp::now().to_string(),
+                    });
+                }
+                Ok(match by {
+                    ConfirmedBy::ConfirmManualFlag => "confirmed by --confirm-manual".to_string(),
+                    ConfirmedBy::Terminal => "confirmed".to_string(),
+                })
             }
         }
     }
@@ -1099,6 +1230,8 @@ impl Executor<'_> {
     ) -> Result<Option<String>, StepError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = String::from("not checked yet");
+        // Since when only a person can change what is awaited.
+        let mut needs_person_since: Option<tokio::time::Instant> = None;
         loop {
             let health = self.options.health_check.clone();
             let reading = or_interrupt(self.interrupt, async {
@@ -1110,6 +1243,22 @@ impl Executor<'_> {
                 Ok(Progress::MetWithNote(note)) => return Ok(Some(note)),
                 Ok(Progress::Failed(why)) => return Err(StepError::Failed(why)),
                 Ok(Progress::Waiting(why)) => {
+                    needs_person_since = None;
+                    if why != last {
+                        self.ui.step_progress(&why);
+                    }
+                    last = why;
+                }
+                Ok(Progress::NeedsPerson(why)) => {
+                    let since = *needs_person_since.get_or_insert_with(tokio::time::Instant::now);
+                    let grace =
+                        (self.options.poll_interval * self.options.hand_work_polls).min(timeout);
+                    if since.elapsed() >= grace {
+                        return Err(StepError::Failed(format!(
+                            "{why}; then resume with `{}`",
+                            resume_command(self.options)
+                        )));
+                    }
                     if why != last {
                         self.ui.step_progress(&why);
                     }

@@ -19,6 +19,10 @@ pub enum Progress {
     Waiting(String),
     /// It will not be met without intervention.
     Failed(String),
+    /// Not yet, and nothing the plan does will change that: what is left needs a person (pods of a
+    /// Job still running, a pod without a controller). Polled a little longer, since it may settle on
+    /// its own (the Job finishes), then failed with this message, which says what to do.
+    NeedsPerson(String),
 }
 
 /// `kubectl rollout status deployment/NAME`: the controller saw the latest spec, all replicas are

@@ -20,7 +20,7 @@ use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
 use crate::output::{write_stderr_line, write_stdout, write_to};
-use crate::plan::{self, Action, Fingerprint, UpgradePlan};
+use crate::plan::{self, Fingerprint, UpgradePlan};
 use crate::report::Severity;
 
 pub async fn run(
@@ -73,12 +73,20 @@ pub async fn run(
     options.force_conflicts = args.force_conflicts;
     options.break_lock = args.break_lock;
     options.step_timeout = args.step_timeout;
+    options.confirmed_manual = args.confirm_manual.iter().cloned().collect();
+    if let Some(every) = args.poll_interval {
+        options.poll_interval = every;
+    }
     options.plan_file = plan_file;
     options.health_check = Some(health_check(&targets, compat, observe_opts));
 
     // `apply --to`: the plan was just shown; ask once for all of it (unless it has manual steps,
     // which are confirmed as they come).
-    if args.plan_file.is_none() && !args.yes && !args.dry_run && !has_manual_steps(&plan) {
+    if args.plan_file.is_none()
+        && !args.yes
+        && !args.dry_run
+        && !has_unconfirmed_manual_steps(&plan, &options)
+    {
         if !interactive {
             return Err(ApplyError::NeedsConfirmation.into());
         }
@@ -153,10 +161,10 @@ fn health_check(targets: &[Target], compat: Arc<CompatData>, opts: ObserveOption
     })
 }
 
-fn has_manual_steps(plan: &UpgradePlan) -> bool {
-    plan.steps
+fn has_unconfirmed_manual_steps(plan: &UpgradePlan, options: &ApplyOptions) -> bool {
+    crate::apply::manual_step_ids(plan)
         .iter()
-        .any(|s| matches!(s.action, Action::Manual { .. }))
+        .any(|id| !options.confirmed_manual.contains(id))
 }
 
 /// One question for a whole plan made by `apply --to`; on the terminal's stderr.

@@ -222,12 +222,15 @@ apply re-reads the plan's clusters (its contexts; --context must name the same o
 refuses a plan the cluster drifted from, checks permissions, takes a lock, then runs each
 step: it prints the step, asks (unless --yes), records it in a journal ConfigMap, acts,
 waits and checks gates. Run it again with the same plan to resume after an interruption
-(after a killed apply, add --break-lock).
+(after a killed apply, add --break-lock). A manual step needs a person: on a terminal it is
+confirmed when it comes; with --yes, do it ahead and name it with --confirm-manual STEP_ID,
+or nothing starts.
 
 Examples:
   kubectl meshup apply plan.yaml
   kubectl meshup apply plan.yaml --dry-run
   kubectl meshup apply plan.yaml --yes
+  kubectl meshup apply plan.yaml --yes --confirm-manual mgmt-08-review-networking
   kubectl meshup apply --to istio=1.24 --out plan.yaml
 
 Exit codes: 0 applied; 1 could not apply (stale plan, missing permissions, locked, a step
@@ -355,6 +358,12 @@ pub struct ApplyArgs {
     /// Limit for every wait, gate and tool run, overriding the plan's (30s, 10m, 1h)
     #[arg(long, value_name = "DURATION", value_parser = step_timeout)]
     pub step_timeout: Option<Duration>,
+    /// A manual step (by its id in the plan) you have done ahead, so --yes can pass it; repeatable
+    #[arg(long, value_name = "STEP_ID", value_delimiter = ',')]
+    pub confirm_manual: Vec<String>,
+    /// How often waits and gates re-read the cluster (tests use short ones)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout, hide = true)]
+    pub poll_interval: Option<Duration>,
 }
 
 #[cfg(test)]

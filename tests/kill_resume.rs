@@ -1,0 +1,875 @@
+//! The built binary killed with SIGKILL and resumed, and applying under injected API faults, for the two
+//! plans the real planner makes from the apply fixtures: Gloo Mesh 0.10.6 -> 1.0.0 (pre-1.0 runbook,
+//! 17 steps, one manual step confirmed with `--confirm-manual`) and the Istio 1.23 -> 1.24.6 canary
+//! (9 steps). The test plays the controllers (rollouts complete after a delay, Gloo Mesh discovery
+//! writes back, the sidecar injector replaces restarted pods); stand-in helm, meshctl and istioctl
+//! (tests/fixtures/apply/bin) record their calls.
+//!
+//! Where a run is: the plain progress lines on stderr (`[N/T] description ... done`). A boundary kill
+//! comes right after the Nth `... done`; a mid-step kill a moment after step N's start appears, for
+//! every step that waits (a wait, a gate that polls, a restart waiting for its rollouts).
+//!
+//! What is re-run after a kill: a step recorded `done` never; a step recorded `in-progress` (or
+//! started but not yet recorded) is run again from the start. For a `run` step that means the external
+//! tool may run twice when the kill lands while it runs (or after it ended and before `done` was
+//! recorded): acceptable because the runbooks' commands converge when repeated (`helm upgrade`,
+//! `istioctl install`, `istioctl uninstall`, `meshctl check`, version queries); the tests allow a
+//! repeated call only for such a step and only when it was not recorded done.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_apiserver::{Cluster as FakeCluster, FakeApiServer, Fault};
+use serde_json::{Value, json};
+
+use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
+use kubectl_meshup::plan::{self, Action, Gate, UpgradePlan};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
+/// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
+const ROLLOUT_DELAY: Duration = Duration::from_millis(400);
+/// How long the played controllers (discovery, injector) take to react.
+const CONTROLLER_DELAY: Duration = Duration::from_millis(700);
+
+fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("kubectl-meshup")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mesh {
+    GlooMesh,
+    IstioCanary,
+}
+
+impl Mesh {
+    fn target(self) -> &'static str {
+        match self {
+            Mesh::GlooMesh => "gloo-mesh=1.0.0",
+            Mesh::IstioCanary => "istio=1.24.6",
+        }
+    }
+
+    fn journal_namespace(self) -> &'static str {
+        match self {
+            Mesh::GlooMesh => "gloo-mesh",
+            Mesh::IstioCanary => "istio-system",
+        }
+    }
+
+    /// The resources whose objects make up the compared final state (journal and lock excluded).
+    fn state_resources(self) -> &'static [&'static str] {
+        match self {
+            Mesh::GlooMesh => &[
+                "deployments",
+                "customresourcedefinitions",
+                "meshes.discovery.mesh.gloo.solo.io",
+                "destinations.discovery.mesh.gloo.solo.io",
+                "workloads.discovery.mesh.gloo.solo.io",
+                "traffictargets.discovery.mesh.gloo.solo.io",
+            ],
+            Mesh::IstioCanary => &[
+                "deployments",
+                "namespaces",
+                "pods",
+                "mutatingwebhookconfigurations",
+            ],
+        }
+    }
+}
+
+/// A fake cluster for one mesh, the stand-in tools and what they read, and a kubeconfig.
+struct MeshCluster {
+    mesh: Mesh,
+    server: FakeApiServer,
+    tools: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl MeshCluster {
+    fn start(mesh: Mesh) -> Self {
+        let version = match mesh {
+            Mesh::GlooMesh => "v1.21.14-eks-ab12cd3",
+            Mesh::IstioCanary => "v1.29.6-eks-db838b0",
+        };
+        let server = FakeApiServer::builder()
+            .server_version(version)
+            .auto_rollout_after(Some(ROLLOUT_DELAY))
+            .start();
+        let tools = tempfile::tempdir().expect("tempdir");
+        for tool in ["helm", "meshctl", "istioctl"] {
+            std::fs::copy(
+                Path::new(FIXTURES).join("bin").join(tool),
+                tools.path().join(tool),
+            )
+            .expect("copy tool");
+        }
+        server
+            .write_kubeconfig(tools.path().join("kubeconfig"))
+            .expect("kubeconfig");
+        match mesh {
+            Mesh::GlooMesh => {
+                server
+                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
+                    .expect("seed");
+                play_gloo_discovery(&server);
+                std::fs::copy(
+                    Path::new(FIXTURES).join("gloo-mesh/crds-1.0.0.yaml"),
+                    tools.path().join("crds.yaml"),
+                )
+                .expect("copy crds");
+                std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("version");
+            }
+            Mesh::IstioCanary => {
+                server
+                    .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
+                    .expect("seed");
+                for (deployment, app) in
+                    [("reviews-v1", "reviews"), ("productpage-v1", "productpage")]
+                {
+                    server
+                        .seed(injected_pod(deployment, app, "1-23", 1))
+                        .expect("seed pod");
+                }
+                play_injector(&server);
+                // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
+                let install =
+                    std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
+                        .expect("fixture")
+                        .replace("1-24", "1-24-6")
+                        .replace("1.24.2", "1.24.6");
+                std::fs::write(tools.path().join("istio-1-24-6.yaml"), install).expect("write");
+                std::fs::write(tools.path().join("istioctl.version"), "1.24.6").expect("version");
+            }
+        }
+        Self {
+            mesh,
+            server,
+            tools,
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> std::ffi::OsString {
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        std::env::join_paths(
+            [self.tools.path().to_path_buf()]
+                .into_iter()
+                .chain(std::env::split_paths(&system)),
+        )
+        .expect("PATH")
+    }
+
+    fn meshup(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--kubeconfig")
+            .arg(self.tools.path().join("kubeconfig"))
+            .args(args)
+            .env("PATH", self.path())
+            .env("KUBECACHEDIR", self.cache.path())
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The real planner's plan, written with `plan --out`.
+    fn plan(&self, dir: &Path) -> (PathBuf, UpgradePlan) {
+        let file = dir.join("plan.yaml");
+        let out = self
+            .meshup(&["plan", "--to", self.mesh.target(), "--out"])
+            .arg(&file)
+            .output()
+            .expect("plan runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let plan = plan::load(&std::fs::read_to_string(&file).expect("read")).expect("load");
+        (file, plan)
+    }
+
+    /// `apply --yes` with the plan's manual steps confirmed ahead and a short poll interval.
+    fn apply(&self, plan_file: &Path, plan: &UpgradePlan, extra: &[&str]) -> Command {
+        let mut args = vec!["apply", "--yes", "--poll-interval", "100ms"];
+        for step in &plan.steps {
+            if matches!(step.action, Action::Manual { .. }) {
+                args.extend(["--confirm-manual", step.id.as_str()]);
+            }
+        }
+        args.extend(extra);
+        let mut cmd = self.meshup(&args);
+        cmd.arg(plan_file);
+        cmd
+    }
+
+    fn journal(&self) -> Option<Journal> {
+        let cm = self.server.get(
+            "configmaps",
+            self.mesh.journal_namespace(),
+            "kubectl-meshup-journal",
+        )?;
+        serde_json::from_str(cm["data"]["journal.json"].as_str()?).ok()
+    }
+
+    fn tool_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.tools.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The cluster as the upgrade leaves it, without what differs from run to run: per object its
+    /// labels, annotations (restart timestamps masked), spec (its template's restart timestamp
+    /// masked) and the proxy images of pods.
+    fn state(&self) -> BTreeMap<String, Value> {
+        let mut state = BTreeMap::new();
+        for resource in self.mesh.state_resources() {
+            for mut object in self.server.list(resource, "") {
+                let meta = &object["metadata"];
+                let key = format!(
+                    "{resource} {}/{}",
+                    meta["namespace"].as_str().unwrap_or(""),
+                    meta["name"].as_str().unwrap_or("")
+                );
+                mask_restart_time(&mut object["metadata"]["annotations"]);
+                mask_restart_time(&mut object["spec"]["template"]["metadata"]["annotations"]);
+                let annotations = object["metadata"]["annotations"].clone();
+                let labels = object["metadata"]["labels"].clone();
+                state.insert(
+                    key,
+                    json!({"labels": labels, "annotations": annotations, "spec": object["spec"]}),
+                );
+            }
+        }
+        state
+    }
+}
+
+fn mask_restart_time(annotations: &mut Value) {
+    if let Some(at) = annotations.get_mut("kubectl.kubernetes.io/restartedAt") {
+        *at = json!("<time>");
+    }
+}
+
+/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up from 0, it writes its resources.
+fn play_gloo_discovery(server: &FakeApiServer) {
+    server.on_change(move |change, cluster| {
+        let replicas = |o: Option<&Value>| {
+            o.and_then(|o| o.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+        };
+        let scaled_up = change.kind == "Deployment"
+            && change.name == "discovery"
+            && replicas(Some(&change.object)) >= Some(1)
+            && replicas(change.old.as_ref()) == Some(0);
+        if scaled_up {
+            let cluster: FakeCluster = cluster.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(CONTROLLER_DELAY);
+                cluster
+                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/discovered.yaml"))
+                    .expect("discovery writes its resources");
+            });
+        }
+    });
+}
+
+/// A Bookinfo pod injected by `revision` (its proxy at that revision's version).
+fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {
+    let version = match revision {
+        "1-23" => "1.23.4",
+        "1-24-6" => "1.24.6",
+        _ => "unknown",
+    };
+    let hash = format!("5d8f7c9b{generation}");
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{deployment}-{hash}-x7k2p"),
+            "namespace": "bookinfo",
+            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
+        },
+        "spec": {
+            "containers": [
+                {"name": app, "image": format!("docker.io/istio/examples-bookinfo-{app}-v1:1.20.2")},
+                {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{version}")}
+            ]
+        },
+        "status": {"phase": "Running"}
+    })
+}
+
+/// Plays the ReplicaSet controller and the sidecar injector: a while after a Bookinfo Deployment's
+/// template changes, its pod is replaced by one injected by its namespace's revision.
+fn play_injector(server: &FakeApiServer) {
+    server.on_change(|change, cluster| {
+        if change.kind != "Deployment" || change.namespace.as_deref() != Some("bookinfo") {
+            return;
+        }
+        if !change.spec_changed() || change.old.is_none() {
+            return;
+        }
+        let name = change.name.clone();
+        let cluster: FakeCluster = cluster.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(CONTROLLER_DELAY);
+            let revision = cluster
+                .get("namespaces", "", "bookinfo")
+                .and_then(|ns| {
+                    ns["metadata"]["labels"]["istio.io/rev"]
+                        .as_str()
+                        .map(String::from)
+                })
+                .unwrap_or_default();
+            let app = name.trim_end_matches("-v1").to_string();
+            for pod in cluster.list("pods", "bookinfo") {
+                if pod["metadata"]["labels"]["app"] == app.as_str() {
+                    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    cluster.remove("pods", "bookinfo", &pod_name);
+                }
+            }
+            cluster
+                .seed(injected_pod(&name, &app, &revision, 2))
+                .expect("new pod");
+        });
+    });
+}
+
+/// Whether a step waits (so a kill can land in the middle of it): waits, gates that poll the cluster,
+/// restarts (they wait for their rollouts).
+fn waits(action: &Action) -> bool {
+    match action {
+        Action::Wait { .. } | Action::RestartWorkloads { .. } => true,
+        Action::Gate { gate } => !matches!(gate, Gate::ToolVersion { .. }),
+        _ => false,
+    }
+}
+
+/// Where to kill a run.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// Right after step N's `... done`.
+    After(usize),
+    /// A moment after step N's start line appears.
+    During(usize),
+}
+
+/// The steps whose end line says `done`: `[3/9] wait ... done`, or `[3/9] done (passed)` after
+/// progress lines.
+fn steps_reported_done(seen: &str, total: usize) -> BTreeSet<usize> {
+    seen.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (n, rest) = rest.split_once(&format!("/{total}] "))?;
+            let done = rest == "done"
+                || rest.starts_with("done (")
+                || rest.ends_with(" ... done")
+                || rest.contains(" ... done (");
+            if done { n.parse().ok() } else { None }
+        })
+        .collect()
+}
+
+/// Stderr read in the background, so the test can watch it while the child runs.
+struct Watched {
+    child: Child,
+    seen: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn spawn_watched(mut cmd: Command) -> Watched {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let into = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Watched {
+        child,
+        seen,
+        reader,
+    }
+}
+
+/// Run apply and SIGKILL it at `at`: the stderr seen, and whether the kill came before the run ended
+/// on its own (a mid-step kill of a last step that passes at once may come too late). Panics if the
+/// run ends before reaching `at`.
+fn run_and_kill(cmd: Command, at: KillAt, total: usize) -> (String, bool) {
+    let mut watched = spawn_watched(cmd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = watched.seen.lock().expect("lock").clone();
+        let reached = match at {
+            KillAt::After(n) => steps_reported_done(&seen, total).contains(&n),
+            KillAt::During(n) => seen.contains(&format!("[{n}/{total}] ")),
+        };
+        if reached {
+            if matches!(at, KillAt::During(_)) {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            break;
+        }
+        if let Ok(Some(status)) = watched.child.try_wait() {
+            panic!("the apply ended ({status}) before {at:?}:\n{seen}");
+        }
+        assert!(Instant::now() < deadline, "never reached {at:?}:\n{seen}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watched.child.kill().expect("SIGKILL");
+    let status = watched.child.wait().expect("wait");
+    let _ = watched.reader.join();
+    let seen = watched.seen.lock().expect("lock").clone();
+    (seen, !status.success())
+}
+
+/// An uninterrupted run's final state and tool calls, per mesh (computed once per test).
+struct Baseline {
+    state: BTreeMap<String, Value>,
+    calls: Vec<String>,
+}
+
+fn baseline(mesh: Mesh) -> Baseline {
+    let cluster = MeshCluster::start(mesh);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let out = cluster.apply(&file, &plan, &[]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    Baseline {
+        state: cluster.state(),
+        calls: cluster.tool_calls(),
+    }
+}
+
+/// After a kill: a component at zero replicas has its count to restore in the journal.
+fn assert_zero_replicas_are_recorded(cluster: &MeshCluster, plan: &UpgradePlan, seen: &str) {
+    let journal = cluster.journal();
+    for step in &plan.steps {
+        let Action::Scale {
+            target,
+            replicas: 0,
+        } = &step.action
+        else {
+            continue;
+        };
+        let live = cluster
+            .server
+            .get("deployments", &target.namespace, &target.name)
+            .and_then(|d| d["spec"]["replicas"].as_i64());
+        if live != Some(0) {
+            continue;
+        }
+        let recorded = journal.as_ref().and_then(|j| {
+            j.steps.values().find_map(|r| match &r.undo {
+                Some(UndoRecord::Scale {
+                    target: t,
+                    replicas,
+                }) if t == target && *replicas > 0 => Some(*replicas),
+                _ => None,
+            })
+        });
+        assert_eq!(
+            recorded,
+            Some(1),
+            "{}/{} is at 0 replicas: the journal must hold the 1 to restore\n{seen}\n{journal:?}",
+            target.namespace,
+            target.name
+        );
+    }
+}
+
+/// The calls of a resumed run: the same as an uninterrupted run's once deduplicated, and a call
+/// repeated only for an idempotent run step the journal did not record done at the kill.
+fn assert_calls(
+    calls: &[String],
+    base: &Baseline,
+    plan: &UpgradePlan,
+    at_kill: Option<&Journal>,
+    seen: &str,
+) {
+    let dedup = |calls: &[String]| {
+        let mut seen = BTreeSet::new();
+        calls
+            .iter()
+            .filter(|c| seen.insert((*c).clone()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dedup(calls), dedup(&base.calls), "{seen}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in calls {
+        *counts.entry(c.as_str()).or_default() += 1;
+    }
+    for (call, n) in counts {
+        let once = base.calls.iter().filter(|c| *c == call).count();
+        if n <= once {
+            continue;
+        }
+        let step = plan
+            .steps
+            .iter()
+            .find(|s| step_calls(s).iter().any(|c| c == call))
+            .unwrap_or_else(|| panic!("{call} repeated but belongs to no step\n{seen}"));
+        assert!(
+            at_kill.is_none_or(|j| j.state(&step.id) != StepState::Done),
+            "{call} of step {} ran again although it was recorded done\n{seen}",
+            step.id
+        );
+    }
+}
+
+/// The stand-in tool lines a step produces (`helm upgrade ...`), as calls.log records them.
+fn step_calls(step: &plan::Step) -> Vec<String> {
+    match &step.action {
+        Action::Run { tool, args, .. } => vec![format!("{} {}", tool.program(), args.join(" "))],
+        Action::Gate {
+            gate: Gate::ToolVersion { tool, .. },
+        } => vec![format!(
+            "{} {}",
+            tool.program(),
+            tool.version_args().join(" ")
+        )],
+        Action::ApplyCrds {
+            chart,
+            repo,
+            version,
+        } => vec![format!(
+            "helm {}",
+            kubectl_meshup::apply::describe::helm_show_crds_args(chart, repo, version).join(" ")
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// One kill scenario: run, kill at `at`, check the journal and the lock, resume, compare.
+fn kill_and_resume(mesh: Mesh, at: KillAt, base: &Baseline) {
+    let cluster = MeshCluster::start(mesh);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let total = plan.steps.len();
+    let (seen, killed) = run_and_kill(cluster.apply(&file, &plan, &[]), at, total);
+    let context = format!("{mesh:?} killed at {at:?}:\n{seen}");
+    if !killed {
+        assert!(matches!(at, KillAt::During(n) if n == total), "{context}");
+        assert_eq!(cluster.state(), base.state, "{context}");
+        return;
+    }
+
+    // The journal: no step recorded done beyond what was reported done (and the one after a boundary
+    // may have been started); zero replicas always with their count.
+    let journal = cluster.journal();
+    if let Some(j) = &journal {
+        let reported = steps_reported_done(&seen, total).len();
+        assert!(
+            j.done_count() <= reported + 1,
+            "{} done in the journal, {reported} reported\n{context}",
+            j.done_count()
+        );
+        assert!(!j.is_finished(), "{context}");
+    }
+    assert_zero_replicas_are_recorded(&cluster, &plan, &context);
+
+    // The lock is still held by the killed run: a second apply is refused, naming the holder and
+    // --break-lock, and changes nothing.
+    cluster.server.clear_requests();
+    let refused = cluster.apply(&file, &plan, &[]).output().expect("runs");
+    let refusal = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{refusal}\n{context}");
+    assert!(
+        refusal.contains(&format!(
+            "another apply holds the lock Lease {}/kubectl-meshup-lock in cluster fake-apiserver (holder ",
+            mesh.journal_namespace()
+        )) && refusal.contains("re-run with --break-lock"),
+        "{refusal}\n{context}"
+    );
+    // (A tool the killed run started is not killed with it and may still be writing, through its
+    // own kubectl: those writes are not the refused apply's.)
+    let written: Vec<_> = cluster
+        .server
+        .mutating_requests()
+        .into_iter()
+        .filter(|r| {
+            !r.user_agent
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("kubectl/")
+        })
+        .collect();
+    assert!(written.is_empty(), "the refused apply wrote: {written:?}");
+
+    let resumed = cluster
+        .apply(&file, &plan, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}\n{context}");
+    let state = cluster.state();
+    assert_eq!(
+        state, base.state,
+        "final state after {at:?}\n{stderr}\n{context}"
+    );
+    assert_calls(
+        &cluster.tool_calls(),
+        base,
+        &plan,
+        journal.as_ref(),
+        &context,
+    );
+    let finished = cluster.journal().expect("journal");
+    assert!(finished.is_finished());
+    for step in &plan.steps {
+        assert_eq!(finished.state(&step.id), StepState::Done, "{}", step.id);
+    }
+}
+
+/// The kill points of a plan: after every step but the last, and during every step that waits.
+fn kill_points(plan: &UpgradePlan) -> Vec<KillAt> {
+    let total = plan.steps.len();
+    let mut points: Vec<KillAt> = (1..total).map(KillAt::After).collect();
+    points.extend(
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| waits(&s.action))
+            .map(|(i, _)| KillAt::During(i + 1)),
+    );
+    points
+}
+
+fn planned_steps(mesh: Mesh) -> UpgradePlan {
+    let cluster = MeshCluster::start(mesh);
+    let dir = tempfile::tempdir().expect("tempdir");
+    cluster.plan(dir.path()).1
+}
+
+fn kill_matrix(mesh: Mesh, keep: impl Fn(usize) -> bool) {
+    let started = Instant::now();
+    let base = baseline(mesh);
+    let plan = planned_steps(mesh);
+    let points: Vec<KillAt> = kill_points(&plan)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, p)| p)
+        .collect();
+    for at in &points {
+        kill_and_resume(mesh, *at, &base);
+    }
+    eprintln!(
+        "{mesh:?}: {} kill points ({} steps) in {:.1?}",
+        points.len(),
+        plan.steps.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn istio_canary_killed_at_every_boundary_and_mid_wait_resumes_to_the_same_state() {
+    kill_matrix(Mesh::IstioCanary, |_| true);
+}
+
+#[test]
+fn gloo_mesh_killed_at_sampled_boundaries_and_mid_waits_resumes_to_the_same_state() {
+    // Every third kill point in CI; the full matrix is the ignored test below.
+    kill_matrix(Mesh::GlooMesh, |i| i % 3 == 0);
+}
+
+#[test]
+#[ignore = "the full Gloo Mesh matrix (every boundary and every wait) takes longer than CI should; run with --ignored"]
+fn gloo_mesh_killed_at_every_boundary_and_mid_wait_resumes_to_the_same_state() {
+    kill_matrix(Mesh::GlooMesh, |_| true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults while applying
+
+/// Attempts of `apply --yes` (resuming after each failure) before giving up.
+const MAX_RUNS: usize = 25;
+
+#[test]
+fn a_500_on_a_write_fails_the_step_cleanly_and_a_resume_completes() {
+    let cluster = MeshCluster::start(Mesh::IstioCanary);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let restart = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::RestartWorkloads { .. }))
+        .expect("a restart step");
+    let fault = cluster.server.inject(
+        Fault::status(500)
+            .method("PATCH")
+            .on("/apis/apps/v1/namespaces/bookinfo/deployments/*")
+            .times(1),
+    );
+    let failed = cluster.apply(&file, &plan, &[]).output().expect("runs");
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert_eq!(cluster.server.fault_hits(fault), 1, "not retried: {stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.starts_with(&format!("error: step {} failed: ", restart.id)) && error.contains("500"),
+        "{stderr}"
+    );
+    let journal = cluster.journal().expect("journal");
+    assert_eq!(journal.state(&restart.id), StepState::Failed, "{stderr}");
+    let recorded = journal.steps[&restart.id]
+        .restarted_at
+        .clone()
+        .expect("restartedAt recorded before the restart");
+
+    let resumed = cluster.apply(&file, &plan, &[]).output().expect("runs");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    for name in ["reviews-v1", "productpage-v1"] {
+        let d = cluster
+            .server
+            .get("deployments", "bookinfo", name)
+            .expect("deployment");
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+            recorded.as_str(),
+            "the resume restarted with the recorded time"
+        );
+        assert_eq!(d["metadata"]["generation"], 2, "{name} restarted once");
+    }
+}
+
+#[test]
+fn a_429_on_a_write_is_retried_after_retry_after_and_the_apply_completes() {
+    let cluster = MeshCluster::start(Mesh::IstioCanary);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let fault = cluster.server.inject(
+        Fault::status(429)
+            .retry_after(1)
+            .method("PATCH")
+            .on("/apis/apps/v1/namespaces/bookinfo/deployments/*")
+            .times(1),
+    );
+    let out = cluster.apply(&file, &plan, &[]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(cluster.server.fault_hits(fault), 1);
+}
+
+#[test]
+fn under_random_api_faults_the_istio_canary_completes_with_each_step_applied_once() {
+    let base = baseline(Mesh::IstioCanary);
+    let cluster = MeshCluster::start(Mesh::IstioCanary);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let seed = 20_250_601;
+    // 500, 503 and 429 on about an eighth of requests, latency on a sixth, a few dropped connections.
+    // (At a fifth the test still passes, in about 16 runs and 80 s: too slow for every CI run.)
+    let faults = [
+        Fault::latency(Duration::from_millis(100)).rate(0.15, seed),
+        Fault::status(500).rate(0.04, seed + 1),
+        Fault::status(503).rate(0.04, seed + 2),
+        Fault::status(429).retry_after(1).rate(0.04, seed + 3),
+        Fault::drop_connection().rate(0.02, seed + 4),
+    ];
+    let ids: Vec<_> = faults
+        .into_iter()
+        .map(|f| cluster.server.inject(f))
+        .collect();
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    loop {
+        let out: Output = cluster
+            .apply(&file, &plan, &["--break-lock"])
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        runs.push(format!(
+            "exit {:?}: {}",
+            out.status.code(),
+            stderr.lines().last().unwrap_or("")
+        ));
+        if out.status.code() == Some(0) {
+            break;
+        }
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        // Stopped at a safe point: the failing step is not recorded done, the journal not finished.
+        if let Some(journal) = cluster.journal() {
+            if let Some(failed) = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("error: step "))
+                .and_then(|l| l.split(' ').next())
+            {
+                assert_ne!(journal.state(failed), StepState::Done, "{stderr}");
+            }
+            assert!(!journal.is_finished(), "{stderr}");
+        }
+        assert!(
+            runs.len() < MAX_RUNS,
+            "no completion in {MAX_RUNS} runs: {runs:#?}"
+        );
+    }
+    let hits: Vec<u64> = ids
+        .iter()
+        .map(|id| cluster.server.fault_hits(*id))
+        .collect();
+    cluster.server.clear_faults();
+    assert!(hits.iter().all(|h| *h > 0), "every fault fired: {hits:?}");
+    eprintln!(
+        "faulted apply: {} run(s) in {:.1?}, fault hits (latency, 500, 503, 429, drop) {hits:?}: {runs:#?}",
+        runs.len(),
+        started.elapsed()
+    );
+    assert_eq!(cluster.state(), base.state, "{runs:#?}");
+
+    // Each run step's tool ran once per attempt the journal records, and once when it succeeded at
+    // the first attempt; the restart patched each Deployment's template once, with the recorded time.
+    let journal = cluster.journal().expect("journal");
+    let calls = cluster.tool_calls();
+    for step in &plan.steps {
+        for call in step_calls(step) {
+            let n = calls.iter().filter(|c| **c == call).count() as u32;
+            let attempts = journal.steps[&step.id].attempts;
+            assert!(
+                n >= 1 && n <= attempts,
+                "{call}: {n} calls, {attempts} attempts of {}\n{runs:#?}",
+                step.id
+            );
+        }
+        if let Action::RestartWorkloads { .. } = step.action {
+            let at = journal.steps[&step.id]
+                .restarted_at
+                .clone()
+                .expect("recorded");
+            for name in ["reviews-v1", "productpage-v1"] {
+                let d = cluster
+                    .server
+                    .get("deployments", "bookinfo", name)
+                    .expect("deployment");
+                assert_eq!(
+                    d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+                    at.as_str()
+                );
+                assert_eq!(d["metadata"]["generation"], 2, "{name} restarted once");
+            }
+        }
+    }
+}
