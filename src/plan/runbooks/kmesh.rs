@@ -95,42 +95,10 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
         &format!("kmesh-{}", up.to),
         format!("Upgrade Kmesh from {from} to {} (Helm release kmesh)", up.to),
         RUNBOOK.step(3, "upgrade the Kmesh release once its prerequisites hold (Kmesh quick start: Helm chart oci://ghcr.io/kmesh-net/kmesh-helm)"),
-        run_owned(
-            Tool::Helm,
-            [
-                "upgrade",
-                "kmesh",
-                KMESH_CHART,
-                "--version",
-                &chart_version,
-                "--namespace",
-                &ds.namespace,
-                "--reuse-values",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            TOOL_TIMEOUT_SECONDS,
-        ),
+        helm_upgrade(&ds.namespace, &chart_version),
     );
     if let Some(from) = up.from {
-        step.undo = Some(run_owned(
-            Tool::Helm,
-            [
-                "upgrade",
-                "kmesh",
-                KMESH_CHART,
-                "--version",
-                &format!("v{from}"),
-                "--namespace",
-                &ds.namespace,
-                "--reuse-values",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            TOOL_TIMEOUT_SECONDS,
-        ));
+        step.undo = Some(helm_upgrade(&ds.namespace, &format!("v{from}")));
     }
     steps.push(
         cluster,
@@ -145,6 +113,28 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
 }
 
 /// `helm upgrade` of istiod at its installed version with only the ambient flag changed.
+/// `helm upgrade kmesh oci://ghcr.io/kmesh-net/kmesh-helm --version V --namespace NS --reuse-values`
+/// (an OCI chart: no `--repo`); the upgrade and its undo differ only in the chart version.
+fn helm_upgrade(namespace: &str, chart_version: &str) -> Action {
+    run_owned(
+        Tool::Helm,
+        [
+            "upgrade",
+            "kmesh",
+            KMESH_CHART,
+            "--version",
+            chart_version,
+            "--namespace",
+            namespace,
+            "--reuse-values",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        TOOL_TIMEOUT_SECONDS,
+    )
+}
+
 fn enable_ambient_command(release: &str, cp: &IstioControlPlane) -> Vec<String> {
     let mut args: Vec<String> = [
         "helm",
