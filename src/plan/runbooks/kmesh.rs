@@ -44,9 +44,7 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
     );
     if up.kmesh.mode == KmeshMode::DualEngine {
         let rule = &up.compat.kmesh.dual_engine_min_istio;
-        let istio = up.cluster.istio.as_ref();
-        let control_planes = istio.map(|i| i.control_planes.as_slice()).unwrap_or(&[]);
-        for cp in control_planes {
+        for cp in up.cluster.istio_control_planes() {
             if !cp.ambient_enabled {
                 let release = if cp.revision == "default" {
                     "istiod".to_string()
