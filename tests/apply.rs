@@ -34,7 +34,7 @@ use kubectl_meshup::version::{Flavor, KubeVersion, Version};
 mod support;
 use support::{
     FIXTURES, copy_fixture, injected_pod, play_gloo_discovery, play_injector, read_journal,
-    stand_in_tools, tool_calls,
+    seed_bookinfo_pods, stand_in_tools, tool_calls,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -1408,11 +1408,7 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
     h.set_tool_version(Tool::Istioctl, "1.24.2");
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     play_injector(&h.server, INJECTOR_DELAY);
     let plan = istio_plan();
     let mut ui = ScriptedUi::unattended();
@@ -1482,11 +1478,7 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
     h.set_tool_version(Tool::Istioctl, "1.24.2");
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     play_injector(&h.server, INJECTOR_DELAY);
     let plan = istio_plan();
     let snapshot = istio_snapshot();
@@ -1545,11 +1537,7 @@ fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
 #[tokio::test]
 async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
     let h = Harness::start("istio/cluster.yaml").await;
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
     // earlier run's pod has completed (it runs no proxy any more).
     let mut completed = unrestartable_pod(
@@ -1601,11 +1589,7 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
 /// restart renews beside them: a finished Job pod, a running Job pod, a bare debug pod.
 async fn revision_gate_harness() -> (Harness, UpgradePlan) {
     let h = Harness::start("istio/cluster.yaml").await;
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),

@@ -31,8 +31,8 @@ use kubectl_meshup::plan::{self, Action, Gate, UpgradePlan};
 
 mod support;
 use support::{
-    FIXTURES, binary, copy_fixture, injected_pod, play_gloo_discovery, play_injector, read_journal,
-    stand_in_tools, text, tool_calls,
+    FIXTURES, binary, copy_fixture, play_gloo_discovery, play_injector, read_journal,
+    seed_bookinfo_pods, stand_in_tools, text, tool_calls,
 };
 
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
@@ -114,13 +114,7 @@ impl MeshCluster {
                 server
                     .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
                     .expect("seed");
-                for (deployment, app) in
-                    [("reviews-v1", "reviews"), ("productpage-v1", "productpage")]
-                {
-                    server
-                        .seed(injected_pod(deployment, app, "1-23", 1))
-                        .expect("seed pod");
-                }
+                seed_bookinfo_pods(&server, "1-23");
                 play_injector(&server, CONTROLLER_DELAY);
                 // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
                 let install =

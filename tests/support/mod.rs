@@ -123,6 +123,16 @@ pub fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32
     })
 }
 
+/// Seeds the Bookinfo pods of istio/cluster.yaml's deployments (reviews-v1, productpage-v1), first
+/// generation, as injected by `revision`.
+pub fn seed_bookinfo_pods(server: &FakeApiServer, revision: &str) {
+    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
+        server
+            .seed(injected_pod(deployment, app, revision, 1))
+            .expect("seed pod");
+    }
+}
+
 /// Plays the ReplicaSet controller and the sidecar injector: `after` a Bookinfo deployment's
 /// template changes (a restart), its pod is replaced by one injected by the revision its namespace
 /// is labelled with.
