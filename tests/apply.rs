@@ -1556,18 +1556,7 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
         h.server.seed(pod).expect("seed pod");
     }
     play_injector(&h.server, INJECTOR_DELAY);
-    let mut plan = istio_plan();
-    plan.steps.retain(|s| {
-        matches!(
-            s.action,
-            Action::LabelNamespace { .. }
-                | Action::RestartWorkloads { .. }
-                | Action::Gate {
-                    gate: Gate::ProxiesAtVersion { .. }
-                }
-        )
-    });
-    assert_eq!(plan.steps.len(), 3);
+    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::ProxiesAtVersion { .. }));
     let mut ui = ScriptedUi::unattended();
 
     run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
@@ -1583,6 +1572,18 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
         gate_end,
         "[3] Done passed; left on 1.23.4: Job/nightly-export-28761234 (next run), Pod/debug-shell (recreate by hand)"
     );
+}
+
+/// The canary plan narrowed to its namespace label, its restart and the one gate `keep` picks.
+fn istio_label_restart_and_gate(keep: impl Fn(&Gate) -> bool) -> UpgradePlan {
+    let mut plan = istio_plan();
+    plan.steps.retain(|s| match &s.action {
+        Action::LabelNamespace { .. } | Action::RestartWorkloads { .. } => true,
+        Action::Gate { gate } => keep(gate),
+        _ => false,
+    });
+    assert_eq!(plan.steps.len(), 3);
+    plan
 }
 
 /// The Bookinfo pods on 1-23, the canary's label and restart, and the revision gate, with pods no
@@ -1604,18 +1605,7 @@ async fn revision_gate_harness() -> (Harness, UpgradePlan) {
         h.server.seed(pod).expect("seed pod");
     }
     play_injector(&h.server, INJECTOR_DELAY);
-    let mut plan = istio_plan();
-    plan.steps.retain(|s| {
-        matches!(
-            s.action,
-            Action::LabelNamespace { .. }
-                | Action::RestartWorkloads { .. }
-                | Action::Gate {
-                    gate: Gate::RevisionUnused { .. }
-                }
-        )
-    });
-    assert_eq!(plan.steps.len(), 3);
+    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::RevisionUnused { .. }));
     (h, plan)
 }
 
