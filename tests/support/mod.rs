@@ -1,6 +1,8 @@
-//! Setup shared by the apply test binaries (tests/apply.rs, tests/e2e.rs, tests/kill_resume.rs):
-//! the fixtures, the built binary, the stand-in tools, the journal as the cluster holds it, and the
-//! controllers the fake API server does not play itself (Gloo Mesh discovery, the sidecar injector).
+//! Setup shared by several test binaries: for apply (tests/apply.rs, tests/e2e.rs,
+//! tests/kill_resume.rs) the fixtures, the built binary, the stand-in tools, the journal as the
+//! cluster holds it, and the controllers the fake API server does not play itself (Gloo Mesh
+//! discovery, the sidecar injector); for observe (tests/observe.rs, tests/faults.rs) the sidecar
+//! pods it folds.
 
 // Each test binary compiles this module on its own and uses only some of it; what one binary leaves
 // unused is not dead code.
@@ -168,4 +170,22 @@ pub fn play_injector(server: &FakeApiServer, after: Duration) {
                 .expect("new pod");
         });
     });
+}
+
+/// One sidecar pod of Deployment `name` in `namespace`, as injected by revision 1-22.
+pub fn sidecar_pod(namespace: &str, name: &str, i: usize, proxy: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{name}-5f7c9d6b8-{i:05}"), "namespace": namespace,
+            "labels": {"app": name, "pod-template-hash": "5f7c9d6b8", "security.istio.io/tlsMode": "istio"},
+            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"],\"revision\":\"1-22\"}"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-5f7c9d6b8"),
+                                 "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]
+        },
+        "spec": {"containers": [
+            {"name": name, "image": "registry.example.com/app:1.0.0"},
+            {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{proxy}")}
+        ]}
+    })
 }
