@@ -53,6 +53,13 @@ pub fn write_stderr_line(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
+/// Writes `text` to stderr without ending the line (a step line whose result follows), flushed so
+/// it shows at once; like [`write_stderr_line`], a closed stderr loses it instead of panicking.
+pub fn write_stderr(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+}
+
 /// Writes `text` to `path` when given, else to stdout.
 pub fn write_to(text: &str, path: Option<&Path>) -> Result<(), Error> {
     match path {

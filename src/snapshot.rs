@@ -60,6 +60,16 @@ pub struct Cluster {
     pub unread: Vec<Unread>,
 }
 
+impl Cluster {
+    /// The cluster's istiod revisions; none when no Istio was found.
+    pub fn istio_control_planes(&self) -> &[IstioControlPlane] {
+        self.istio
+            .as_ref()
+            .map(|i| i.control_planes.as_slice())
+            .unwrap_or_default()
+    }
+}
+
 /// Nodes that share every platform fact, with their names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

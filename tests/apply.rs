@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
+use fake_apiserver::FakeApiServer;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -31,7 +31,12 @@ use kubectl_meshup::snapshot::{
 };
 use kubectl_meshup::version::{Flavor, KubeVersion, Version};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
+mod support;
+use support::{
+    FIXTURES, copy_fixture, injected_pod, play_gloo_discovery, play_injector, read_journal,
+    seed_bookinfo_pods, stand_in_tools, tool_calls,
+};
+
 const CLUSTER: &str = "mgmt-cluster";
 const GLOO_REPO: &str = "https://storage.googleapis.com/gloo-mesh/gloo-mesh";
 
@@ -51,14 +56,7 @@ impl Harness {
         server
             .seed_path(Path::new(FIXTURES).join(seed))
             .expect("seed fixtures");
-        let bin = tempfile::tempdir().expect("tempdir");
-        for tool in ["helm", "meshctl", "istioctl"] {
-            let to = bin.path().join(tool);
-            std::fs::copy(Path::new(FIXTURES).join("bin").join(tool), &to).expect("copy tool");
-        }
-        server
-            .write_kubeconfig(bin.path().join("kubeconfig"))
-            .expect("kubeconfig for the stand-in tools");
+        let bin = stand_in_tools(&server, &["helm", "meshctl", "istioctl"]);
         let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
         let options = KubeConfigOptions {
             context: Some(server.context().to_string()),
@@ -85,11 +83,7 @@ impl Harness {
     }
 
     fn copy_beside_tools(&self, fixture: &str, as_name: &str) {
-        std::fs::copy(
-            Path::new(FIXTURES).join(fixture),
-            self.bin.path().join(as_name),
-        )
-        .expect("copy fixture beside the tools");
+        copy_fixture(fixture, &self.bin.path().join(as_name));
     }
 
     fn target(&self) -> ApplyTarget {
@@ -112,19 +106,11 @@ impl Harness {
     }
 
     fn tool_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.bin.path().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        tool_calls(self.bin.path())
     }
 
     fn journal(&self, namespace: &str) -> Option<Journal> {
-        let cm = self
-            .server
-            .get("configmaps", namespace, "kubectl-meshup-journal")?;
-        let text = cm["data"]["journal.json"].as_str()?;
-        Some(serde_json::from_str(text).expect("journal.json parses"))
+        read_journal(&self.server, namespace)
     }
 
     fn replicas(&self, namespace: &str, name: &str) -> Option<i64> {
@@ -478,40 +464,11 @@ fn gloo_plan() -> UpgradePlan {
     plan(target, steps, &gloo_snapshot("0.10.6"))
 }
 
-/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up, it writes its v1 resources (a
-/// destination where 0.10 had a traffic target).
-fn play_gloo_discovery(server: &FakeApiServer) {
-    server.on_change(|change, cluster| {
-        let scaled_up = change.kind == "Deployment"
-            && change.name == "discovery"
-            && change
-                .object
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                >= Some(1)
-            && change
-                .old
-                .as_ref()
-                .and_then(|o| o.pointer("/spec/replicas"))
-                .and_then(Value::as_i64)
-                == Some(0);
-        if scaled_up {
-            let cluster: FakeCluster = cluster.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                cluster
-                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/discovered.yaml"))
-                    .expect("discovery writes back");
-            });
-        }
-    });
-}
-
 async fn gloo_harness() -> Harness {
     let h = Harness::start("gloo-mesh/cluster.yaml").await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
     h.set_tool_version(Tool::Meshctl, "1.0.0");
-    play_gloo_discovery(&h.server);
+    play_gloo_discovery(&h.server, Duration::from_millis(300));
     h
 }
 
@@ -1322,74 +1279,8 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Istio canary
 
-const PROXY_VERSIONS: [(&str, &str); 2] = [("1-23", "1.23.4"), ("1-24", "1.24.2")];
-
-/// A pod of a Bookinfo deployment, injected by the revision its namespace points at.
-fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {
-    let version = PROXY_VERSIONS
-        .iter()
-        .find(|(r, _)| *r == revision)
-        .map(|(_, v)| *v)
-        .unwrap_or("unknown");
-    // The Deployment controller names the ReplicaSet DEPLOYMENT-HASH and labels its pods with the hash.
-    let hash = format!("5d8f7c9b{generation}");
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": format!("{deployment}-{hash}-x7k2p"),
-            "namespace": "bookinfo",
-            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash,
-                       "service.istio.io/canonical-name": app, "security.istio.io/tlsMode": "istio"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
-        },
-        "spec": {
-            "initContainers": [{"name": "istio-init", "image": format!("docker.io/istio/proxyv2:{version}")}],
-            "containers": [
-                {"name": app, "image": format!("docker.io/istio/examples-bookinfo-{app}-v1:1.20.2")},
-                {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{version}"),
-                 "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"]}
-            ]
-        },
-        "status": {"phase": "Running"}
-    })
-}
-
-/// Plays the ReplicaSet controller and the sidecar injector: a restarted Bookinfo deployment gets a
-/// new pod, injected by the revision its namespace is labelled with; the old pod goes.
-fn play_injector(server: &FakeApiServer) {
-    server.on_change(|change, cluster| {
-        if change.kind != "Deployment" || change.namespace.as_deref() != Some("bookinfo") {
-            return;
-        }
-        if !change.spec_changed() || change.old.is_none() {
-            return;
-        }
-        let name = change.name.clone();
-        let cluster: FakeCluster = cluster.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            let revision = cluster
-                .get("namespaces", "", "bookinfo")
-                .and_then(|ns| {
-                    ns["metadata"]["labels"]["istio.io/rev"]
-                        .as_str()
-                        .map(String::from)
-                })
-                .unwrap_or_default();
-            let app = name.trim_end_matches("-v1").to_string();
-            for pod in cluster.list("pods", "bookinfo") {
-                if pod["metadata"]["labels"]["app"] == app.as_str() {
-                    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    cluster.remove("pods", "bookinfo", &pod_name);
-                }
-            }
-            cluster
-                .seed(injected_pod(&name, &app, &revision, 2))
-                .expect("new pod");
-        });
-    });
-}
+/// How long the played injector takes to replace a restarted deployment's pod.
+const INJECTOR_DELAY: Duration = Duration::from_millis(100);
 
 fn istio_plan() -> UpgradePlan {
     let rb = "istio-canary";
@@ -1517,12 +1408,8 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
     h.set_tool_version(Tool::Istioctl, "1.24.2");
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
-    play_injector(&h.server);
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
     let plan = istio_plan();
     let mut ui = ScriptedUi::unattended();
 
@@ -1591,12 +1478,8 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
     h.set_tool_version(Tool::Istioctl, "1.24.2");
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
-    play_injector(&h.server);
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
     let plan = istio_plan();
     let snapshot = istio_snapshot();
     // Killed while the restarted workloads roll out.
@@ -1654,11 +1537,7 @@ fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
 #[tokio::test]
 async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
     let h = Harness::start("istio/cluster.yaml").await;
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
     // earlier run's pod has completed (it runs no proxy any more).
     let mut completed = unrestartable_pod(
@@ -1676,19 +1555,8 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     ] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server);
-    let mut plan = istio_plan();
-    plan.steps.retain(|s| {
-        matches!(
-            s.action,
-            Action::LabelNamespace { .. }
-                | Action::RestartWorkloads { .. }
-                | Action::Gate {
-                    gate: Gate::ProxiesAtVersion { .. }
-                }
-        )
-    });
-    assert_eq!(plan.steps.len(), 3);
+    play_injector(&h.server, INJECTOR_DELAY);
+    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::ProxiesAtVersion { .. }));
     let mut ui = ScriptedUi::unattended();
 
     run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
@@ -1706,15 +1574,23 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     );
 }
 
+/// The canary plan narrowed to its namespace label, its restart and the one gate `keep` picks.
+fn istio_label_restart_and_gate(keep: impl Fn(&Gate) -> bool) -> UpgradePlan {
+    let mut plan = istio_plan();
+    plan.steps.retain(|s| match &s.action {
+        Action::LabelNamespace { .. } | Action::RestartWorkloads { .. } => true,
+        Action::Gate { gate } => keep(gate),
+        _ => false,
+    });
+    assert_eq!(plan.steps.len(), 3);
+    plan
+}
+
 /// The Bookinfo pods on 1-23, the canary's label and restart, and the revision gate, with pods no
 /// restart renews beside them: a finished Job pod, a running Job pod, a bare debug pod.
 async fn revision_gate_harness() -> (Harness, UpgradePlan) {
     let h = Harness::start("istio/cluster.yaml").await;
-    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
-        h.server
-            .seed(injected_pod(deployment, app, "1-23", 1))
-            .expect("seed pod");
-    }
+    seed_bookinfo_pods(&h.server, "1-23");
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),
@@ -1728,19 +1604,8 @@ async fn revision_gate_harness() -> (Harness, UpgradePlan) {
     for pod in [completed, failed] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server);
-    let mut plan = istio_plan();
-    plan.steps.retain(|s| {
-        matches!(
-            s.action,
-            Action::LabelNamespace { .. }
-                | Action::RestartWorkloads { .. }
-                | Action::Gate {
-                    gate: Gate::RevisionUnused { .. }
-                }
-        )
-    });
-    assert_eq!(plan.steps.len(), 3);
+    play_injector(&h.server, INJECTOR_DELAY);
+    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::RevisionUnused { .. }));
     (h, plan)
 }
 

@@ -8,18 +8,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
-use serde_json::Value;
+use fake_apiserver::FakeApiServer;
 
 use k8s_openapi::jiff::Timestamp;
 use kubectl_meshup::apply::journal::{ConfirmedBy, Journal, StepState};
 use kubectl_meshup::plan::{self, Action};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
-
-fn binary() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("kubectl-meshup")
-}
+mod support;
+use support::{
+    FIXTURES, binary, copy_fixture, play_gloo_discovery, read_journal, stand_in_tools, text,
+    tool_calls,
+};
 
 /// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), and a
 /// directory with the stand-in tools, the CRDs `helm show crds` prints, and a kubeconfig for them.
@@ -38,25 +37,11 @@ impl GlooCluster {
         server
             .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
             .expect("seed");
-        play_gloo_discovery(&server);
-        let tools = tempfile::tempdir().expect("tempdir");
-        for tool in ["helm", "meshctl"] {
-            std::fs::copy(
-                Path::new(FIXTURES).join("bin").join(tool),
-                tools.path().join(tool),
-            )
-            .expect("copy tool");
-        }
-        std::fs::copy(
-            Path::new(FIXTURES).join("gloo-mesh/crds-1.0.0.yaml"),
-            tools.path().join("crds.yaml"),
-        )
-        .expect("copy crds");
+        play_gloo_discovery(&server, Duration::from_millis(300));
+        let tools = stand_in_tools(&server, &["helm", "meshctl"]);
+        copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
         // The meshctl on PATH is the one of the target version, as runbook step 1 asks.
         std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("meshctl version");
-        server
-            .write_kubeconfig(tools.path().join("kubeconfig"))
-            .expect("kubeconfig");
         Self {
             server,
             tools,
@@ -126,20 +111,11 @@ impl GlooCluster {
     }
 
     fn journal(&self) -> Journal {
-        let cm = self
-            .server
-            .get("configmaps", "gloo-mesh", "kubectl-meshup-journal")
-            .expect("journal ConfigMap");
-        serde_json::from_str(cm["data"]["journal.json"].as_str().expect("journal.json"))
-            .expect("journal parses")
+        read_journal(&self.server, "gloo-mesh").expect("journal ConfigMap")
     }
 
     fn tool_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.tools.path().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        tool_calls(self.tools.path())
     }
 
     /// Where a finished upgrade leaves the cluster: both Deployments back at one replica, discovery's
@@ -177,35 +153,6 @@ impl GlooCluster {
         }
         assert!(journal.is_finished());
     }
-}
-
-/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up from 0, it writes what it discovers
-/// in its own API (discovered.yaml: a v1 mesh, destination and workload; the plan deleted 0.10's
-/// v1alpha2 meshes, traffic targets and workloads in its step 3, and waits for 1.0's in its step 8).
-fn play_gloo_discovery(server: &FakeApiServer) {
-    server.on_change(move |change, cluster| {
-        let replicas = |o: Option<&Value>| {
-            o.and_then(|o| o.pointer("/spec/replicas"))
-                .and_then(Value::as_i64)
-        };
-        let scaled_up = change.kind == "Deployment"
-            && change.name == "discovery"
-            && replicas(Some(&change.object)) >= Some(1)
-            && replicas(change.old.as_ref()) == Some(0);
-        if scaled_up {
-            let cluster: FakeCluster = cluster.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                cluster
-                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/discovered.yaml"))
-                    .expect("discovery writes its resources");
-            });
-        }
-    });
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -16,6 +16,9 @@ use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::Value;
 
+mod support;
+use support::sidecar_pod;
+
 const DATE: &str = "2025-06-01";
 
 fn meshup() -> Command {
@@ -31,23 +34,6 @@ fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(path)
-}
-
-fn sidecar_pod(namespace: &str, name: &str, i: usize, proxy: &str) -> Value {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": format!("{name}-5f7c9d6b8-{i:05}"), "namespace": namespace,
-            "labels": {"app": name, "pod-template-hash": "5f7c9d6b8", "security.istio.io/tlsMode": "istio"},
-            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"],\"revision\":\"1-22\"}"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-5f7c9d6b8"),
-                                 "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]
-        },
-        "spec": {"containers": [
-            {"name": name, "image": "registry.example.com/app:1.0.0"},
-            {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{proxy}")}
-        ]}
-    })
 }
 
 /// An Istio 1.22 canary with ambient, three nodes and 1,100 sidecar pods (three pages of pods), so

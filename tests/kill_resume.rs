@@ -23,25 +23,22 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_apiserver::{Cluster as FakeCluster, FakeApiServer, Fault};
+use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::{Value, json};
 
 use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::plan::{self, Action, Gate, UpgradePlan};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
+mod support;
+use support::{
+    FIXTURES, binary, copy_fixture, play_gloo_discovery, play_injector, read_journal,
+    seed_bookinfo_pods, stand_in_tools, text, tool_calls,
+};
+
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
 const ROLLOUT_DELAY: Duration = Duration::from_millis(400);
 /// How long the played controllers (discovery, injector) take to react.
 const CONTROLLER_DELAY: Duration = Duration::from_millis(700);
-
-fn binary() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("kubectl-meshup")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mesh {
@@ -103,42 +100,22 @@ impl MeshCluster {
             .server_version(version)
             .auto_rollout_after(Some(ROLLOUT_DELAY))
             .start();
-        let tools = tempfile::tempdir().expect("tempdir");
-        for tool in ["helm", "meshctl", "istioctl"] {
-            std::fs::copy(
-                Path::new(FIXTURES).join("bin").join(tool),
-                tools.path().join(tool),
-            )
-            .expect("copy tool");
-        }
-        server
-            .write_kubeconfig(tools.path().join("kubeconfig"))
-            .expect("kubeconfig");
+        let tools = stand_in_tools(&server, &["helm", "meshctl", "istioctl"]);
         match mesh {
             Mesh::GlooMesh => {
                 server
                     .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
                     .expect("seed");
-                play_gloo_discovery(&server);
-                std::fs::copy(
-                    Path::new(FIXTURES).join("gloo-mesh/crds-1.0.0.yaml"),
-                    tools.path().join("crds.yaml"),
-                )
-                .expect("copy crds");
+                play_gloo_discovery(&server, CONTROLLER_DELAY);
+                copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
                 std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("version");
             }
             Mesh::IstioCanary => {
                 server
                     .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
                     .expect("seed");
-                for (deployment, app) in
-                    [("reviews-v1", "reviews"), ("productpage-v1", "productpage")]
-                {
-                    server
-                        .seed(injected_pod(deployment, app, "1-23", 1))
-                        .expect("seed pod");
-                }
-                play_injector(&server);
+                seed_bookinfo_pods(&server, "1-23");
+                play_injector(&server, CONTROLLER_DELAY);
                 // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
                 let install =
                     std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
@@ -208,20 +185,11 @@ impl MeshCluster {
     }
 
     fn journal(&self) -> Option<Journal> {
-        let cm = self.server.get(
-            "configmaps",
-            self.mesh.journal_namespace(),
-            "kubectl-meshup-journal",
-        )?;
-        serde_json::from_str(cm["data"]["journal.json"].as_str()?).ok()
+        read_journal(&self.server, self.mesh.journal_namespace())
     }
 
     fn tool_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.tools.path().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        tool_calls(self.tools.path())
     }
 
     /// The cluster as the upgrade leaves it, without what differs from run to run: per object its
@@ -255,92 +223,6 @@ fn mask_restart_time(annotations: &mut Value) {
     if let Some(at) = annotations.get_mut("kubectl.kubernetes.io/restartedAt") {
         *at = json!("<time>");
     }
-}
-
-/// Plays Gloo Mesh 1.0 discovery: a while after it is scaled up from 0, it writes its resources.
-fn play_gloo_discovery(server: &FakeApiServer) {
-    server.on_change(move |change, cluster| {
-        let replicas = |o: Option<&Value>| {
-            o.and_then(|o| o.pointer("/spec/replicas"))
-                .and_then(Value::as_i64)
-        };
-        let scaled_up = change.kind == "Deployment"
-            && change.name == "discovery"
-            && replicas(Some(&change.object)) >= Some(1)
-            && replicas(change.old.as_ref()) == Some(0);
-        if scaled_up {
-            let cluster: FakeCluster = cluster.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(CONTROLLER_DELAY);
-                cluster
-                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/discovered.yaml"))
-                    .expect("discovery writes its resources");
-            });
-        }
-    });
-}
-
-/// A Bookinfo pod injected by `revision` (its proxy at that revision's version).
-fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {
-    let version = match revision {
-        "1-23" => "1.23.4",
-        "1-24-6" => "1.24.6",
-        _ => "unknown",
-    };
-    let hash = format!("5d8f7c9b{generation}");
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": format!("{deployment}-{hash}-x7k2p"),
-            "namespace": "bookinfo",
-            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
-        },
-        "spec": {
-            "containers": [
-                {"name": app, "image": format!("docker.io/istio/examples-bookinfo-{app}-v1:1.20.2")},
-                {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{version}")}
-            ]
-        },
-        "status": {"phase": "Running"}
-    })
-}
-
-/// Plays the ReplicaSet controller and the sidecar injector: a while after a Bookinfo Deployment's
-/// template changes, its pod is replaced by one injected by its namespace's revision.
-fn play_injector(server: &FakeApiServer) {
-    server.on_change(|change, cluster| {
-        if change.kind != "Deployment" || change.namespace.as_deref() != Some("bookinfo") {
-            return;
-        }
-        if !change.spec_changed() || change.old.is_none() {
-            return;
-        }
-        let name = change.name.clone();
-        let cluster: FakeCluster = cluster.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(CONTROLLER_DELAY);
-            let revision = cluster
-                .get("namespaces", "", "bookinfo")
-                .and_then(|ns| {
-                    ns["metadata"]["labels"]["istio.io/rev"]
-                        .as_str()
-                        .map(String::from)
-                })
-                .unwrap_or_default();
-            let app = name.trim_end_matches("-v1").to_string();
-            for pod in cluster.list("pods", "bookinfo") {
-                if pod["metadata"]["labels"]["app"] == app.as_str() {
-                    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    cluster.remove("pods", "bookinfo", &pod_name);
-                }
-            }
-            cluster
-                .seed(injected_pod(&name, &app, &revision, 2))
-                .expect("new pod");
-        });
-    });
 }
 
 /// Whether a step waits (so a kill can land in the middle of it): waits, gates that poll the cluster,
@@ -743,6 +625,11 @@ fn a_500_on_a_write_fails_the_step_cleanly_and_a_resume_completes() {
 
     let resumed = cluster.apply(&file, &plan, &[]).output().expect("runs");
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    assert_bookinfo_restarted_once_at(&cluster, &recorded);
+}
+
+/// Both Bookinfo deployments restarted exactly once, with `restartedAt` the time the journal recorded.
+fn assert_bookinfo_restarted_once_at(cluster: &MeshCluster, recorded: &str) {
     for name in ["reviews-v1", "productpage-v1"] {
         let d = cluster
             .server
@@ -750,8 +637,8 @@ fn a_500_on_a_write_fails_the_step_cleanly_and_a_resume_completes() {
             .expect("deployment");
         assert_eq!(
             d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
-            recorded.as_str(),
-            "the resume restarted with the recorded time"
+            recorded,
+            "{name} restarted with the recorded time"
         );
         assert_eq!(d["metadata"]["generation"], 2, "{name} restarted once");
     }
@@ -859,17 +746,7 @@ fn under_random_api_faults_the_istio_canary_completes_with_each_step_applied_onc
                 .restarted_at
                 .clone()
                 .expect("recorded");
-            for name in ["reviews-v1", "productpage-v1"] {
-                let d = cluster
-                    .server
-                    .get("deployments", "bookinfo", name)
-                    .expect("deployment");
-                assert_eq!(
-                    d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
-                    at.as_str()
-                );
-                assert_eq!(d["metadata"]["generation"], 2, "{name} restarted once");
-            }
+            assert_bookinfo_restarted_once_at(&cluster, &at);
         }
     }
 }

@@ -11,6 +11,9 @@ use kubectl_meshup::report::{CheckReport, Severity};
 use kubectl_meshup::snapshot::{Cluster, ClusterSnapshot, KmeshMode, VersionSource};
 use kubectl_meshup::version::{Distribution, Flavor, Version};
 
+mod support;
+use support::sidecar_pod;
+
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/cluster")
@@ -40,24 +43,6 @@ async fn observe_one(server: &FakeApiServer) -> Cluster {
 
 fn v(s: &str) -> Option<Version> {
     Some(Version::parse(s).unwrap())
-}
-
-/// One sidecar pod of Deployment `name` in `namespace`, as injected by revision 1-22.
-fn sidecar_pod(namespace: &str, name: &str, i: usize, proxy: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": format!("{name}-5f7c9d6b8-{i:05}"), "namespace": namespace,
-            "labels": {"app": name, "pod-template-hash": "5f7c9d6b8", "security.istio.io/tlsMode": "istio"},
-            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"],\"revision\":\"1-22\"}"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-5f7c9d6b8"),
-                                 "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]
-        },
-        "spec": {"containers": [
-            {"name": name, "image": "registry.example.com/app:1.0.0"},
-            {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{proxy}")}
-        ]}
-    })
 }
 
 #[tokio::test]

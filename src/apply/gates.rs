@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
+use crate::observe::owner_of;
+use crate::observe::paging::{Meta, OwnerRef};
 use crate::observe::workload::{env_value, pick_container};
 use crate::plan::Renewal;
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
@@ -38,34 +40,27 @@ fn proxy_image(pod: &Pod) -> Option<&str> {
         .and_then(|c| c.image.as_deref())
 }
 
-/// The owner a pod's proxies are counted under, named as observe names `ProxyGroup::owner` (see
-/// `observe::proxies::owner_of`): the controller (else first) owner reference, a ReplicaSet named
-/// `DEPLOYMENT-HASH` with the pod's `pod-template-hash` as its Deployment, `Pod/NAME` without an
-/// owner. The planner decides what to restart from those names, so the gate must read the same.
+/// The owner a pod's proxies are counted under: observe's one naming rule
+/// ([`crate::observe::owner_of`]) applied to the pod's metadata, so the gate reads the same names
+/// the planner decided restarts from.
 pub fn pod_owner(pod: &Pod) -> String {
     let meta = &pod.metadata;
-    let refs = meta.owner_references.as_deref().unwrap_or_default();
-    let owner = refs
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .or_else(|| refs.first());
-    let Some(owner) = owner else {
-        return format!("Pod/{}", meta.name.as_deref().unwrap_or(""));
+    let facts = Meta {
+        name: meta.name.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        owner_references: meta
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                controller: o.controller,
+            })
+            .collect(),
+        ..Meta::default()
     };
-    if owner.kind == "ReplicaSet" {
-        let hash = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("pod-template-hash"));
-        let deployment = hash
-            .and_then(|h| owner.name.strip_suffix(h.as_str()))
-            .and_then(|rest| rest.strip_suffix('-'))
-            .filter(|d| !d.is_empty());
-        if let Some(d) = deployment {
-            return format!("Deployment/{d}");
-        }
-    }
-    format!("{}/{}", owner.kind, owner.name)
+    owner_of(&facts)
 }
 
 /// A pod that has finished (a Job's completed pod) or is terminating runs no proxy any more.
@@ -504,7 +499,8 @@ mod tests {
         serde_json::from_value(serde_json::json!({ "metadata": meta })).expect("pod")
     }
 
-    /// The same pods as observe's own owner tests (observe/proxies.rs), named the same way.
+    /// The gate hands k8s-openapi pods to observe's one rule (`observe::owner_of`): the same pods as
+    /// observe's own owner tests (observe/proxies.rs) get the same names.
     #[test]
     fn pod_owners_are_named_as_observe_names_them() {
         let rs = pod(serde_json::json!({"name": "reviews-v1-7f6d8c9b5-0",

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::output::{write_stderr, write_stderr_line};
+
 /// The answer to "run this step?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -89,7 +91,7 @@ impl PlainUi {
 
     fn close_line(&mut self) {
         if self.line_open {
-            eprintln!();
+            write_stderr_line("");
             self.line_open = false;
         }
     }
@@ -109,21 +111,20 @@ impl Ui for PlainUi {
 
     fn line(&mut self, text: &str) {
         self.close_line();
-        eprintln!("{text}");
+        write_stderr_line(text);
     }
 
     fn step_started(&mut self, index: usize, total: usize, description: &str) {
         self.close_line();
         let prefix = format!("[{index}/{total}]");
-        eprint!("{prefix} {description} ...");
-        let _ = io::stderr().flush();
+        write_stderr(&format!("{prefix} {description} ..."));
         self.active = Some(prefix);
         self.line_open = true;
     }
 
     fn step_progress(&mut self, message: &str) {
         self.close_line();
-        eprintln!("    {message}");
+        write_stderr_line(&format!("    {message}"));
     }
 
     fn step_finished(&mut self, end: StepEnd, note: &str) {
@@ -133,11 +134,11 @@ impl Ui for PlainUi {
             format!(" ({note})")
         };
         if self.line_open {
-            eprintln!(" {}{note}", end.word());
+            write_stderr_line(&format!(" {}{note}", end.word()));
             self.line_open = false;
         } else {
             let prefix = self.active.as_deref().unwrap_or("");
-            eprintln!("{prefix} {}{note}", end.word());
+            write_stderr_line(&format!("{prefix} {}{note}", end.word()));
         }
         self.active = None;
     }
@@ -166,7 +167,7 @@ impl TerminalUi {
     fn print_above(&self, text: &str) {
         match &self.bar {
             Some(bar) if !bar.is_hidden() => bar.println(text),
-            _ => eprintln!("{text}"),
+            _ => write_stderr_line(text),
         }
     }
 }
@@ -236,7 +237,7 @@ impl Ui for TerminalUi {
     fn step_progress(&mut self, message: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(format!("{}: {message}", self.description)),
-            None => eprintln!("    {message}"),
+            None => write_stderr_line(&format!("    {message}")),
         }
     }
 
@@ -255,9 +256,9 @@ impl Ui for TerminalUi {
         match self.bar.take() {
             Some(bar) => {
                 bar.finish_and_clear();
-                eprintln!("{text}");
+                write_stderr_line(&text);
             }
-            None => eprintln!("{text}"),
+            None => write_stderr_line(&text),
         }
     }
 

@@ -62,16 +62,17 @@ pub fn deployment_rollout(d: &Deployment) -> Progress {
     }
 }
 
+/// Whether an update strategy `type` rolls pods itself: `RollingUpdate`, also when unset (the API's
+/// default); other strategies (`OnDelete`) have no rollout to watch and count as met.
+fn rolls_pods(strategy_type: Option<&str>) -> bool {
+    strategy_type.unwrap_or("RollingUpdate") == "RollingUpdate"
+}
+
 /// `kubectl rollout status statefulset/NAME` (RollingUpdate strategy only; others count as met).
 pub fn statefulset_rollout(s: &StatefulSet) -> Progress {
     let spec = &s.spec;
-    let rolling = spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.type_.as_deref())
-        .unwrap_or("RollingUpdate")
-        == "RollingUpdate";
-    if !rolling {
+    let strategy = spec.update_strategy.as_ref();
+    if !rolls_pods(strategy.and_then(|u| u.type_.as_deref())) {
         return Progress::Met;
     }
     let status = s.status.clone().unwrap_or_default();
@@ -108,14 +109,8 @@ pub fn statefulset_rollout(s: &StatefulSet) -> Progress {
 
 /// `kubectl rollout status daemonset/NAME` (RollingUpdate strategy only; others count as met).
 pub fn daemonset_rollout(d: &DaemonSet) -> Progress {
-    let rolling = d
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.type_.as_deref())
-        .unwrap_or("RollingUpdate")
-        == "RollingUpdate";
-    if !rolling {
+    let strategy = d.spec.update_strategy.as_ref();
+    if !rolls_pods(strategy.and_then(|u| u.type_.as_deref())) {
         return Progress::Met;
     }
     let status = d.status.clone().unwrap_or_default();

@@ -213,7 +213,7 @@ fn istio_follows_k8s(
 ) {
     let gm = governing.version.minor_line();
     let k8s = cluster.kubernetes.minor();
-    for cp in control_planes(cluster) {
+    for cp in cluster.istio_control_planes() {
         let Some(istio) = cp.istiod.version.version.map(|v| v.minor_line()) else {
             continue;
         };
@@ -238,14 +238,6 @@ fn istio_follows_k8s(
     }
 }
 
-fn control_planes(cluster: &Cluster) -> &[crate::snapshot::IstioControlPlane] {
-    cluster
-        .istio
-        .as_ref()
-        .map(|i| i.control_planes.as_slice())
-        .unwrap_or_default()
-}
-
 fn istio_support(
     cluster: &Cluster,
     governing: &Governing,
@@ -253,7 +245,7 @@ fn istio_support(
     out: &mut Findings,
 ) {
     let gm = governing.version.minor_line();
-    for cp in control_planes(cluster) {
+    for cp in cluster.istio_control_planes() {
         let Some(istio) = cp.istiod.version.version.map(|v| v.minor_line()) else {
             continue;
         };

@@ -119,11 +119,7 @@ fn row_name(row: &KmeshRelease, mode: &KmeshMode) -> String {
 fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mut Findings) {
     let name = row_name(row, mode);
     let supported = fmt_minors(&row.istio);
-    let control_planes = cluster
-        .istio
-        .as_ref()
-        .map(|i| i.control_planes.as_slice())
-        .unwrap_or_default();
+    let control_planes = cluster.istio_control_planes();
     if control_planes.is_empty() {
         out.push(
             &cluster.name,
@@ -197,11 +193,7 @@ fn k8s_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mu
 fn dual_engine_ambient(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
     let rule = &compat.kmesh.dual_engine_min_istio;
     let min = rule.value;
-    let control_planes = cluster
-        .istio
-        .as_ref()
-        .map(|i| i.control_planes.as_slice())
-        .unwrap_or_default();
+    let control_planes = cluster.istio_control_planes();
     let mut ready = Vec::new();
     let mut missing = Vec::new();
     for cp in control_planes {

@@ -14,6 +14,8 @@ pub mod paging;
 mod proxies;
 pub mod workload;
 
+pub use proxies::owner_of;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;

@@ -96,8 +96,10 @@ fn is_ztunnel(image: &str) -> bool {
 }
 
 /// The top owner that can be named from the pod alone: a ReplicaSet's Deployment is its name without
-/// the `pod-template-hash` suffix (no request per pod).
-fn owner_of(meta: &Meta) -> String {
+/// the `pod-template-hash` suffix (no request per pod). The one owner-naming rule: observe names
+/// `ProxyGroup::owner` with it and apply's proxy gate names the pods it counts with it, so the owners
+/// the planner restarts are the owners the gate judges.
+pub fn owner_of(meta: &Meta) -> String {
     let owner = meta
         .owner_references
         .iter()

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate, Tool, WaitCondition};
-use super::{TOOL_TIMEOUT_SECONDS, WAIT_TIMEOUT_SECONDS, object, rollout, run, run_owned};
+use super::{
+    TOOL_TIMEOUT_SECONDS, WAIT_TIMEOUT_SECONDS, helm_upgrade_args, object, rollout, run, run_owned,
+};
 use crate::snapshot::{Cluster, GlooMesh, ServedGroup, Workload};
 use crate::version::Version;
 
@@ -486,21 +488,7 @@ fn scale(w: &Workload, replicas: u32) -> Action {
 fn helm_upgrade(namespace: &str, to: Version) -> Action {
     run_owned(
         Tool::Helm,
-        [
-            "upgrade",
-            CHART,
-            CHART,
-            "--repo",
-            CHART_REPO,
-            "--version",
-            &to.to_string(),
-            "--namespace",
-            namespace,
-            "--reuse-values",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to),
         TOOL_TIMEOUT_SECONDS,
     )
 }

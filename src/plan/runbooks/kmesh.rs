@@ -44,9 +44,7 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
     );
     if up.kmesh.mode == KmeshMode::DualEngine {
         let rule = &up.compat.kmesh.dual_engine_min_istio;
-        let istio = up.cluster.istio.as_ref();
-        let control_planes = istio.map(|i| i.control_planes.as_slice()).unwrap_or(&[]);
-        for cp in control_planes {
+        for cp in up.cluster.istio_control_planes() {
             if !cp.ambient_enabled {
                 let release = if cp.revision == "default" {
                     "istiod".to_string()
@@ -95,42 +93,10 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
         &format!("kmesh-{}", up.to),
         format!("Upgrade Kmesh from {from} to {} (Helm release kmesh)", up.to),
         RUNBOOK.step(3, "upgrade the Kmesh release once its prerequisites hold (Kmesh quick start: Helm chart oci://ghcr.io/kmesh-net/kmesh-helm)"),
-        run_owned(
-            Tool::Helm,
-            [
-                "upgrade",
-                "kmesh",
-                KMESH_CHART,
-                "--version",
-                &chart_version,
-                "--namespace",
-                &ds.namespace,
-                "--reuse-values",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            TOOL_TIMEOUT_SECONDS,
-        ),
+        helm_upgrade(&ds.namespace, &chart_version),
     );
     if let Some(from) = up.from {
-        step.undo = Some(run_owned(
-            Tool::Helm,
-            [
-                "upgrade",
-                "kmesh",
-                KMESH_CHART,
-                "--version",
-                &format!("v{from}"),
-                "--namespace",
-                &ds.namespace,
-                "--reuse-values",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            TOOL_TIMEOUT_SECONDS,
-        ));
+        step.undo = Some(helm_upgrade(&ds.namespace, &format!("v{from}")));
     }
     steps.push(
         cluster,
@@ -145,6 +111,28 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
 }
 
 /// `helm upgrade` of istiod at its installed version with only the ambient flag changed.
+/// `helm upgrade kmesh oci://ghcr.io/kmesh-net/kmesh-helm --version V --namespace NS --reuse-values`
+/// (an OCI chart: no `--repo`); the upgrade and its undo differ only in the chart version.
+fn helm_upgrade(namespace: &str, chart_version: &str) -> Action {
+    run_owned(
+        Tool::Helm,
+        [
+            "upgrade",
+            "kmesh",
+            KMESH_CHART,
+            "--version",
+            chart_version,
+            "--namespace",
+            namespace,
+            "--reuse-values",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        TOOL_TIMEOUT_SECONDS,
+    )
+}
+
 fn enable_ambient_command(release: &str, cp: &IstioControlPlane) -> Vec<String> {
     let mut args: Vec<String> = [
         "helm",

@@ -34,6 +34,32 @@ pub(crate) fn run(tool: Tool, args: &[&str], timeout_seconds: u64) -> Action {
     }
 }
 
+/// `helm upgrade RELEASE CHART --repo REPO --version V --namespace NS --reuse-values`: how every
+/// runbook upgrades a chart, keeping the values the release was installed with.
+pub(crate) fn helm_upgrade_args(
+    release: &str,
+    chart: &str,
+    repo: &str,
+    namespace: &str,
+    to: Version,
+) -> Vec<String> {
+    [
+        "upgrade",
+        release,
+        chart,
+        "--repo",
+        repo,
+        "--version",
+        &to.to_string(),
+        "--namespace",
+        namespace,
+        "--reuse-values",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 pub(crate) fn run_owned(tool: Tool, args: Vec<String>, timeout_seconds: u64) -> Action {
     Action::Run {
         tool,
@@ -72,24 +98,10 @@ impl IstioContext<'_> {
         self.install.is_mspider() && self.compat.mspider.no_rollback.value
     }
 
-    /// `helm upgrade RELEASE CHART --repo … --version V --namespace NS --reuse-values`, keeping the
-    /// installed image hub and flavor for charts that run images.
+    /// [`helm_upgrade_args`] from the Istio chart repository, keeping the installed image hub and
+    /// flavor for charts that run images.
     pub fn helm_upgrade(&self, release: &str, chart: &str, namespace: &str, to: Version) -> Action {
-        let mut args: Vec<String> = [
-            "upgrade",
-            release,
-            chart,
-            "--repo",
-            ISTIO_CHART_REPO,
-            "--version",
-            &to.to_string(),
-            "--namespace",
-            namespace,
-            "--reuse-values",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = helm_upgrade_args(release, chart, ISTIO_CHART_REPO, namespace, to);
         if chart != "base" {
             if let Some(hub) = &self.install.hub {
                 args.push("--set".into());
