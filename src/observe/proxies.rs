@@ -2,11 +2,12 @@
 //! `initContainers`), folded page by page into groups per namespace, owner, revision and proxy image.
 //! The pod list itself is never kept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::paging::{Meta, null_as_default};
+use super::paging::{Meta, OwnerRef, null_as_default};
 use super::workload::observed_version;
 use crate::snapshot::ProxyGroup;
 
@@ -16,9 +17,111 @@ const PROXY_CONTAINER: &str = "istio-proxy";
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PodFacts {
+    #[serde(deserialize_with = "pod_meta")]
     pub metadata: Meta,
     #[serde(deserialize_with = "null_as_default")]
     pub spec: PodSpecFacts,
+}
+
+/// The pod labels the fold reads (owner and revision); every other label is skipped while parsing.
+const POD_LABELS: &[&str] = &["pod-template-hash", "istio.io/rev"];
+/// The pod annotations the fold reads.
+const POD_ANNOTATIONS: &[&str] = &["sidecar.istio.io/status"];
+
+/// A pod's [`Meta`] with only the labels and annotations in [`POD_LABELS`] and [`POD_ANNOTATIONS`]:
+/// at 150,000 pods the others are millions of strings that would be allocated and dropped unread.
+fn pod_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Meta, D::Error> {
+    #[derive(Default, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    struct PodMeta {
+        name: String,
+        namespace: String,
+        #[serde(deserialize_with = "kept_labels")]
+        labels: BTreeMap<String, String>,
+        #[serde(deserialize_with = "kept_annotations")]
+        annotations: BTreeMap<String, String>,
+        #[serde(deserialize_with = "null_as_default")]
+        owner_references: Vec<OwnerRef>,
+    }
+    fn kept_labels<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        d.deserialize_option(KeptEntries(POD_LABELS))
+    }
+    fn kept_annotations<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        d.deserialize_option(KeptEntries(POD_ANNOTATIONS))
+    }
+    let m = Option::<PodMeta>::deserialize(d)?.unwrap_or_default();
+    Ok(Meta {
+        name: m.name,
+        namespace: m.namespace,
+        labels: m.labels,
+        annotations: m.annotations,
+        owner_references: m.owner_references,
+    })
+}
+
+/// Reads a string map (or null) keeping only the entries whose key is in the list; keys are compared
+/// without allocating (borrowed from the page unless they contain escapes) and other values skipped.
+struct KeptEntries(&'static [&'static str]);
+
+impl<'de> serde::de::Visitor<'de> for KeptEntries {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of strings or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut kept = BTreeMap::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self.0.contains(&key.0.as_ref()) {
+                kept.insert(key.0.into_owned(), map.next_value::<String>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A map key, borrowed from the input where it can be.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +264,37 @@ mod tests {
             "spec": {"containers": [{"name": "reviews", "image": "docker.io/istio/examples-bookinfo-reviews-v1:1.20.1"},
                                      {"name": "istio-proxy", "image": image}]}
         }))
+    }
+
+    #[test]
+    fn pod_metadata_keeps_only_the_labels_and_annotations_the_fold_reads() {
+        let page = br#"{"metadata":{"name":"p","namespace":"n",
+            "labels":{"app":"x","pod-template-hash":"abc","istio.io\/rev":"1-22","big":"\u00e9"},
+            "annotations":{"kubectl.kubernetes.io/restartedAt":"t","sidecar.istio.io/status":"{\"revision\":\"r\"}"},
+            "ownerReferences":null},"spec":null}"#;
+        let pod: PodFacts = serde_json::from_slice(page).unwrap();
+        let labels: Vec<_> = pod.metadata.labels.iter().collect();
+        assert_eq!(
+            labels,
+            [
+                (&"istio.io/rev".to_string(), &"1-22".to_string()),
+                (&"pod-template-hash".to_string(), &"abc".to_string())
+            ]
+        );
+        assert_eq!(
+            pod.metadata
+                .annotations
+                .get("sidecar.istio.io/status")
+                .map(String::as_str),
+            Some(r#"{"revision":"r"}"#)
+        );
+        assert_eq!(pod.metadata.annotations.len(), 1);
+        let bare: PodFacts =
+            serde_json::from_slice(br#"{"metadata":{"name":"q","labels":null}}"#).unwrap();
+        assert_eq!(bare.metadata.name, "q");
+        assert!(bare.metadata.labels.is_empty() && bare.metadata.annotations.is_empty());
+        let null_meta: PodFacts = serde_json::from_slice(br#"{"metadata":null}"#).unwrap();
+        assert!(null_meta.metadata.name.is_empty());
     }
 
     #[test]
