@@ -1130,7 +1130,16 @@ fn change(
 }
 
 fn ssar(c: &Cluster, r: &Req) -> Res<Response<Body>> {
-    let mut v = r.body_value()?;
+    let mut v = if r.content_type.contains("protobuf") {
+        crate::protobuf::self_subject_access_review(&r.body).ok_or_else(|| {
+            err(
+                400,
+                "the protobuf body is not a SelfSubjectAccessReview this server can read",
+            )
+        })?
+    } else {
+        r.body_value()?
+    };
     let a = v
         .pointer("/spec/resourceAttributes")
         .cloned()

@@ -17,6 +17,7 @@ mod faults;
 mod generate;
 mod http;
 mod patch;
+mod protobuf;
 mod resources;
 mod selectors;
 mod state;
