@@ -717,9 +717,19 @@ impl PluginPath {
     }
 }
 
-/// `KUBECTL` if set, else `/usr/bin/kubectl` (here gcloud's dispatcher to kubectl 1.32).
+/// `KUBECTL` if set, else the `kubectl` found on this process's PATH (here gcloud's dispatcher in
+/// /usr/bin; on a machine where CI installed it from PyPI, Python's scripts directory). The tests run it
+/// by absolute path because they give it a PATH of their own.
 fn kubectl() -> PathBuf {
-    std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("/usr/bin/kubectl"), PathBuf::from)
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(k);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+        .expect("kubectl on PATH (CI installs one when the machine has none)")
 }
 
 #[test]
