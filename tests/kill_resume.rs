@@ -452,7 +452,11 @@ fn kill_and_resume(mesh: Mesh, at: KillAt, base: &Baseline) {
     let (seen, killed) = run_and_kill(cluster.apply(&file, &plan, &[]), at, total);
     let context = format!("{mesh:?} killed at {at:?}:\n{seen}");
     if !killed {
-        assert!(matches!(at, KillAt::During(n) if n == total), "{context}");
+        // A mid-step kill lands "a moment after" the step starts; a gate that passes at once (the
+        // revision is already unused) and the steps after it can finish first on a fast machine. Then
+        // there was nothing to kill: the run must have completed, to the same state.
+        assert!(matches!(at, KillAt::During(_)), "{context}");
+        assert!(seen.contains("plan applied"), "{context}");
         assert_eq!(cluster.state(), base.state, "{context}");
         return;
     }
