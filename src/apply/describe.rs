@@ -1,105 +1,9 @@
-//! What a step will do, in words a reviewer checks against the plan, and the exact commands that undo a
-//! step by hand. Pure.
+//! The exact commands that do or undo a step by hand, and which steps change the cluster. Pure. The
+//! one-line description of an action is `plan::describe_action`, shared with the plan's renderers.
 
-use crate::plan::{Action, Gate, ObjectRef, Tool, WaitCondition};
+use crate::plan::{Action, Gate, Tool, command_line, tool_version_command};
 
-use super::tools::command_line;
-
-fn object(target: &ObjectRef) -> String {
-    format!("{} {}/{}", target.kind, target.namespace, target.name)
-}
-
-/// One line: `scale Deployment gloo-mesh/discovery 1 -> 0`. `current_replicas` is the live count when
-/// known (scale steps).
-pub fn action(action: &Action, current_replicas: Option<u32>) -> String {
-    match action {
-        Action::Scale { target, replicas } => match current_replicas {
-            Some(now) => format!("scale {} {now} -> {replicas}", object(target)),
-            None => format!("scale {} to {replicas}", object(target)),
-        },
-        Action::DeleteCollection {
-            group,
-            resource,
-            namespace,
-            ..
-        } => {
-            let scope = match namespace {
-                Some(ns) => format!("in namespace {ns}"),
-                None => "in all namespaces".to_string(),
-            };
-            format!("delete all {resource}.{group} {scope}")
-        }
-        Action::ApplyCrds { chart, version, .. } => {
-            format!("server-side apply the CRDs of chart {chart} {version}")
-        }
-        Action::Run { tool, args, .. } => format!("run {}", command_line(tool.program(), args)),
-        Action::Wait {
-            condition,
-            timeout_seconds,
-        } => match condition {
-            WaitCondition::RolloutComplete { target } => {
-                format!(
-                    "wait for {} to roll out (up to {timeout_seconds}s)",
-                    object(target)
-                )
-            }
-            WaitCondition::ResourcesPresent {
-                group, resources, ..
-            } => format!(
-                "wait until {} of {group} exist again (up to {timeout_seconds}s)",
-                resources.join(", ")
-            ),
-        },
-        Action::LabelNamespace { namespace, labels } => {
-            let changes: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("{k}={v}"),
-                    None => format!("{k}-"),
-                })
-                .collect();
-            format!("label namespace {namespace} {}", changes.join(" "))
-        }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => format!(
-            "restart {} workload(s) in {namespace}: {}",
-            workloads.len(),
-            workloads.join(", ")
-        ),
-        Action::Gate { gate } => match gate {
-            Gate::ProxiesAtVersion {
-                version,
-                namespaces,
-            } => {
-                let scope = if namespaces.is_empty() {
-                    "all namespaces".to_string()
-                } else {
-                    namespaces.join(", ")
-                };
-                format!("gate: every istio-proxy in {scope} runs {version}")
-            }
-            Gate::RevisionUnused { revision } => {
-                format!("gate: nothing uses Istio revision {revision} any more")
-            }
-            Gate::CheckPasses => "gate: `kubectl meshup check` finds no failure".to_string(),
-            Gate::NodeKernelsAtLeast { min } => {
-                format!("gate: every Linux node runs kernel {min} or newer")
-            }
-            Gate::IstiodAmbientEnabled {
-                namespace,
-                revision,
-            } => format!(
-                "gate: istiod revision {revision} in {namespace} runs with PILOT_ENABLE_AMBIENT=true"
-            ),
-            Gate::ToolVersion { tool, version } => {
-                format!("gate: `{}` reports {version}", tool_version_command(*tool))
-            }
-        },
-        Action::Manual { instructions, .. } => format!("manual: {instructions}"),
-    }
-}
+pub use crate::plan::describe_action as action;
 
 /// Whether the action changes the cluster (and so is confirmed first).
 pub fn changes_cluster(action: &Action) -> bool {
@@ -112,12 +16,6 @@ pub fn helm_show_crds_args(chart: &str, repo: &str, version: &str) -> Vec<String
         .into_iter()
         .map(String::from)
         .collect()
-}
-
-/// The command that prints a tool's own version, as a person types it.
-pub fn tool_version_command(tool: Tool) -> String {
-    let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
-    command_line(tool.program(), &args)
 }
 
 /// What a person types to do the action by hand (shown for manual fallbacks and undo hints).
@@ -192,6 +90,7 @@ pub fn command(cluster: &str, step_action: &Action) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ObjectRef;
     use std::collections::BTreeMap;
 
     fn discovery() -> ObjectRef {

@@ -1152,7 +1152,7 @@ impl Executor<'_> {
     ) -> Result<String, StepError> {
         let name = tool.program();
         let url = tool.release_url(want);
-        let command = describe::tool_version_command(tool);
+        let command = crate::plan::tool_version_command(tool);
         let resume = resume_command(self.options);
         let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
             if self.options.yes || !self.ui.can_prompt() {
@@ -1331,7 +1331,7 @@ impl Executor<'_> {
             } => {
                 self.ui.step_progress(&format!(
                     "would check that `{}` prints {version}",
-                    describe::tool_version_command(*tool)
+                    crate::plan::tool_version_command(*tool)
                 ));
             }
             Action::Wait { .. } | Action::Gate { .. } => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::plan::Tool;
+use crate::plan::{Tool, command_line};
 use crate::version::Version;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,27 +74,6 @@ fn is_executable(path: &Path) -> bool {
     #[cfg(not(unix))]
     {
         true
-    }
-}
-
-/// The command line as a person would type it, each argument quoted when a shell would need it.
-/// For display only: tools are never run through a shell.
-pub fn command_line(program: &str, args: &[String]) -> String {
-    std::iter::once(program.to_string())
-        .chain(args.iter().map(|a| shell_quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 
@@ -235,20 +214,6 @@ fn remember(tail: &mut Vec<String>, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn command_lines_quote_only_what_a_shell_would_split() {
-        let args = vec![
-            "upgrade".to_string(),
-            "--set".to_string(),
-            "a b".to_string(),
-            "it's".to_string(),
-        ];
-        assert_eq!(
-            command_line("helm", &args),
-            r"helm upgrade --set 'a b' 'it'\''s'"
-        );
-    }
 
     fn reported(output: &str) -> Option<String> {
         reported_version(output).map(|v| v.to_string())

@@ -6,6 +6,7 @@
 //! - [`to_yaml`], [`to_json`], [`load`] write and read plan files, sealed by an integrity hash;
 //! - [`render_table`] and [`render_markdown`] show a plan to people.
 
+mod describe;
 mod error;
 mod file;
 mod fingerprint;
@@ -17,6 +18,7 @@ mod render;
 mod runbooks;
 mod steps;
 
+pub use describe::{command_line, describe_action, tool_version_command};
 pub use error::{PlanError, PlanErrorKind};
 pub use file::{PlanFileError, integrity_of, load, to_json, to_yaml};
 pub use fingerprint::{FactChange, fingerprint, fingerprint_diff};

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Action, Gate, Step, UpgradePlan, WaitCondition};
+use super::{Step, UpgradePlan, describe_action};
 
 /// The command that applies a saved plan, printed at the end of every rendering.
 pub const APPLY_COMMAND: &str = "kubectl meshup apply plan.yaml";
@@ -149,9 +149,7 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 "{indent}{}",
                 p.dim(&format!("why: {}", reason_line(step)))
             );
-            if let Some(detail) = action_detail(&step.action) {
-                let _ = writeln!(out, "{indent}{detail}");
-            }
+            let _ = writeln!(out, "{indent}{}", describe_action(&step.action, None));
         }
     }
 
@@ -258,12 +256,10 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
         );
         let _ = writeln!(out, "   - Why: {}", reason_line(step));
         let _ = writeln!(out, "   - Source: {}", step.reason.source);
-        if let Some(detail) = action_detail(&step.action) {
-            let _ = writeln!(out, "   - Action: `{}`", detail.replace('`', "'"));
-        }
-        if let Some(undo) = &step.undo
-            && let Some(detail) = action_detail(undo)
-        {
+        let detail = describe_action(&step.action, None);
+        let _ = writeln!(out, "   - Action: `{}`", detail.replace('`', "'"));
+        if let Some(undo) = &step.undo {
+            let detail = describe_action(undo, None);
             let _ = writeln!(out, "   - Undo: `{}`", detail.replace('`', "'"));
         }
     }
@@ -282,107 +278,6 @@ fn reason_line(step: &Step) -> String {
         Some(n) => format!("{}, {}: {}", r.runbook, n, r.text),
         None => format!("{}: {}", r.runbook, r.text),
     }
-}
-
-/// One line saying exactly what the action does.
-fn action_detail(action: &Action) -> Option<String> {
-    Some(match action {
-        Action::Scale { target, replicas } => format!(
-            "scale {}/{} in {} to {replicas}",
-            target.kind, target.name, target.namespace
-        ),
-        Action::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace,
-        } => format!(
-            "delete all {resource} ({group}/{version}) in {}",
-            namespace.as_deref().unwrap_or("all namespaces")
-        ),
-        Action::ApplyCrds {
-            chart,
-            repo,
-            version,
-        } => format!("server-side apply the CRDs of chart {chart} {version} from {repo}"),
-        Action::Run { tool, args, .. } => format!("$ {} {}", tool.program(), args.join(" ")),
-        Action::Wait {
-            condition,
-            timeout_seconds,
-        } => match condition {
-            WaitCondition::RolloutComplete { target } => format!(
-                "wait up to {timeout_seconds}s for {}/{} in {} to roll out",
-                target.kind, target.name, target.namespace
-            ),
-            WaitCondition::ResourcesPresent {
-                group,
-                version,
-                resources,
-            } => format!(
-                "wait up to {timeout_seconds}s until {} ({}) exist again",
-                resources.join(", "),
-                match version {
-                    Some(v) => format!("{group}/{v}"),
-                    None => format!("{group}, at the version served then"),
-                }
-            ),
-        },
-        Action::LabelNamespace { namespace, labels } => {
-            let parts: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("{k}={v}"),
-                    None => format!("{k}-"),
-                })
-                .collect();
-            format!("label namespace {namespace} {}", parts.join(" "))
-        }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => format!("restart in {namespace}: {}", workloads.join(", ")),
-        Action::Gate { gate } => match gate {
-            Gate::ProxiesAtVersion {
-                version,
-                namespaces,
-            } => format!(
-                "gate {}: proxies in {} at {version}",
-                gate.kind_name(),
-                if namespaces.is_empty() {
-                    "all namespaces".to_string()
-                } else {
-                    namespaces.join(", ")
-                }
-            ),
-            Gate::RevisionUnused { revision } => {
-                format!("gate {}: revision {revision}", gate.kind_name())
-            }
-            Gate::CheckPasses => format!("gate {}", gate.kind_name()),
-            Gate::NodeKernelsAtLeast { min } => {
-                format!("gate {}: Linux kernels >= {min}", gate.kind_name())
-            }
-            Gate::IstiodAmbientEnabled {
-                namespace,
-                revision,
-            } => format!(
-                "gate {}: istiod revision {revision} in {namespace}",
-                gate.kind_name()
-            ),
-            Gate::ToolVersion { tool, version } => format!(
-                "gate {}: $ {} {} reports {version}",
-                gate.kind_name(),
-                tool.program(),
-                tool.version_args().join(" ")
-            ),
-        },
-        Action::Manual {
-            instructions,
-            command,
-        } => match command {
-            Some(c) => format!("manual: {instructions} $ {}", c.join(" ")),
-            None => format!("manual: {instructions}"),
-        },
-    })
 }
 
 fn cell(s: &str) -> String {
