@@ -2,7 +2,7 @@
 //! days without a clock or a date library.
 
 /// Days since 1970-01-01 for a `YYYY-MM-DD` date; `None` when it is not one.
-pub(super) fn day_number(date: &str) -> Option<i64> {
+pub fn day_number(date: &str) -> Option<i64> {
     let mut parts = date.trim().splitn(3, '-');
     let year: i64 = parts.next()?.parse().ok()?;
     let month: i64 = parts.next()?.parse().ok()?;

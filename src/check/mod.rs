@@ -45,6 +45,7 @@ pub mod render;
 #[cfg(test)]
 mod testkit;
 
+pub use dates::day_number;
 pub use render::render_table;
 
 use crate::compat::CompatData;
