@@ -173,6 +173,7 @@ fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload
         },
         desired: 1,
         ready: 1,
+        replicas_before: None,
     }
 }
 
