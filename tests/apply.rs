@@ -288,6 +288,7 @@ fn gloo_plan() -> UpgradePlan {
     let scale = |target: &ObjectRef, replicas| Action::Scale {
         target: target.clone(),
         replicas,
+        replicas_before: None,
     };
     let delete = |resource: &str| Action::DeleteCollection {
         group: "discovery.mesh.gloo.solo.io".into(),

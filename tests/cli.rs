@@ -580,7 +580,10 @@ fn istiod_with_no_ready_replica_blocks_check_with_exit_3_naming_the_fix() {
     let (code, report, _) = check_json(&server, &[]);
     assert_eq!(code, Some(3));
     let failing = findings_of(&report, "istio.replicas-ready");
-    assert_eq!(failing[0]["subject"], "istiod revision 1-22", "fails sort first");
+    assert_eq!(
+        failing[0]["subject"], "istiod revision 1-22",
+        "fails sort first"
+    );
     assert_eq!(
         failing[0]["message"],
         "Deployment istio-system/istiod-1-22 (the Istio control plane of revision 1-22) is scaled to 0 \

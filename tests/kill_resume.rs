@@ -350,6 +350,7 @@ fn assert_zero_replicas_are_recorded(cluster: &MeshCluster, plan: &UpgradePlan, 
         let Action::Scale {
             target,
             replicas: 0,
+            ..
         } = &step.action
         else {
             continue;
