@@ -986,3 +986,66 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
     assert!(ran.status.success(), "{}", text(&ran.stderr));
     assert_eq!(discovery(&cluster), (Some(3), None));
 }
+
+#[test]
+fn the_final_check_gate_fails_on_a_gloo_mesh_component_with_no_ready_replica() {
+    let cluster = MeshCluster::start(Mesh::GlooMesh);
+    // A cert-agent whose pod never becomes ready; no step of the plan touches it.
+    cluster
+        .server
+        .seed(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "cert-agent", "namespace": "gloo-mesh", "labels": {"app": "cert-agent"}, "generation": 1},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "cert-agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "cert-agent"}},
+                    "spec": {"containers": [{"name": "cert-agent", "image": "gcr.io/gloo-mesh/cert-agent:0.10.6"}]}
+                }
+            },
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}
+        }))
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let gate = plan.steps.last().expect("steps");
+    assert!(
+        matches!(
+            gate.action,
+            Action::Gate {
+                gate: Gate::CheckPasses
+            }
+        ),
+        "{gate:?}"
+    );
+    let out = cluster
+        .apply(&file, &plan, &["--step-timeout", "2s"])
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    eprintln!("{error}");
+    assert!(
+        error.starts_with(&format!("error: step {} failed: ", gate.id)),
+        "{stderr}"
+    );
+    assert!(
+        error.contains(
+            "gloo-mesh.replicas-ready Gloo Mesh cert-agent: Deployment gloo-mesh/cert-agent (the Gloo Mesh agent) \
+             has 0 of 1 replica ready, so it is down; look at its pods: kubectl -n gloo-mesh describe deployment \
+             cert-agent"
+        ),
+        "{stderr}"
+    );
+    // Every step before the gate ran; the gate is recorded failed, not done.
+    let journal = cluster.journal().expect("journal");
+    assert_eq!(journal.state(&gate.id), StepState::Failed);
+    assert_eq!(journal.done_count(), plan.steps.len() - 1);
+    assert!(!journal.is_finished());
+}

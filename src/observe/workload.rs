@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn the_recorded_replicas_come_from_the_annotation_when_it_is_a_number() {
+        let meta = |value: &str| ObjectMeta {
+            annotations: Some(labels(&[("meshup.dev/replicas-before", value)])),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(replicas_before(&meta("3")), Some(3));
+        assert_eq!(replicas_before(&meta(" 2 ")), Some(2));
+        assert_eq!(replicas_before(&meta("three")), None);
+        assert_eq!(replicas_before(&meta("-1")), None);
+        assert_eq!(replicas_before(&ObjectMeta::default()), None);
+    }
+
+    #[test]
     fn chart_names_with_dashes() {
         assert_eq!(chart_version_part("istiod-1.22.3"), Some("1.22.3"));
         assert_eq!(chart_version_part("istio-cni-1.23.0"), Some("1.23.0"));
