@@ -826,12 +826,21 @@ fn kill_after_the_scale_downs_and_lose_the_journal(
     last_down: usize,
 ) -> String {
     let total = plan.steps.len();
+    // The step after the scale-downs deletes discovery's meshes: its list waits, so the kill lands
+    // before any delete (a delete would make the plan stale; see the next test for that case).
+    let slow_list = cluster.server.inject(
+        Fault::latency(Duration::from_secs(2))
+            .method("GET")
+            .on("/apis/discovery.mesh.gloo.solo.io/v1alpha2/meshes"),
+    );
     let (seen, killed) = run_and_kill(
         cluster.apply(file, plan, &[]),
         KillAt::After(last_down),
         total,
     );
+    cluster.server.remove_fault(slow_list);
     assert!(killed, "{seen}");
+    eprintln!("{seen}");
     assert_eq!(
         discovery(cluster),
         (Some(0), Some("3".to_string())),
@@ -1048,4 +1057,84 @@ fn the_final_check_gate_fails_on_a_gloo_mesh_component_with_no_ready_replica() {
     assert_eq!(journal.state(&gate.id), StepState::Failed);
     assert_eq!(journal.done_count(), plan.steps.len() - 1);
     assert!(!journal.is_finished());
+}
+
+#[test]
+fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_replicas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, file, plan, last_down) = gloo_at_three_replicas(dir.path());
+    let total = plan.steps.len();
+    // Killed right after the first delete (the next delete's list waits, so the kill lands first).
+    let slow_list = cluster.server.inject(
+        Fault::latency(Duration::from_secs(2))
+            .method("GET")
+            .on("/apis/discovery.mesh.gloo.solo.io/v1alpha2/traffictargets"),
+    );
+    let (seen, killed) = run_and_kill(
+        cluster.apply(&file, &plan, &[]),
+        KillAt::After(last_down + 1),
+        total,
+    );
+    cluster.server.remove_fault(slow_list);
+    assert!(killed, "{seen}");
+    assert_eq!(
+        discovery(&cluster),
+        (Some(0), Some("3".to_string())),
+        "{seen}"
+    );
+    assert!(
+        cluster
+            .server
+            .remove("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .is_some()
+    );
+
+    // Without its journal the old plan is stale (the deleted meshes); the refusal changes nothing.
+    cluster.server.clear_requests();
+    let refused = cluster
+        .apply(&file, &plan, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    eprintln!("{stderr}");
+    assert!(
+        stderr.contains("error: the plan is stale: the cluster changed since it was made (fake-apiserver/gloo-mesh/group/discovery.mesh.gloo.solo.io: v1alpha2 meshes,traffictargets,workloads -> v1alpha2 meshes,traffictargets,workloads (empty: meshes)); make a new plan"),
+        "{stderr}"
+    );
+    assert!(
+        cluster
+            .server
+            .mutating_requests()
+            .iter()
+            .all(|r| !r.path.contains("/deployments/")),
+        "the refused apply changed a deployment"
+    );
+
+    // A new plan, made while discovery is held at 0, still knows the 3 from the annotation.
+    let again_dir = tempfile::tempdir().expect("tempdir");
+    let (again_file, again) = cluster.plan(again_dir.path());
+    let title = |suffix: &str| {
+        again
+            .steps
+            .iter()
+            .find(|s| s.id.ends_with(suffix))
+            .map(|s| s.title.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        title("scale-down-discovery"),
+        "Scale gloo-mesh/discovery from 3 to 0 replicas"
+    );
+    assert_eq!(
+        title("scale-up-discovery"),
+        "Scale gloo-mesh/discovery back to 3 replicas"
+    );
+    let applied = cluster
+        .apply(&again_file, &again, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(0), "{stderr}");
+    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
 }
