@@ -1303,9 +1303,9 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         ui.lines()
     );
     assert!(
-        ui.lines().iter().any(|l| l.starts_with(
-            "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3"
-        )),
+        ui.lines().iter().any(|l| l
+            == "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3, the replicas \
+                recorded before the scale-down"),
         "{:#?}",
         ui.lines()
     );
