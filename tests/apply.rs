@@ -1295,12 +1295,15 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         "{err}"
     );
     // The rerun scale-down recorded the annotation's 3 (not the 0 it found), and the undo restored it.
-    assert!(
-        ui.lines()
-            .iter()
-            .any(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0, recording its replicas in meshup.dev/replicas-before"),
-        "{:#?}",
-        ui.lines()
+    let lines = ui.lines();
+    let at = lines
+        .iter()
+        .position(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(
+        lines.get(at + 1).map(String::as_str),
+        Some("[2] Done 3 recorded in the journal and meshup.dev/replicas-before"),
+        "{lines:#?}"
     );
     assert!(
         ui.lines().iter().any(|l| l

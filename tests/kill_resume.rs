@@ -913,8 +913,7 @@ fn a_lost_journal_still_restores_three_replicas_on_resume_from_the_annotation() 
         .expect("scale-up step")
         + 1;
     let restored = format!(
-        "[{up}/{total}] scale Deployment gloo-mesh/discovery 0 -> 3, the replicas recorded before the \
-         scale-down ... done (restored from the journal)"
+        "[{up}/{total}] scale Deployment gloo-mesh/discovery 0 -> 3 ... done (3 restored from the journal)"
     );
     assert!(
         stderr.lines().any(|l| l == restored),

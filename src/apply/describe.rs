@@ -149,8 +149,12 @@ mod tests {
              -n gloo-mesh annotate deployment/discovery meshup.dev/replicas-before-"
         );
         assert_eq!(
+            action(&restore, None),
+            "scale Deployment gloo-mesh/discovery to 3, the replicas recorded before the scale-down"
+        );
+        assert_eq!(
             action(&restore, Some(0)),
-            "scale Deployment gloo-mesh/discovery 0 -> 3, the replicas recorded before the scale-down"
+            "scale Deployment gloo-mesh/discovery 0 -> 3"
         );
     }
 

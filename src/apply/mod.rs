@@ -55,7 +55,7 @@ use tokio::sync::watch;
 use crate::plan::{
     Action, Fingerprint, Gate, ReplicasBefore, Step, Target, Tool, UpgradePlan, WaitCondition,
 };
-use crate::snapshot::ClusterSnapshot;
+use crate::snapshot::{ClusterSnapshot, REPLICAS_BEFORE_ANNOTATION};
 use crate::version::Version;
 
 use journal::{
@@ -960,8 +960,22 @@ impl Executor<'_> {
             .map_err(|e| StepError::Failed(e.to_string()))?;
 
         let mut note = self.execute(&client, step, &action, scale_facts).await?;
-        if let Some(from) = restored_from {
-            note = format!("restored from {}", from.as_str());
+        match (&action, restored_from, scale_facts) {
+            (Action::Scale { replicas, .. }, Some(from), _) => {
+                note = format!("{replicas} restored from {}", from.as_str());
+            }
+            (
+                Action::Scale {
+                    replicas_before: Some(ReplicasBefore::Record),
+                    ..
+                },
+                _,
+                Some(facts),
+            ) => {
+                let before = actions::count_before(facts.annotated, facts.live);
+                note = format!("{before} recorded in the journal and {REPLICAS_BEFORE_ANNOTATION}");
+            }
+            _ => {}
         }
 
         if let Some(record) = self.record(step) {

@@ -9,7 +9,7 @@ fn object(target: &ObjectRef) -> String {
 }
 
 /// One line: `scale Deployment gloo-mesh/discovery 1 -> 0`. `current_replicas` is the live count when
-/// known (scale steps).
+/// known (scale steps); without it, a scale that keeps its count says so.
 pub fn describe_action(action: &Action, current_replicas: Option<u32>) -> String {
     match action {
         Action::Scale {
@@ -17,8 +17,10 @@ pub fn describe_action(action: &Action, current_replicas: Option<u32>) -> String
             replicas,
             replicas_before,
         } => {
+            // With the live count (apply's step lines), where the count came from or went is the
+            // step's result note instead.
             let change = match current_replicas {
-                Some(now) => format!("scale {} {now} -> {replicas}", object(target)),
+                Some(now) => return format!("scale {} {now} -> {replicas}", object(target)),
                 None => format!("scale {} to {replicas}", object(target)),
             };
             match replicas_before {
