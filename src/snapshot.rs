@@ -143,10 +143,13 @@ pub struct Workload {
 pub const REPLICAS_BEFORE_ANNOTATION: &str = "meshup.dev/replicas-before";
 
 impl Workload {
-    /// The replicas this workload runs when no apply holds it scaled down: the recorded count before a
-    /// scale-down, else the desired count.
+    /// The replicas this workload runs when no apply holds it scaled down: the desired count, or, at
+    /// zero, the count a scale-down recorded (an annotation left on a running object is stale).
     pub fn usual_replicas(&self) -> u32 {
-        self.replicas_before.unwrap_or(self.desired)
+        match (self.desired, self.replicas_before) {
+            (0, Some(before)) => before,
+            (desired, _) => desired,
+        }
     }
 }
 

@@ -138,10 +138,15 @@ pub fn restore_count(
     }
 }
 
-/// The count a recording scale-down keeps: the one an earlier scale-down left on the object (it is
-/// at zero now because of that scale-down), else the live count.
+/// The count a recording scale-down keeps: the live count, unless the object is at zero and an
+/// earlier scale-down left its count on it (then that one: the zero is that scale-down's doing). An
+/// annotation on a running object is stale and loses to the live count.
 pub fn count_before(annotated: Option<u32>, live: u32) -> u32 {
-    annotated.filter(|n| *n > 0).unwrap_or(live)
+    if live > 0 {
+        live
+    } else {
+        annotated.unwrap_or(0)
+    }
 }
 
 /// The count a scale-down recorded on the object in [`REPLICAS_BEFORE_ANNOTATION`], if any (a
@@ -410,6 +415,9 @@ mod tests {
         assert_eq!(count_before(None, 3), 3);
         assert_eq!(count_before(Some(3), 0), 3);
         assert_eq!(count_before(Some(0), 2), 2);
+        // A count left behind on a running object is stale: the live one wins.
+        assert_eq!(count_before(Some(3), 5), 5);
+        assert_eq!(count_before(None, 0), 0);
     }
 
     #[test]

@@ -1042,7 +1042,7 @@ impl Executor<'_> {
                             // The count goes on the object before the scale, so a lost journal
                             // still knows it; an earlier scale-down's count is kept.
                             let before = actions::count_before(facts.annotated, facts.live);
-                            if facts.annotated.is_none_or(|n| n == 0) && before > 0 {
+                            if facts.annotated != Some(before) && before > 0 {
                                 actions::record_replicas(client, target, Some(before), dry_run)
                                     .await?;
                             }

@@ -143,6 +143,22 @@ fn gloo_mesh_scale_ups_restore_the_replicas_observed_before_the_scale_down() {
     let again = plan(&held, &CompatData::embedded(), &to(&[("gloo-mesh", "1.1")])).unwrap();
     assert_eq!(again.steps, planned.steps);
     assert_eq!(again.fingerprint.value, planned.fingerprint.value);
+
+    // A count left behind on a running discovery is stale: the 3 it runs is what counts.
+    let mut stale = snapshot.clone();
+    stale.clusters[0]
+        .gloo_mesh
+        .as_mut()
+        .and_then(|g| g.discovery.as_mut())
+        .unwrap()
+        .replicas_before = Some(5);
+    let again = plan(
+        &stale,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap();
+    assert_eq!(again.steps, planned.steps);
 }
 
 #[test]
