@@ -22,8 +22,8 @@ use kubectl_meshup::apply::{
 };
 use kubectl_meshup::error::apply_exit;
 use kubectl_meshup::plan::{
-    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, Step, Strategy, Target, Tool,
-    UpgradePlan, WaitCondition,
+    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, ReplicasBefore, Step,
+    Strategy, Target, Tool, UpgradePlan, WaitCondition,
 };
 use kubectl_meshup::snapshot::{
     Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, ObservedVersion, VersionSource,
@@ -173,6 +173,7 @@ fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload
         },
         desired: 1,
         ready: 1,
+        replicas_before: None,
     }
 }
 
@@ -287,6 +288,7 @@ fn gloo_plan() -> UpgradePlan {
     let scale = |target: &ObjectRef, replicas| Action::Scale {
         target: target.clone(),
         replicas,
+        replicas_before: None,
     };
     let delete = |resource: &str| Action::DeleteCollection {
         group: "discovery.mesh.gloo.solo.io".into(),
@@ -1191,6 +1193,139 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
         ]
     );
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
+}
+
+/// [`gloo_plan`] as the planner writes it for a discovery observed at `discovery` replicas: the
+/// scale-downs record their count (`replicasBefore: record`), the scale-ups and the undo restore it.
+fn gloo_plan_keeping_replicas(discovery: u32) -> UpgradePlan {
+    let mut plan = gloo_plan();
+    for step in &mut plan.steps {
+        let Action::Scale { target, .. } = &step.action else {
+            continue;
+        };
+        let target = target.clone();
+        let observed = if target.name == "discovery" {
+            discovery
+        } else {
+            1
+        };
+        let restore = Action::Scale {
+            target: target.clone(),
+            replicas: observed,
+            replicas_before: Some(ReplicasBefore::Restore),
+        };
+        if step.id.contains("scale-down") {
+            step.action = Action::Scale {
+                target,
+                replicas: 0,
+                replicas_before: Some(ReplicasBefore::Record),
+            };
+            step.undo = Some(restore);
+        } else {
+            step.action = restore;
+        }
+    }
+    plan
+}
+
+fn discovery_replicas_and_annotation(h: &Harness) -> (Option<i64>, Option<String>) {
+    let d = h
+        .server
+        .get("deployments", "gloo-mesh", "discovery")
+        .expect("discovery");
+    (
+        d["spec"]["replicas"].as_i64(),
+        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+#[tokio::test]
+async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_annotation_kept() {
+    let h = gloo_harness().await;
+    h.server
+        .modify("deployments", "gloo-mesh", "discovery", |d| {
+            d["spec"]["replicas"] = json!(3);
+            d["status"]["readyReplicas"] = json!(3);
+        })
+        .expect("discovery is seeded");
+    let plan = gloo_plan_keeping_replicas(3);
+    let snapshot = gloo_snapshot("0.10.6");
+    // Killed right after both scale-downs: the count is in the journal and on the object.
+    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(3)).await);
+    assert_eq!(
+        discovery_replicas_and_annotation(&h),
+        (Some(0), Some("3".to_string()))
+    );
+    assert_eq!(
+        h.journal("gloo-mesh")
+            .expect("journal")
+            .undo("gm-02-scale-down-discovery"),
+        Some(&UndoRecord::Scale {
+            target: deployment("gloo-mesh", "discovery"),
+            replicas: 3
+        })
+    );
+    // The journal is lost.
+    assert!(
+        h.server
+            .remove("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .is_some()
+    );
+
+    // The rerun starts over, its gate fails, and the undo is accepted at the prompt.
+    let mut options = h.options();
+    options.yes = false;
+    options.break_lock = true;
+    options.gate_timeout = Duration::from_millis(300);
+    options.health_check = Some(Arc::new(|_cluster| {
+        Box::pin(async {
+            Ok(vec![
+                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
+            ])
+        })
+    }));
+    let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
+        .await
+        .expect_err("gate fails");
+    assert!(
+        err.to_string().contains("gm-05-networking-conforms"),
+        "{err}"
+    );
+    // The rerun scale-down recorded the annotation's 3 (not the 0 it found), and the undo restored it.
+    let lines = ui.lines();
+    let at = lines
+        .iter()
+        .position(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(
+        lines.get(at + 1).map(String::as_str),
+        Some("[2] Done 3 recorded in the journal and meshup.dev/replicas-before"),
+        "{lines:#?}"
+    );
+    assert!(
+        ui.lines().iter().any(|l| l
+            == "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3, the replicas \
+                recorded before the scale-down"),
+        "{:#?}",
+        ui.lines()
+    );
+    assert_eq!(discovery_replicas_and_annotation(&h), (Some(3), None));
+    assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
+    let journal = h.journal("gloo-mesh").expect("a new journal");
+    assert_eq!(
+        journal.undo("gm-02-scale-down-discovery"),
+        Some(&UndoRecord::Scale {
+            target: deployment("gloo-mesh", "discovery"),
+            replicas: 3
+        })
+    );
+    assert_eq!(
+        journal.state("gm-02-scale-down-discovery"),
+        StepState::Undone
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The exact commands that do or undo a step by hand, and which steps change the cluster. Pure. The
 //! one-line description of an action is `plan::describe_action`, shared with the plan's renderers.
 
-use crate::plan::{Action, Gate, Tool, command_line, tool_version_command};
+use crate::plan::{Action, Gate, ReplicasBefore, Tool, command_line, tool_version_command};
+use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
 pub use crate::plan::describe_action as action;
 
@@ -22,12 +23,24 @@ pub fn helm_show_crds_args(chart: &str, repo: &str, version: &str) -> Vec<String
 pub fn command(cluster: &str, step_action: &Action) -> String {
     let kubectl = format!("kubectl --context {cluster}");
     match step_action {
-        Action::Scale { target, replicas } => format!(
-            "{kubectl} -n {} scale {}/{} --replicas={replicas}",
-            target.namespace,
-            target.kind.to_lowercase(),
-            target.name
-        ),
+        Action::Scale {
+            target,
+            replicas,
+            replicas_before,
+        } => {
+            let object = format!("{}/{}", target.kind.to_lowercase(), target.name);
+            let ns = &target.namespace;
+            let scale = format!("{kubectl} -n {ns} scale {object} --replicas={replicas}");
+            match replicas_before {
+                Some(ReplicasBefore::Restore) => format!(
+                    "{scale} && {kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}-"
+                ),
+                Some(ReplicasBefore::Record) => format!(
+                    "{kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}=<current replicas> && {scale}"
+                ),
+                None => scale,
+            }
+        }
         Action::DeleteCollection {
             group,
             resource,
@@ -106,6 +119,7 @@ mod tests {
         let scale = Action::Scale {
             target: discovery(),
             replicas: 0,
+            replicas_before: None,
         };
         assert_eq!(
             action(&scale, Some(1)),
@@ -114,10 +128,33 @@ mod tests {
         let undo = Action::Scale {
             target: discovery(),
             replicas: 1,
+            replicas_before: None,
         };
         assert_eq!(
             command("mgmt", &undo),
             "kubectl --context mgmt -n gloo-mesh scale deployment/discovery --replicas=1"
+        );
+    }
+
+    #[test]
+    fn a_restoring_scale_also_removes_the_recorded_count() {
+        let restore = Action::Scale {
+            target: discovery(),
+            replicas: 3,
+            replicas_before: Some(ReplicasBefore::Restore),
+        };
+        assert_eq!(
+            command("mgmt", &restore),
+            "kubectl --context mgmt -n gloo-mesh scale deployment/discovery --replicas=3 && kubectl --context mgmt \
+             -n gloo-mesh annotate deployment/discovery meshup.dev/replicas-before-"
+        );
+        assert_eq!(
+            action(&restore, None),
+            "scale Deployment gloo-mesh/discovery to 3, the replicas recorded before the scale-down"
+        );
+        assert_eq!(
+            action(&restore, Some(0)),
+            "scale Deployment gloo-mesh/discovery 0 -> 3"
         );
     }
 

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plan::{Mesh, ObjectRef, UpgradePlan};
+use crate::plan::{Action, Mesh, ObjectRef, ReplicasBefore, UpgradePlan};
 use crate::snapshot::{Cluster, ClusterSnapshot};
 
 pub const JOURNAL_NAME: &str = "kubectl-meshup-journal";
@@ -39,7 +39,9 @@ pub enum StepState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum UndoRecord {
-    /// The replicas the workload had before the step scaled it.
+    /// The replicas the workload had just before the step scaled it (which may differ from the count
+    /// the plan observed; for a recording scale-down that found the workload already at zero with its
+    /// `meshup.dev/replicas-before` annotation, the annotation's count).
     Scale { target: ObjectRef, replicas: u32 },
 }
 
@@ -147,6 +149,24 @@ impl Journal {
 
     pub fn undo(&self, step_id: &str) -> Option<&UndoRecord> {
         self.steps.get(step_id).and_then(|r| r.undo.as_ref())
+    }
+
+    /// The replicas a recording scale-down of `target` (a step of `plan`) saw before it scaled, when
+    /// this journal has one above zero: what the matching scale-up restores.
+    pub fn replicas_before(&self, plan: &UpgradePlan, target: &ObjectRef) -> Option<u32> {
+        plan.steps
+            .iter()
+            .filter(|s| {
+                matches!(&s.action, Action::Scale {
+                    target: t,
+                    replicas_before: Some(ReplicasBefore::Record),
+                    ..
+                } if t == target)
+            })
+            .find_map(|s| match self.undo(&s.id) {
+                Some(UndoRecord::Scale { replicas, .. }) if *replicas > 0 => Some(*replicas),
+                _ => None,
+            })
     }
 
     pub fn done_count(&self) -> usize {
@@ -331,7 +351,7 @@ impl JournalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
+    use crate::plan::{Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
     use crate::version::Version;
 
     fn plan_with(steps: Vec<Step>) -> UpgradePlan {

@@ -52,8 +52,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::plan::{Action, Fingerprint, Gate, Step, Target, Tool, UpgradePlan, WaitCondition};
-use crate::snapshot::ClusterSnapshot;
+use crate::plan::{
+    Action, Fingerprint, Gate, ReplicasBefore, Step, Target, Tool, UpgradePlan, WaitCondition,
+};
+use crate::snapshot::{ClusterSnapshot, REPLICAS_BEFORE_ANNOTATION};
 use crate::version::Version;
 
 use journal::{
@@ -605,6 +607,14 @@ pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
     )
 }
 
+/// What a scale step found before acting: the live replicas, and the count the object's
+/// `meshup.dev/replicas-before` annotation recorded (read only for scales that keep their count).
+#[derive(Debug, Clone, Copy, Default)]
+struct ScaleFacts {
+    live: u32,
+    annotated: Option<u32>,
+}
+
 /// One cluster's journal and where it lives.
 struct Book {
     store: JournalStore,
@@ -839,17 +849,29 @@ impl Executor<'_> {
         multi_cluster: bool,
     ) -> Result<(), StepError> {
         let client = self.client(&step.cluster)?;
-        // Live facts for the description: the replicas a scale starts from.
-        let live_replicas = match &step.action {
-            Action::Scale { target, .. } => Some(
+        // Live facts for the description: the replicas a scale starts from (and, for a scale that
+        // keeps its count, what the object's annotation recorded).
+        let scale_facts = match &step.action {
+            Action::Scale {
+                target,
+                replicas_before,
+                ..
+            } => Some(
                 or_interrupt(self.interrupt, async {
-                    Ok(actions::current_replicas(&client, target).await?)
+                    let live = actions::current_replicas(&client, target).await?;
+                    let annotated = match replicas_before {
+                        Some(_) => actions::recorded_replicas(&client, target).await?,
+                        None => None,
+                    };
+                    Ok(ScaleFacts { live, annotated })
                 })
                 .await?,
             ),
             _ => None,
         };
-        let mut description = describe::action(&step.action, live_replicas);
+        let live_replicas = scale_facts.map(|f| f.live);
+        let (action, restored_from) = self.effective_action(step, scale_facts);
+        let mut description = describe::action(&action, live_replicas);
         if multi_cluster {
             description = format!("[{}] {description}", step.cluster);
         }
@@ -906,9 +928,22 @@ impl Executor<'_> {
             record.started_at = Some(now.clone());
             record.finished_at = None;
             record.error = None;
-            if let (Action::Scale { target, .. }, Some(before)) = (&step.action, live_replicas)
+            if let (
+                Action::Scale {
+                    target,
+                    replicas_before,
+                    ..
+                },
+                Some(facts),
+            ) = (&step.action, scale_facts)
                 && record.undo.is_none()
             {
+                let before = match replicas_before {
+                    Some(ReplicasBefore::Record) => {
+                        actions::count_before(facts.annotated, facts.live)
+                    }
+                    _ => facts.live,
+                };
                 record.undo = Some(UndoRecord::Scale {
                     target: target.clone(),
                     replicas: before,
@@ -924,7 +959,24 @@ impl Executor<'_> {
             .await
             .map_err(|e| StepError::Failed(e.to_string()))?;
 
-        let note = self.execute(&client, step).await?;
+        let mut note = self.execute(&client, step, &action, scale_facts).await?;
+        match (&action, restored_from, scale_facts) {
+            (Action::Scale { replicas, .. }, Some(from), _) => {
+                note = format!("{replicas} restored from {}", from.as_str());
+            }
+            (
+                Action::Scale {
+                    replicas_before: Some(ReplicasBefore::Record),
+                    ..
+                },
+                _,
+                Some(facts),
+            ) => {
+                let before = actions::count_before(facts.annotated, facts.live);
+                note = format!("{before} recorded in the journal and {REPLICAS_BEFORE_ANNOTATION}");
+            }
+            _ => {}
+        }
 
         if let Some(record) = self.record(step) {
             record.state = StepState::Done;
@@ -937,13 +989,74 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Carry out the step's action and its wait; returns a short note for the step line.
-    async fn execute(&mut self, client: &kube::Client, step: &Step) -> Result<String, StepError> {
-        let dry_run = false;
+    /// The action a step takes now: a restoring scale-up goes to the count the journal recorded, else
+    /// the object's annotation, else the plan's (and says which); every other action as planned.
+    fn effective_action(
+        &self,
+        step: &Step,
+        facts: Option<ScaleFacts>,
+    ) -> (Action, Option<actions::RestoredFrom>) {
         match &step.action {
-            Action::Scale { target, replicas } => {
+            Action::Scale {
+                target,
+                replicas,
+                replicas_before: Some(ReplicasBefore::Restore),
+            } => {
+                let journal = self
+                    .books
+                    .get(&step.cluster)
+                    .and_then(|b| b.journal.replicas_before(self.plan, target));
+                let annotated = facts.and_then(|f| f.annotated);
+                let (count, from) = actions::restore_count(journal, annotated, *replicas);
+                let action = Action::Scale {
+                    target: target.clone(),
+                    replicas: count,
+                    replicas_before: Some(ReplicasBefore::Restore),
+                };
+                (action, Some(from))
+            }
+            other => (other.clone(), None),
+        }
+    }
+
+    /// Carry out the step's action (`action`: the step's, with a restored count resolved) and its
+    /// wait; returns a short note for the step line.
+    async fn execute(
+        &mut self,
+        client: &kube::Client,
+        step: &Step,
+        action: &Action,
+        scale_facts: Option<ScaleFacts>,
+    ) -> Result<String, StepError> {
+        let dry_run = false;
+        match action {
+            Action::Scale {
+                target,
+                replicas,
+                replicas_before,
+            } => {
+                let facts = scale_facts.unwrap_or_default();
                 or_interrupt(self.interrupt, async {
-                    Ok(actions::scale(client, target, *replicas, dry_run).await?)
+                    match replicas_before {
+                        Some(ReplicasBefore::Record) => {
+                            // The count goes on the object before the scale, so a lost journal
+                            // still knows it; an earlier scale-down's count is kept.
+                            let before = actions::count_before(facts.annotated, facts.live);
+                            if facts.annotated != Some(before) && before > 0 {
+                                actions::record_replicas(client, target, Some(before), dry_run)
+                                    .await?;
+                            }
+                            actions::scale(client, target, *replicas, dry_run).await?;
+                        }
+                        Some(ReplicasBefore::Restore) => {
+                            actions::scale(client, target, *replicas, dry_run).await?;
+                            if facts.annotated.is_some() {
+                                actions::record_replicas(client, target, None, dry_run).await?;
+                            }
+                        }
+                        None => actions::scale(client, target, *replicas, dry_run).await?,
+                    }
+                    Ok(())
                 })
                 .await?;
                 Ok(String::new())
@@ -1289,7 +1402,9 @@ impl Executor<'_> {
     async fn dry_run_step(&mut self, client: &kube::Client, step: &Step) -> Result<(), StepError> {
         let dry_run = true;
         match &step.action {
-            Action::Scale { target, replicas } => {
+            Action::Scale {
+                target, replicas, ..
+            } => {
                 actions::scale(client, target, *replicas, dry_run).await?;
             }
             Action::DeleteCollection {
@@ -1363,6 +1478,14 @@ impl Executor<'_> {
                 Some(UndoRecord::Scale { target, replicas }) => Some(Action::Scale {
                     target: target.clone(),
                     replicas: *replicas,
+                    // The undo of a recording scale-down also removes the recorded count.
+                    replicas_before: match &step.action {
+                        Action::Scale {
+                            replicas_before: Some(ReplicasBefore::Record),
+                            ..
+                        } => Some(ReplicasBefore::Restore),
+                        _ => None,
+                    },
                 }),
                 None => step.undo.clone(),
             };
@@ -1377,9 +1500,32 @@ impl Executor<'_> {
     /// Offer to undo what was done before `failed`: on a terminal, ask and undo; with `--yes`, return
     /// the commands. Returns the commands still to run by hand.
     async fn offer_undo(&mut self, failed: &Step) -> Vec<String> {
-        let undoable = self.undoable(failed);
+        let mut undoable = self.undoable(failed);
         if undoable.is_empty() {
             return Vec::new();
+        }
+        // A restoring undo takes the same sources as a restoring step: the journal, the object's
+        // annotation, the plan.
+        for (step, action) in &mut undoable {
+            if let Action::Scale {
+                target,
+                replicas,
+                replicas_before: Some(ReplicasBefore::Restore),
+            } = action
+            {
+                let journal = self
+                    .books
+                    .get(&step.cluster)
+                    .and_then(|b| b.journal.replicas_before(self.plan, target));
+                let annotated = match self.target.client(&step.cluster) {
+                    Ok(client) => actions::recorded_replicas(client, target)
+                        .await
+                        .ok()
+                        .flatten(),
+                    Err(_) => None,
+                };
+                *replicas = actions::restore_count(journal, annotated, *replicas).0;
+            }
         }
         let commands: Vec<String> = undoable
             .iter()
@@ -1406,9 +1552,16 @@ impl Executor<'_> {
                 continue;
             };
             let undone = match &action {
-                Action::Scale { target, replicas } => {
-                    actions::scale(&client, target, *replicas, false).await
-                }
+                Action::Scale {
+                    target,
+                    replicas,
+                    replicas_before,
+                } => match actions::scale(&client, target, *replicas, false).await {
+                    Ok(()) if replicas_before.is_some() => {
+                        actions::record_replicas(&client, target, None, false).await
+                    }
+                    done => done,
+                },
                 Action::LabelNamespace { namespace, labels } => {
                     actions::label_namespace(&client, namespace, labels, false).await
                 }

@@ -51,6 +51,7 @@ pub fn workload(namespace: &str, name: &str, kind: &str, image: &str) -> Workloa
         version: observed(image),
         desired: 1,
         ready: 1,
+        replicas_before: None,
     }
 }
 

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::snapshot::{ObservedVersion, VersionSource, Workload};
+use crate::snapshot::{ObservedVersion, REPLICAS_BEFORE_ANNOTATION, VersionSource, Workload};
 use crate::version::{Flavor, ImageVersion, Version, image_version};
 
 /// Labels that carry a chart's version, in the order they are trusted.
@@ -95,7 +95,19 @@ fn workload(
         version: observed_version(&image, &labels_of(meta)),
         desired,
         ready,
+        replicas_before: replicas_before(meta),
     }
+}
+
+/// The count a scale-down recorded in [`REPLICAS_BEFORE_ANNOTATION`]; `None` when absent or not a
+/// number.
+pub fn replicas_before(meta: &ObjectMeta) -> Option<u32> {
+    meta.annotations
+        .as_ref()?
+        .get(REPLICAS_BEFORE_ANNOTATION)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn count(n: Option<i32>) -> u32 {
@@ -172,6 +184,19 @@ mod tests {
         assert_eq!(v.flavor, Flavor::Mspider);
         let v = observed_version(image, &labels(&[("app", "istiod")]));
         assert_eq!((v.version, v.source), (None, VersionSource::Unknown));
+    }
+
+    #[test]
+    fn the_recorded_replicas_come_from_the_annotation_when_it_is_a_number() {
+        let meta = |value: &str| ObjectMeta {
+            annotations: Some(labels(&[("meshup.dev/replicas-before", value)])),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(replicas_before(&meta("3")), Some(3));
+        assert_eq!(replicas_before(&meta(" 2 ")), Some(2));
+        assert_eq!(replicas_before(&meta("three")), None);
+        assert_eq!(replicas_before(&meta("-1")), None);
+        assert_eq!(replicas_before(&ObjectMeta::default()), None);
     }
 
     #[test]

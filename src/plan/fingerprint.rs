@@ -3,7 +3,8 @@
 //! Included, per cluster: the Kubernetes minor; for the targeted meshes and the meshes whose ranges
 //! constrain them: component versions and flavors (as image tags), Istio revisions, tags, namespace
 //! labels, the workloads that carry sidecars and the proxy versions running, gateways and ambient
-//! components, Gloo Mesh Deployments with their replicas (the plan's undo restores them), the served
+//! components, Gloo Mesh Deployments with their replicas (the plan's undo restores them; while an
+//! apply holds one scaled down, the count its `meshup.dev/replicas-before` annotation records), the served
 //! API groups and their non-empty resources, registered clusters, Kmesh's DaemonSet and mode, and the
 //! oldest Linux kernel when Kmesh is targeted. Left out on purpose: node and pod counts, object counts,
 //! timestamps and anything else the steps do not depend on.
@@ -177,7 +178,7 @@ fn cluster_facts(cluster: &Cluster, meshes: &BTreeSet<Mesh>, facts: &mut BTreeMa
                         "{} {} replicas={}",
                         workload_id(w),
                         tag(&w.version),
-                        w.desired
+                        w.usual_replicas()
                     ),
                 );
             }
