@@ -1189,6 +1189,7 @@ fn tool_arguments_reach_the_tool_literally_without_a_shell() {
         &located,
         "helm",
         &hostile,
+        &[],
         Duration::from_secs(10),
         false,
         &mut |_| {},
