@@ -1523,6 +1523,68 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
 }
 
 #[tokio::test]
+async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    // Another cluster with the same Istio; while the apply runs, someone points the plan's context
+    // at it (as soon as bookinfo is labelled, step 4 of 9).
+    let other = FakeApiServer::builder().auto_rollout(true).start();
+    other
+        .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
+        .expect("seed");
+    other.clear_requests();
+    let (kubeconfig, other_url) = (h.kubeconfig(), other.url());
+    h.server.on_change(move |change, _| {
+        if change.kind == "Namespace" && change.name == "bookinfo" {
+            let text = support::kubeconfig_yaml(&[(CLUSTER, other_url.as_str())], CLUSTER);
+            std::fs::write(&kubeconfig, text).expect("re-point the context");
+        }
+    });
+    let plan = istio_plan();
+    let mut ui = ScriptedUi::unattended();
+
+    let err = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .expect_err("refused at the uninstall");
+    assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "context {CLUSTER} now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now",
+            other.url(),
+            h.server.url(),
+            h.server.url()
+        )
+    );
+    // Install ran against the plan's cluster; the uninstall ran nowhere.
+    assert_eq!(
+        h.tool_calls(),
+        vec![
+            h.call("istioctl version --remote=false"),
+            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
+        ]
+    );
+    assert!(
+        h.server
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert!(
+        other
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert!(other.mutating_requests().is_empty());
+    let journal = h.journal("istio-system").expect("journal");
+    assert_ne!(journal.state("istio-07-uninstall-1-23"), StepState::Done);
+    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Done);
+}
+
+#[tokio::test]
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
