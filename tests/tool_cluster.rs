@@ -28,14 +28,16 @@ use support::{
 const INJECTOR_DELAY: Duration = Duration::from_millis(100);
 
 /// An Istio 1.23 cluster with Bookinfo (istio/cluster.yaml), its rollouts completed by the fake and
-/// its restarted pods re-injected by the played injector.
-fn istio_cluster() -> FakeApiServer {
+/// (when `injector`) its restarted pods re-injected by the played injector.
+fn istio_cluster(injector: bool) -> FakeApiServer {
     let server = FakeApiServer::builder().auto_rollout(true).start();
     server
         .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
         .expect("seed");
     seed_bookinfo_pods(&server, "1-23");
-    play_injector(&server, INJECTOR_DELAY);
+    if injector {
+        play_injector(&server, INJECTOR_DELAY);
+    }
     server
 }
 
@@ -52,7 +54,12 @@ struct Fleet {
 
 impl Fleet {
     fn start() -> Self {
-        let (staging, prod) = (istio_cluster(), istio_cluster());
+        Self::start_with(true)
+    }
+
+    /// `injector: false`: staging's restarted pods keep their 1.23 proxies, so the proxies gate fails.
+    fn start_with(injector: bool) -> Self {
+        let (staging, prod) = (istio_cluster(injector), istio_cluster(true));
         let tools = stand_in_tools(&["istioctl"]);
         // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
         let install = std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
@@ -139,10 +146,12 @@ impl Fleet {
         (file, plan)
     }
 
-    /// `apply --yes PLAN` with `prefix`, the plan's manual steps confirmed ahead.
+    /// `PREFIX apply --yes EXTRA PLAN`, the plan's manual steps confirmed ahead.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         prefix: &[&str],
+        extra: &[&str],
         plan_file: &Path,
         plan: &UpgradePlan,
         kubeconfig_env: Option<&Path>,
@@ -150,6 +159,7 @@ impl Fleet {
     ) -> Output {
         let mut args = prefix.to_vec();
         args.extend(["apply", "--yes", "--poll-interval", "100ms"]);
+        args.extend(extra);
         for step in &plan.steps {
             if matches!(step.action, Action::Manual { .. }) {
                 args.extend(["--confirm-manual", step.id.as_str()]);
@@ -238,7 +248,7 @@ fn with_prod_as_current_context_a_staging_plan_changes_staging_only() {
     let prod_before = objects(&fleet.prod);
     fleet.prod.clear_requests();
 
-    let out = fleet.apply(&["-v"], &file, &plan, Some(&kubeconfig), &fleet.path());
+    let out = fleet.apply(&["-v"], &[], &file, &plan, Some(&kubeconfig), &fleet.path());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
@@ -300,7 +310,14 @@ fn with_kubeconfig_flag_the_tools_ignore_a_home_config_that_names_another_cluste
     let prod_before = objects(&fleet.prod);
     fleet.prod.clear_requests();
 
-    let out = fleet.apply(&["--kubeconfig", flag], &file, &plan, None, &fleet.path());
+    let out = fleet.apply(
+        &["--kubeconfig", flag],
+        &[],
+        &file,
+        &plan,
+        None,
+        &fleet.path(),
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
@@ -328,7 +345,7 @@ fn a_context_repointed_after_planning_is_refused_before_any_tool_runs() {
     fleet.staging.clear_requests();
     fleet.prod.clear_requests();
 
-    let out = fleet.apply(&[], &file, &plan, Some(&kubeconfig), &fleet.path());
+    let out = fleet.apply(&[], &[], &file, &plan, Some(&kubeconfig), &fleet.path());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let expected = format!(
@@ -383,7 +400,7 @@ fn an_istioctl_reached_only_through_a_relative_path_entry_is_not_run() {
         path.push(&system);
         let staging_before = objects(&fleet.staging);
 
-        let out = fleet.apply(&[], &file, &plan, Some(&kubeconfig), &path);
+        let out = fleet.apply(&[], &[], &file, &plan, Some(&kubeconfig), &path);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{label}: {stderr}");
         let expected = format!(
@@ -399,4 +416,49 @@ fn an_istioctl_reached_only_through_a_relative_path_entry_is_not_run() {
                 .is_none()
         );
     }
+}
+
+#[test]
+fn undo_commands_after_a_failure_carry_the_kubeconfig_flag_and_the_context() {
+    let fleet = Fleet::start_with(false);
+    let flag_file = fleet.config();
+    let flag = flag_file.to_str().expect("utf-8 path");
+    let (file, plan) = fleet.plan(&["--kubeconfig", flag], None);
+    fleet.prod.clear_requests();
+
+    let out = fleet.apply(
+        &["--kubeconfig", flag],
+        &["--step-timeout", "3s"],
+        &file,
+        &plan,
+        None,
+        &fleet.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The proxies gate failed; the install and the label are undone by hand, on staging, through
+    // the kubeconfig apply was given: never through the current context (prod).
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: step "))
+        .unwrap_or_else(|| panic!("an error line\n{stderr}"));
+    assert!(error.contains("; to undo the steps done: "), "{error}");
+    let undo = error
+        .split("; to undo the steps done: ")
+        .nth(1)
+        .unwrap_or_default();
+    let commands: Vec<&str> = undo.split(" && ").collect();
+    assert_eq!(commands.len(), 2, "{undo}");
+    assert!(
+        commands[0].starts_with(&format!(
+            "kubectl --kubeconfig {flag} --context staging label namespace bookinfo --overwrite "
+        )),
+        "{undo}"
+    );
+    assert!(
+        commands[1].starts_with("istioctl uninstall ")
+            && commands[1].ends_with(&format!("--kubeconfig {flag} --context staging")),
+        "{undo}"
+    );
+    assert!(fleet.prod.mutating_requests().is_empty());
 }
