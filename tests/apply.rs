@@ -1585,6 +1585,54 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
 }
 
 #[tokio::test]
+async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    let kubeconfig = h.kubeconfig();
+    h.server.on_change(move |change, _| {
+        if change.kind == "Namespace" && change.name == "bookinfo" {
+            let _ = std::fs::remove_file(&kubeconfig);
+        }
+    });
+    let plan = istio_plan();
+
+    let err = run(
+        &h,
+        &plan,
+        &istio_snapshot(),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("refused at the uninstall");
+    assert!(matches!(err, ApplyError::ClusterUnknown { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot tell which API server context {CLUSTER} names now (cannot read kubeconfig "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "nothing was run there: fix the kubeconfig, then resume with `kubectl meshup apply plan.yaml`"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        h.server
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert_eq!(h.tool_calls().len(), 2, "{:?}", h.tool_calls());
+}
+
+#[tokio::test]
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let h = Harness::start("istio/cluster.yaml").await;
     h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
