@@ -638,9 +638,27 @@ fn plan_file_text(options: &ApplyOptions) -> String {
         .unwrap_or_else(|| "PLAN_FILE".to_string())
 }
 
-/// The command that resumes this apply.
+/// The command that resumes this apply (with the `--kubeconfig` it was given).
 pub fn resume_command(options: &ApplyOptions) -> String {
-    format!("kubectl meshup apply {}", plan_file_text(options))
+    format!(
+        "kubectl meshup{} apply {}",
+        kubeconfig_flag(options),
+        plan_file_text(options)
+    )
+}
+
+/// ` --kubeconfig FILE` when apply was given one, else nothing.
+fn kubeconfig_flag(options: &ApplyOptions) -> String {
+    options
+        .kubeconfig
+        .flag()
+        .map(|f| {
+            format!(
+                " {}",
+                crate::plan::command_line("--kubeconfig", &[f.display().to_string()])
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// The API server each cluster must name for tools to run: the one the plan recorded, else (a plan
@@ -672,16 +690,7 @@ fn hint_target<'a>(options: &'a ApplyOptions, cluster: &'a str) -> HintTarget<'a
 
 /// The command that makes a fresh plan for the same targets and clusters.
 pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
-    let kubeconfig: String = options
-        .kubeconfig
-        .flag()
-        .map(|f| {
-            format!(
-                " {}",
-                crate::plan::command_line("--kubeconfig", &[f.display().to_string()])
-            )
-        })
-        .unwrap_or_default();
+    let kubeconfig = kubeconfig_flag(options);
     let contexts: String = plan
         .clusters
         .iter()
@@ -1785,5 +1794,44 @@ async fn evaluate(
                 Progress::Waiting(failures.join("; "))
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::KubeconfigSource;
+
+    fn no_fingerprint(_: &ClusterSnapshot, _: &[Target]) -> Fingerprint {
+        Fingerprint {
+            algorithm: "none".into(),
+            value: String::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    fn options(source: KubeconfigSource) -> ApplyOptions {
+        let mut o = ApplyOptions::new(Staleness {
+            fingerprint: no_fingerprint,
+            diff: |_, _| Vec::new(),
+        });
+        o.plan_file = Some(PathBuf::from("plan.yaml"));
+        o.kubeconfig = KubeconfigFiles {
+            files: vec![PathBuf::from("/work/my config")],
+            source,
+        };
+        o
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_kubeconfig_flag_only_when_it_was_given() {
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Flag)),
+            "kubectl meshup --kubeconfig '/work/my config' apply plan.yaml"
+        );
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Env)),
+            "kubectl meshup apply plan.yaml"
+        );
     }
 }
