@@ -1554,7 +1554,7 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     assert_eq!(
         err.to_string(),
         format!(
-            "context {CLUSTER} now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now",
+            "context {CLUSTER} now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now with `kubectl meshup --context {CLUSTER} plan --to istio=1.24.2 -o yaml > plan.yaml`",
             other.url(),
             h.server.url(),
             h.server.url()

@@ -349,10 +349,11 @@ fn a_context_repointed_after_planning_is_refused_before_any_tool_runs() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let expected = format!(
-        "error: context staging now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now",
+        "error: context staging now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now with `kubectl meshup --context staging plan --to istio=1.24.6 -o yaml > {}`",
         fleet.prod.url(),
         fleet.staging.url(),
-        fleet.staging.url()
+        fleet.staging.url(),
+        file.display()
     );
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(fleet.tool_calls().is_empty(), "{:?}", fleet.tool_calls());

@@ -264,12 +264,13 @@ pub enum ApplyError {
     #[error("the plan is not valid: {0}; make a new plan")]
     InvalidPlan(String),
     #[error(
-        "context {context} now names API server {actual}, not {expected}, the one the plan was made against; nothing was run there: point the context back at {expected}, or make a new plan for the cluster it names now"
+        "context {context} now names API server {actual}, not {expected}, the one the plan was made against; nothing was run there: point the context back at {expected}, or make a new plan for the cluster it names now with `{replan}`"
     )]
     ClusterMoved {
         context: String,
         expected: String,
         actual: String,
+        replan: String,
     },
     #[error(
         "cannot tell which API server context {context} names now ({reason}); nothing was run there: fix the kubeconfig, then resume with `{resume}`"
@@ -428,6 +429,7 @@ async fn run(
                 context: c.clone(),
                 expected: expected.clone(),
                 actual: server_identity(observed),
+                replan: replan_command(plan, options),
             });
         }
     }
@@ -1381,6 +1383,7 @@ impl Executor<'_> {
                 context: cluster.to_string(),
                 expected: expected.clone(),
                 actual: server_identity(&now),
+                replan: replan_command(self.plan, self.options),
             }),
             Err(e) => refuse(ApplyError::ClusterUnknown {
                 context: cluster.to_string(),
