@@ -463,3 +463,40 @@ fn undo_commands_after_a_failure_carry_the_kubeconfig_flag_and_the_context() {
     );
     assert!(fleet.prod.mutating_requests().is_empty());
 }
+
+#[test]
+fn with_several_kubeconfig_files_the_tools_get_the_list_and_the_context() {
+    let fleet = Fleet::start();
+    // KUBECONFIG=prod.config:staging.config, prod's file first (its current context wins).
+    let prod_file = fleet.work.path().join("prod.config");
+    let staging_file = fleet.work.path().join("staging.config");
+    write_kubeconfig(&prod_file, &[("prod", &fleet.prod)], "prod");
+    write_kubeconfig(&staging_file, &[("staging", &fleet.staging)], "staging");
+    let list = std::env::join_paths([&prod_file, &staging_file]).expect("list");
+    let list = PathBuf::from(list);
+    let (file, plan) = fleet.plan(&[], Some(&list));
+    let prod_before = objects(&fleet.prod);
+    fleet.prod.clear_requests();
+
+    let out = fleet.apply(&["-v"], &[], &file, &plan, Some(&list), &fleet.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // No --kubeconfig (it takes one file): the context flag, and KUBECONFIG set to apply's list.
+    let calls = fleet.tool_calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for call in &calls {
+        assert!(call.ends_with(" --context staging"), "{call}");
+        assert!(!call.contains("--kubeconfig"), "{call}");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "running KUBECONFIG={} {} install ",
+            list.display(),
+            fleet.tools.path().join("istioctl").display()
+        )),
+        "{stderr}"
+    );
+    assert_upgraded(&fleet.staging);
+    assert_eq!(objects(&fleet.prod), prod_before);
+    assert!(fleet.prod.mutating_requests().is_empty());
+}

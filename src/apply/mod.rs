@@ -855,6 +855,19 @@ impl FoundTool {
     }
 }
 
+/// A tool's command line as `-v` shows it: `KUBECONFIG=a:b` first when it lists several files (then
+/// no `--kubeconfig` flag says which), the binary by its absolute path, every argument.
+fn shown_command(path: &std::path::Path, args: &[String], env: &[(String, OsString)]) -> String {
+    let line = crate::plan::command_line(&path.display().to_string(), args);
+    if args.iter().any(|a| a == "--kubeconfig") {
+        return line;
+    }
+    match env.iter().find(|(k, _)| k == "KUBECONFIG") {
+        Some((k, v)) => format!("{k}={} {line}", v.to_string_lossy()),
+        None => line,
+    }
+}
+
 /// The tool a step runs, if any.
 fn step_tool(action: &Action) -> Option<Tool> {
     match action {
@@ -1415,7 +1428,7 @@ impl Executor<'_> {
             tools::cluster_command(tool, &version_args, &self.options.kubeconfig, cluster);
         tracing::info!(
             "asking {name} its version: {}",
-            crate::plan::command_line(&path.display().to_string(), &args)
+            shown_command(&path, &args, &env)
         );
         let timeout = self.timeout(Some(TOOL_VERSION_TIMEOUT_SECONDS));
         let ui = &mut *self.ui;
@@ -1462,10 +1475,7 @@ impl Executor<'_> {
         self.check_server(&step.cluster)?;
         let (full, env) =
             tools::cluster_command(tool, args, &self.options.kubeconfig, &step.cluster);
-        tracing::info!(
-            "running {}",
-            crate::plan::command_line(&found.path.display().to_string(), &full)
-        );
+        tracing::info!("running {}", shown_command(&found.path, &full, &env));
         let timeout = self.timeout(planned_timeout);
         let ui = &mut *self.ui;
         let mut on_line = |line: &str| ui.step_progress(line);
