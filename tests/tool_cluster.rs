@@ -147,7 +147,6 @@ impl Fleet {
     }
 
     /// `PREFIX apply --yes EXTRA PLAN`, the plan's manual steps confirmed ahead.
-    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         prefix: &[&str],
