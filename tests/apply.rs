@@ -1560,6 +1560,21 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
             h.server.url()
         )
     );
+    // The step line names the binary; the step ends refused.
+    let lines = ui.lines();
+    let uninstall = format!(
+        "[8/9] run istioctl uninstall --revision 1-23 -y (using {} 1.24.2)",
+        h.bin.path().join("istioctl").display()
+    );
+    let at = lines
+        .iter()
+        .position(|l| *l == uninstall)
+        .unwrap_or_else(|| panic!("{uninstall}\n{lines:#?}"));
+    assert_eq!(
+        lines[at + 1],
+        "[8] Failed refused before the tool ran",
+        "{lines:#?}"
+    );
     // Install ran against the plan's cluster; the uninstall ran nowhere.
     assert_eq!(
         h.tool_calls(),
@@ -1582,6 +1597,37 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     let journal = h.journal("istio-system").expect("journal");
     assert_ne!(journal.state("istio-07-uninstall-1-23"), StepState::Done);
     assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Done);
+}
+
+#[tokio::test]
+async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_runs() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    // Apply connected to (and observed) the plan's cluster; by the first tool step the context names
+    // another server.
+    let other = FakeApiServer::start();
+    std::fs::write(
+        h.kubeconfig(),
+        support::kubeconfig_yaml(&[(CLUSTER, other.url().as_str())], CLUSTER),
+    )
+    .expect("re-point");
+    let mut ui = ScriptedUi::unattended();
+
+    let err = run(&h, &istio_plan(), &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .expect_err("refused at the version gate");
+    assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    // Not even the version query ran; the refused step has its own line.
+    assert!(h.tool_calls().is_empty(), "{:?}", h.tool_calls());
+    assert_eq!(
+        ui.lines(),
+        vec![
+            "[1/9] gate: `istioctl version --remote=false` reports 1.24.2".to_string(),
+            "[1] Failed refused before the tool ran".to_string(),
+        ]
+    );
+    assert!(other.mutating_requests().is_empty());
 }
 
 #[tokio::test]

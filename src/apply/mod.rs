@@ -1038,7 +1038,14 @@ impl Executor<'_> {
             description = format!("[{}] {description}", step.cluster);
         }
         let tool = match step_tool(&step.action) {
-            Some(tool) if !self.dry() => Some(self.locate(&step.cluster, tool).await?),
+            Some(tool) if !self.dry() => match self.locate(&step.cluster, tool).await {
+                Ok(located) => Some(located),
+                Err(e) => {
+                    // The step line first, so that its end (refused, interrupted) has a step to end.
+                    self.ui.step_started(index, total, &description);
+                    return Err(e);
+                }
+            },
             _ => None,
         };
         if let Some(Located::Found(found)) = &tool {
