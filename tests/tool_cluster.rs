@@ -499,3 +499,55 @@ fn with_several_kubeconfig_files_the_tools_get_the_list_and_the_context() {
     assert_eq!(objects(&fleet.prod), prod_before);
     assert!(fleet.prod.mutating_requests().is_empty());
 }
+
+#[test]
+fn the_stand_in_istioctl_picks_its_cluster_as_the_real_one_does() {
+    let fleet = Fleet::start();
+    let istioctl = fleet.tools.path().join("istioctl");
+    let has = |server: &FakeApiServer, name: &str| {
+        server.get("deployments", "istio-system", name).is_some()
+    };
+    let run = |args: &[&str], kubeconfig_env: Option<&Path>| {
+        let mut cmd = Command::new(&istioctl);
+        cmd.args(args)
+            .env("HOME", fleet.home.path())
+            .env("PATH", fleet.path())
+            .env_remove("KUBECONFIG");
+        if let Some(k) = kubeconfig_env {
+            cmd.env("KUBECONFIG", k);
+        }
+        let out = cmd.output().expect("stand-in runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
+    // No flag, no KUBECONFIG: $HOME/.kube/config and its current context (here: staging).
+    let kube_dir = fleet.home.path().join(".kube");
+    std::fs::create_dir_all(&kube_dir).expect("mkdir");
+    write_kubeconfig(
+        &kube_dir.join("config"),
+        &[("staging", &fleet.staging)],
+        "staging",
+    );
+    run(&["uninstall", "--revision", "1-23", "-y"], None);
+    assert!(!has(&fleet.staging, "istiod-1-23") && has(&fleet.prod, "istiod-1-23"));
+    // KUBECONFIG (current context prod) wins over $HOME/.kube/config.
+    let config = fleet.config();
+    run(&["install", "--set", "revision=1-24-6"], Some(&config));
+    assert!(has(&fleet.prod, "istiod-1-24-6") && !has(&fleet.staging, "istiod-1-24-6"));
+    // --context wins over the current context; --kubeconfig over KUBECONFIG.
+    let elsewhere = fleet.work.path().join("elsewhere");
+    write_kubeconfig(&elsewhere, &[("prod", &fleet.prod)], "prod");
+    let flag = config.to_str().expect("utf-8");
+    run(
+        &[
+            "install",
+            "--set",
+            "revision=1-24-6",
+            "--kubeconfig",
+            flag,
+            "--context",
+            "staging",
+        ],
+        Some(&elsewhere),
+    );
+    assert!(has(&fleet.staging, "istiod-1-24-6"));
+}
