@@ -597,6 +597,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_contexts_server_is_read_afresh_from_the_files_first_file_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, cluster: &str, server: &str| {
+            let path = dir.path().join(name);
+            let text = format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {server}\ncontexts:\n- name: staging\n  context:\n    cluster: {cluster}\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: staging\n"
+            );
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let first = write("a", "a-cluster", "https://10.0.0.1:6443/");
+        let second = write("b", "b-cluster", "https://10.0.0.2:6443");
+        let files = KubeconfigFiles {
+            files: vec![first.clone(), second],
+            source: KubeconfigSource::Env,
+        };
+        assert_eq!(
+            context_server(&files, "staging").expect("server"),
+            "https://10.0.0.1:6443"
+        );
+        write("a", "a-cluster", "https://10.9.9.9:6443");
+        assert_eq!(
+            context_server(&files, "staging").expect("server"),
+            "https://10.9.9.9:6443",
+            "read afresh"
+        );
+        let err = context_server(&files, "prod").expect_err("no such context");
+        assert!(
+            err.to_string()
+                .contains("\"prod\" is not in the kubeconfig"),
+            "{err}"
+        );
+        let flag = KubeconfigFiles {
+            files: vec![first],
+            source: KubeconfigSource::Flag,
+        };
+        assert_eq!(flag.flag(), Some(dir.path().join("a").as_path()));
+        assert_eq!(files.flag(), None, "KUBECONFIG is not repeated in hints");
+    }
+
+    #[test]
     fn api_errors_read_in_one_line_without_the_status_dump() {
         let status =
             kube::core::Status::failure("deployments.apps \"reviews-v1\" not found", "NotFound")
