@@ -68,6 +68,18 @@ pub struct StepRecord {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The binary a tool step ran (or would have run): absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolRecord>,
+}
+
+/// Which binary a tool step used: its absolute path and the version it reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub path: String,
+    /// `None` when the tool printed no version apply could read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// How a manual step was confirmed done.
@@ -98,6 +110,7 @@ impl StepRecord {
             restarted_at: None,
             confirmed: None,
             error: None,
+            tool: None,
         }
     }
 }
@@ -419,6 +432,26 @@ mod tests {
         assert_eq!(j.steps.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(j.state("a"), StepState::Pending);
         assert_eq!(j.targets, "gloo-mesh=1.0.0");
+    }
+
+    #[test]
+    fn a_journal_written_before_tool_records_still_reads() {
+        let old = r#"{"plan":"abc","targets":"istio=1.24.2","startedAt":"2026-01-01T00:00:00Z",
+            "steps":{"istio-01":{"state":"done","attempts":1}}}"#;
+        let j: Journal = serde_json::from_str(old).expect("old journal");
+        assert_eq!(j.state("istio-01"), StepState::Done);
+        assert_eq!(j.steps["istio-01"].tool, None);
+        let mut new = j.clone();
+        new.record_mut("istio-01").tool = Some(ToolRecord {
+            path: "/usr/local/bin/istioctl".into(),
+            version: Some("1.24.2".into()),
+        });
+        let text = serde_json::to_string(&new).expect("write");
+        assert!(
+            text.contains(r#""tool":{"path":"/usr/local/bin/istioctl","version":"1.24.2"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Journal>(&text).expect("read"), new);
     }
 
     #[test]

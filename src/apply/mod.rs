@@ -29,6 +29,13 @@
 //! automatically and the exact commands are printed instead (an unattended run should not take a second
 //! decision on its own).
 //!
+//! Tools: each is found once per apply on an absolute `PATH` entry ([`tools::locate`]), asked its
+//! version once, and run with the plan step's cluster spelled out (`--kubeconfig` with apply's file,
+//! the context flag, `KUBECONFIG` set to apply's files: [`tools::cluster_command`]). Before a tool runs,
+//! the step's context must still name the API server the plan was made against (read afresh from the
+//! kubeconfig, as the tool will), or apply stops with [`ApplyError::ClusterMoved`]. The step line shows
+//! the binary's path and version, and the journal records them.
+//!
 //! Exit codes are mapped in [`crate::error::apply_exit`]: declined 4, interrupted 130, no terminal
 //! without `--yes` 2, everything else 1.
 
@@ -52,18 +59,22 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 
+use crate::client::KubeconfigFiles;
 use crate::plan::{
     Action, Fingerprint, Gate, ReplicasBefore, Step, Target, Tool, UpgradePlan, WaitCondition,
+    recorded_server, server_identity,
 };
 use crate::snapshot::{ClusterSnapshot, REPLICAS_BEFORE_ANNOTATION};
 use crate::version::Version;
 
+use describe::HintTarget;
 use journal::{
-    Confirmation, ConfirmedBy, Journal, JournalError, JournalStore, StepState, UndoRecord,
+    Confirmation, ConfirmedBy, Journal, JournalError, JournalStore, StepState, ToolRecord,
+    UndoRecord,
 };
 use lock::{LockError, LockGuard};
 use permissions::Permission;
-use tools::ToolError;
+use tools::{NotFound, ToolError};
 pub use ui::{Answer, PlainUi, PromptError, StepEnd, TerminalUi, Ui};
 use wait::Progress;
 
@@ -126,7 +137,11 @@ pub struct ApplyOptions {
     /// Overrides every wait, gate and tool timeout.
     pub step_timeout: Option<Duration>,
     /// Where helm, istioctl and meshctl are looked up (`PATH` syntax); `None`: the process's `PATH`.
+    /// Only absolute entries are used.
     pub tool_path: Option<OsString>,
+    /// The kubeconfig file(s) apply reads (`--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`):
+    /// every tool is given exactly these, with the plan step's context.
+    pub kubeconfig: KubeconfigFiles,
     /// The plan file, for the resume and re-plan commands in messages.
     pub plan_file: Option<PathBuf>,
     pub staleness: Staleness,
@@ -156,6 +171,7 @@ impl ApplyOptions {
             break_lock: false,
             step_timeout: None,
             tool_path: None,
+            kubeconfig: KubeconfigFiles::resolve(None),
             plan_file: None,
             staleness,
             health_check: None,
@@ -247,6 +263,23 @@ pub enum ApplyError {
     UnknownCluster { cluster: String },
     #[error("the plan is not valid: {0}; make a new plan")]
     InvalidPlan(String),
+    #[error(
+        "context {context} now names API server {actual}, not {expected}, the one the plan was made against; nothing was run there: point the context back at {expected}, or make a new plan for the cluster it names now with `{replan}`"
+    )]
+    ClusterMoved {
+        context: String,
+        expected: String,
+        actual: String,
+        replan: String,
+    },
+    #[error(
+        "cannot tell which API server context {context} names now ({reason}); nothing was run there: fix the kubeconfig, then resume with `{resume}`"
+    )]
+    ClusterUnknown {
+        context: String,
+        reason: String,
+        resume: String,
+    },
     #[error("step {step} failed: {reason}{}", undo_text(.undo))]
     StepFailed {
         step: String,
@@ -267,6 +300,8 @@ pub struct UnfinishedApply {
     pub done: usize,
     pub total: usize,
     pub started_at: String,
+    /// `kubectl --kubeconfig F --context C` for the delete hint.
+    pub kubectl: String,
 }
 
 impl std::fmt::Display for UnfinishedApply {
@@ -274,7 +309,7 @@ impl std::fmt::Display for UnfinishedApply {
         let name = journal::JOURNAL_NAME;
         write!(
             f,
-            "cluster {c} has an unfinished apply of another plan ({t}, {d} of {n} steps done, started {s}, plan {p}) in ConfigMap {ns}/{name}; resume it with its own plan file, or if it is abandoned, delete it: `kubectl --context {c} -n {ns} delete configmap {name}`",
+            "cluster {c} has an unfinished apply of another plan ({t}, {d} of {n} steps done, started {s}, plan {p}) in ConfigMap {ns}/{name}; resume it with its own plan file, or if it is abandoned, delete it: `{k} -n {ns} delete configmap {name}`",
             c = self.cluster,
             t = self.targets,
             d = self.done,
@@ -282,6 +317,7 @@ impl std::fmt::Display for UnfinishedApply {
             s = self.started_at,
             p = self.plan,
             ns = self.namespace,
+            k = self.kubectl,
         )
     }
 }
@@ -335,6 +371,10 @@ enum StepError {
     Failed(String),
     Interrupted,
     Declined,
+    /// Stopped before a tool ran, for a reason that is not the step's (the context moved): the whole
+    /// apply ends with this error, and nothing is offered to undo (the hints would reach the same
+    /// context).
+    Refused(Box<ApplyError>),
 }
 
 impl From<actions::ActionError> for StepError {
@@ -379,6 +419,20 @@ async fn run(
         return Err(ApplyError::NeedsConfirmation);
     }
     check_confirmed_ids(plan, &options.confirmed_manual)?;
+    let servers = expected_servers(plan, current, &clusters);
+    for c in &clusters {
+        let observed = journal::snapshot_cluster(current, c).and_then(|o| o.server.as_deref());
+        if let (Some(expected), Some(observed)) = (&servers[c], observed)
+            && server_identity(observed) != *expected
+        {
+            return Err(ApplyError::ClusterMoved {
+                context: c.clone(),
+                expected: expected.clone(),
+                actual: server_identity(observed),
+                replan: replan_command(plan, options),
+            });
+        }
+    }
     let namespaces: BTreeMap<String, String> = clusters
         .iter()
         .map(|c| {
@@ -437,6 +491,8 @@ async fn run(
         ui,
         interrupt,
         books: BTreeMap::new(),
+        servers,
+        tools: BTreeMap::new(),
     };
     if options.dry_run {
         return executor.run_steps().await;
@@ -464,7 +520,7 @@ async fn run(
     }
     let result = async {
         for c in &clusters {
-            let book = open_journal(target.client(c)?, c, &namespaces[c], plan).await?;
+            let book = open_journal(target.client(c)?, c, &namespaces[c], plan, options).await?;
             executor.books.insert(c.clone(), book);
         }
         executor.run_steps().await
@@ -584,13 +640,59 @@ fn plan_file_text(options: &ApplyOptions) -> String {
         .unwrap_or_else(|| "PLAN_FILE".to_string())
 }
 
-/// The command that resumes this apply.
+/// The command that resumes this apply (with the `--kubeconfig` it was given).
 pub fn resume_command(options: &ApplyOptions) -> String {
-    format!("kubectl meshup apply {}", plan_file_text(options))
+    format!(
+        "kubectl meshup{} apply {}",
+        kubeconfig_flag(options),
+        plan_file_text(options)
+    )
+}
+
+/// ` --kubeconfig FILE` when apply was given one, else nothing.
+fn kubeconfig_flag(options: &ApplyOptions) -> String {
+    options
+        .kubeconfig
+        .flag()
+        .map(|f| {
+            format!(
+                " {}",
+                crate::plan::command_line("--kubeconfig", &[f.display().to_string()])
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The API server each cluster must name for tools to run: the one the plan recorded, else (a plan
+/// made before servers were recorded) the one apply observed the cluster at just now.
+fn expected_servers(
+    plan: &UpgradePlan,
+    current: &ClusterSnapshot,
+    clusters: &[String],
+) -> BTreeMap<String, Option<String>> {
+    clusters
+        .iter()
+        .map(|c| {
+            let recorded = recorded_server(&plan.fingerprint, c).map(String::from);
+            let observed = journal::snapshot_cluster(current, c)
+                .and_then(|o| o.server.as_deref())
+                .map(server_identity);
+            (c.clone(), recorded.or(observed))
+        })
+        .collect()
+}
+
+/// Where hints for `cluster` point: its context, and `--kubeconfig` when apply was given one.
+fn hint_target<'a>(options: &'a ApplyOptions, cluster: &'a str) -> HintTarget<'a> {
+    HintTarget {
+        context: cluster,
+        kubeconfig: options.kubeconfig.flag(),
+    }
 }
 
 /// The command that makes a fresh plan for the same targets and clusters.
 pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
+    let kubeconfig = kubeconfig_flag(options);
     let contexts: String = plan
         .clusters
         .iter()
@@ -602,7 +704,7 @@ pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
         .map(|t| format!(" --to {}={}", t.mesh, t.version))
         .collect();
     format!(
-        "kubectl meshup{contexts} plan{targets} -o yaml > {}",
+        "kubectl meshup{kubeconfig}{contexts} plan{targets} -o yaml > {}",
         plan_file_text(options)
     )
 }
@@ -626,6 +728,7 @@ async fn open_journal(
     cluster: &str,
     namespace: &str,
     plan: &UpgradePlan,
+    options: &ApplyOptions,
 ) -> Result<Book, ApplyError> {
     let journal_err = |source| ApplyError::Journal {
         cluster: cluster.to_string(),
@@ -645,6 +748,7 @@ async fn open_journal(
                 done: j.done_count(),
                 total: j.steps.len(),
                 started_at: j.started_at.clone(),
+                kubectl: hint_target(options, cluster).kubectl(),
             })));
         }
         _ => {
@@ -709,6 +813,79 @@ struct Executor<'a> {
     interrupt: &'a mut Interrupt,
     /// Per cluster; empty in a dry run.
     books: BTreeMap<String, Book>,
+    /// The API server each cluster must still name when a tool runs ([`expected_servers`]).
+    servers: BTreeMap<String, Option<String>>,
+    /// Each tool as found once for this apply, by program name.
+    tools: BTreeMap<&'static str, Located>,
+}
+
+/// A tool as this apply found it.
+#[derive(Debug, Clone)]
+enum Located {
+    Found(FoundTool),
+    Missing(NotFound),
+}
+
+#[derive(Debug, Clone)]
+struct FoundTool {
+    path: PathBuf,
+    version: VersionReading,
+}
+
+/// What the tool's version command gave.
+#[derive(Debug, Clone)]
+enum VersionReading {
+    Found(Version),
+    /// It ran and printed no version apply can read: its first line.
+    NoVersion(String),
+    /// It did not run to the end.
+    Failed(String),
+}
+
+impl FoundTool {
+    /// `/usr/local/bin/istioctl 1.24.6`, for the step line.
+    fn describe(&self) -> String {
+        let version = match &self.version {
+            VersionReading::Found(v) => v.to_string(),
+            _ => "(version unknown)".to_string(),
+        };
+        format!("{} {version}", self.path.display())
+    }
+
+    fn record(&self) -> ToolRecord {
+        ToolRecord {
+            path: self.path.display().to_string(),
+            version: match &self.version {
+                VersionReading::Found(v) => Some(v.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A tool's command line as `-v` shows it: `KUBECONFIG=a:b` first when it lists several files (then
+/// no `--kubeconfig` flag says which), the binary by its absolute path, every argument.
+fn shown_command(path: &std::path::Path, args: &[String], env: &[(String, OsString)]) -> String {
+    let line = crate::plan::command_line(&path.display().to_string(), args);
+    if args.iter().any(|a| a == "--kubeconfig") {
+        return line;
+    }
+    match env.iter().find(|(k, _)| k == "KUBECONFIG") {
+        Some((k, v)) => format!("{k}={} {line}", v.to_string_lossy()),
+        None => line,
+    }
+}
+
+/// The tool a step runs, if any.
+fn step_tool(action: &Action) -> Option<Tool> {
+    match action {
+        Action::Run { tool, .. } => Some(*tool),
+        Action::ApplyCrds { .. } => Some(Tool::Helm),
+        Action::Gate {
+            gate: Gate::ToolVersion { tool, .. },
+        } => Some(*tool),
+        _ => None,
+    }
 }
 
 /// Run `fut` unless interrupted first.
@@ -818,6 +995,11 @@ impl Executor<'_> {
                     self.ui.step_finished(StepEnd::Failed, &reason);
                     return Err(self.fail(step, reason).await);
                 }
+                Err(StepError::Refused(error)) => {
+                    self.ui
+                        .step_finished(StepEnd::Failed, "refused before the tool ran");
+                    return Err(*error);
+                }
             }
         }
         if !self.dry() {
@@ -874,6 +1056,20 @@ impl Executor<'_> {
         let mut description = describe::action(&action, live_replicas);
         if multi_cluster {
             description = format!("[{}] {description}", step.cluster);
+        }
+        let tool = match step_tool(&step.action) {
+            Some(tool) if !self.dry() => match self.locate(&step.cluster, tool).await {
+                Ok(located) => Some(located),
+                Err(e) => {
+                    // The step line first, so that its end (refused, interrupted) has a step to end.
+                    self.ui.step_started(index, total, &description);
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
+        if let Some(Located::Found(found)) = &tool {
+            description = format!("{description} (using {})", found.describe());
         }
 
         if describe::changes_cluster(&step.action) && !self.options.yes && !self.dry() {
@@ -953,6 +1149,9 @@ impl Executor<'_> {
                 && record.restarted_at.is_none()
             {
                 record.restarted_at = Some(now);
+            }
+            if let Some(Located::Found(found)) = &tool {
+                record.tool = Some(found.record());
             }
         }
         self.save(&step.cluster)
@@ -1265,43 +1464,114 @@ impl Executor<'_> {
     ) -> Result<String, StepError> {
         let name = tool.program();
         let url = tool.release_url(want);
-        let command = crate::plan::tool_version_command(tool);
+        let command = describe::command(hint_target(self.options, &step.cluster), &step.action);
         let resume = resume_command(self.options);
-        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
-            if self.options.yes || !self.ui.can_prompt() {
-                return Err(StepError::Failed(format!(
-                    "{name} is not on PATH: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
-                )));
+        let found = match self.locate(&step.cluster, tool).await? {
+            Located::Found(found) => found,
+            Located::Missing(missing) => {
+                let why = missing.describe(name);
+                if self.options.yes || !self.ui.can_prompt() {
+                    return Err(StepError::Failed(format!(
+                        "{why}: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
+                    )));
+                }
+                let instructions = format!(
+                    "{why}: use {name} {want} (download: {url}) wherever you run the {name} steps, and check that `{command}` prints {want}"
+                );
+                self.manual(step, &instructions, Some(&command))?;
+                return Ok("confirmed by hand".to_string());
             }
-            let instructions = format!(
-                "{name} was not found on PATH: use {name} {want} (download: {url}) wherever you run the {name} steps, and check that `{command}` prints {want}"
-            );
-            self.manual(step, &instructions, Some(&command))?;
-            return Ok("confirmed by hand".to_string());
         };
-        let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+        let at = found.path.display();
+        match &found.version {
+            VersionReading::Found(v) if v.satisfies(&want) => Ok(format!("{name} {v}")),
+            VersionReading::Found(v) => Err(StepError::Failed(format!(
+                "{name} on PATH ({at}) is {v}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
+            ))),
+            VersionReading::NoVersion(first_line) => Err(StepError::Failed(format!(
+                "`{command}` ({at}) printed no version (first line: {first_line:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
+            ))),
+            VersionReading::Failed(why) => Err(StepError::Failed(why.clone())),
+        }
+    }
+
+    /// The step's context must still name the API server the plan was made against, read afresh from
+    /// the kubeconfig files the tool is given; otherwise the tool would act on another cluster.
+    fn check_server(&self, cluster: &str) -> Result<(), StepError> {
+        let refuse = |e: ApplyError| Err(StepError::Refused(Box::new(e)));
+        let Some(Some(expected)) = self.servers.get(cluster) else {
+            return refuse(ApplyError::ClusterUnknown {
+                context: cluster.to_string(),
+                reason:
+                    "neither the plan nor this apply's reading of the cluster names its API server"
+                        .to_string(),
+                resume: resume_command(self.options),
+            });
+        };
+        match crate::client::context_server(&self.options.kubeconfig, cluster) {
+            Ok(now) if server_identity(&now) == *expected => Ok(()),
+            Ok(now) => refuse(ApplyError::ClusterMoved {
+                context: cluster.to_string(),
+                expected: expected.clone(),
+                actual: server_identity(&now),
+                replan: replan_command(self.plan, self.options),
+            }),
+            Err(e) => refuse(ApplyError::ClusterUnknown {
+                context: cluster.to_string(),
+                reason: e.to_string(),
+                resume: resume_command(self.options),
+            }),
+        }
+    }
+
+    /// `tool` as this apply uses it: found on an absolute PATH entry and asked its version (pointed at
+    /// `cluster`, after checking that the context still names the plan's server), once per apply.
+    async fn locate(&mut self, cluster: &str, tool: Tool) -> Result<Located, StepError> {
+        let name = tool.program();
+        if let Some(known) = self.tools.get(name) {
+            return Ok(known.clone());
+        }
+        let path = match tools::locate(tool, self.options.tool_path.as_deref()) {
+            Ok(path) => path,
+            Err(missing) => {
+                tracing::info!("{}", missing.describe(name));
+                let located = Located::Missing(missing);
+                self.tools.insert(name, located.clone());
+                return Ok(located);
+            }
+        };
+        self.check_server(cluster)?;
+        let version_args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+        let (args, env) =
+            tools::cluster_command(tool, &version_args, &self.options.kubeconfig, cluster);
+        tracing::info!(
+            "asking {name} its version: {}",
+            shown_command(&path, &args, &env)
+        );
         let timeout = self.timeout(Some(TOOL_VERSION_TIMEOUT_SECONDS));
         let ui = &mut *self.ui;
         let mut on_line = |line: &str| ui.step_progress(line);
         let output = or_interrupt(self.interrupt, async {
-            Ok(tools::run(&program, name, &args, timeout, true, &mut on_line).await?)
+            Ok(tools::run(&path, name, &args, &env, timeout, true, &mut on_line).await)
         })
         .await?;
-        let at = program.display();
-        match tools::reported_version(&output.stdout) {
-            Some(found) if found.satisfies(&want) => Ok(format!("{name} {found}")),
-            Some(found) => Err(StepError::Failed(format!(
-                "{name} on PATH ({at}) is {found}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
-            ))),
-            None => Err(StepError::Failed(format!(
-                "`{command}` ({at}) printed no version (first line: {:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`",
-                output.stdout.lines().next().unwrap_or("")
-            ))),
-        }
+        let version = match output {
+            Ok(out) => match tools::reported_version(&out.stdout) {
+                Some(v) => VersionReading::Found(v),
+                None => VersionReading::NoVersion(out.stdout.lines().next().unwrap_or("").into()),
+            },
+            Err(e) => VersionReading::Failed(e.to_string()),
+        };
+        let found = FoundTool { path, version };
+        tracing::info!("{name}: using {}", found.describe());
+        let located = Located::Found(found);
+        self.tools.insert(name, located.clone());
+        Ok(located)
     }
 
-    /// Run a tool (stdout streamed, or captured and returned when `capture`). A tool that is not on the
-    /// search path becomes a manual step; `Ok(None)` then means the person confirmed doing it.
+    /// Run a tool (stdout streamed, or captured and returned when `capture`), pointed at the step's
+    /// cluster. A tool that is not on the search path becomes a manual step; `Ok(None)` then means the
+    /// person confirmed doing it.
     async fn run_tool(
         &mut self,
         step: &Step,
@@ -1310,19 +1580,28 @@ impl Executor<'_> {
         planned_timeout: Option<u64>,
         capture: bool,
     ) -> Result<Option<String>, StepError> {
-        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
-            let command = describe::command(&step.cluster, &step.action);
-            let instructions = format!("{} was not found on PATH; run it yourself", tool.program());
-            self.manual(step, &instructions, Some(&command))?;
-            return Ok(None);
+        let found = match self.locate(&step.cluster, tool).await? {
+            Located::Found(found) => found,
+            Located::Missing(missing) => {
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
+                let instructions = format!("{}; run it yourself", missing.describe(tool.program()));
+                self.manual(step, &instructions, Some(&command))?;
+                return Ok(None);
+            }
         };
+        self.check_server(&step.cluster)?;
+        let (full, env) =
+            tools::cluster_command(tool, args, &self.options.kubeconfig, &step.cluster);
+        tracing::info!("running {}", shown_command(&found.path, &full, &env));
         let timeout = self.timeout(planned_timeout);
         let ui = &mut *self.ui;
         let mut on_line = |line: &str| ui.step_progress(line);
         let output = tools::run(
-            &program,
+            &found.path,
             tool.program(),
-            args,
+            &full,
+            &env,
             timeout,
             capture,
             &mut on_line,
@@ -1438,16 +1717,17 @@ impl Executor<'_> {
                 }
             }
             Action::ApplyCrds { .. } | Action::Run { .. } => {
-                let command = describe::command(&step.cluster, &step.action);
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
                 self.ui.step_progress(&format!("would run: {command}"));
             }
             Action::Gate {
-                gate: Gate::ToolVersion { tool, version },
+                gate: Gate::ToolVersion { version, .. },
             } => {
-                self.ui.step_progress(&format!(
-                    "would check that `{}` prints {version}",
-                    crate::plan::tool_version_command(*tool)
-                ));
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
+                self.ui
+                    .step_progress(&format!("would check that `{command}` prints {version}"));
             }
             Action::Wait { .. } | Action::Gate { .. } => {
                 self.ui
@@ -1529,7 +1809,7 @@ impl Executor<'_> {
         }
         let commands: Vec<String> = undoable
             .iter()
-            .map(|(s, a)| describe::command(&s.cluster, a))
+            .map(|(s, a)| describe::command(hint_target(self.options, &s.cluster), a))
             .collect();
         if self.options.yes || !self.ui.can_prompt() {
             return commands;
@@ -1685,5 +1965,44 @@ async fn evaluate(
                 Progress::Waiting(failures.join("; "))
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::KubeconfigSource;
+
+    fn no_fingerprint(_: &ClusterSnapshot, _: &[Target]) -> Fingerprint {
+        Fingerprint {
+            algorithm: "none".into(),
+            value: String::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    fn options(source: KubeconfigSource) -> ApplyOptions {
+        let mut o = ApplyOptions::new(Staleness {
+            fingerprint: no_fingerprint,
+            diff: |_, _| Vec::new(),
+        });
+        o.plan_file = Some(PathBuf::from("plan.yaml"));
+        o.kubeconfig = KubeconfigFiles {
+            files: vec![PathBuf::from("/work/my config")],
+            source,
+        };
+        o
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_kubeconfig_flag_only_when_it_was_given() {
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Flag)),
+            "kubectl meshup --kubeconfig '/work/my config' apply plan.yaml"
+        );
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Env)),
+            "kubectl meshup apply plan.yaml"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::apply::{
     ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PlainUi, Staleness,
     TerminalUi, Ui,
 };
-use crate::client::{Target, connect};
+use crate::client::{KubeconfigFiles, Target, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
@@ -78,6 +78,8 @@ pub async fn run(
         options.poll_interval = every;
     }
     options.plan_file = plan_file;
+    // The files `connect` read, handed to every tool with the plan step's context.
+    options.kubeconfig = KubeconfigFiles::resolve(global.kubeconfig.as_deref());
     options.health_check = Some(health_check(&targets, compat, observe_opts));
 
     // `apply --to`: the plan was just shown; ask once for all of it (unless it has manual steps,
