@@ -21,7 +21,10 @@ mod steps;
 
 pub use describe::{command_line, describe_action, tool_version_command};
 pub use error::{PlanError, PlanErrorKind};
-pub use file::{PlanFileError, integrity_of, load, to_json, to_yaml};
+pub use file::{
+    MAX_REPLICAS, MAX_TIMEOUT_SECONDS, PlanFileError, check_limits, integrity_of, load, to_json,
+    to_yaml,
+};
 pub use fingerprint::{FactChange, fingerprint, fingerprint_diff};
 pub use model::*;
 pub use render::{APPLY_COMMAND, render_markdown, render_table};
