@@ -273,7 +273,7 @@ impl Cx<'_> {
             Ok(())
         } else {
             Err(format!(
-                "{what} belongs to a {} upgrade, but the plan does not target {mesh}",
+                "{what} is part of the {} upgrade, but the plan does not target {mesh}",
                 mesh.title()
             ))
         }
@@ -324,7 +324,11 @@ impl Cx<'_> {
                 if undo {
                     return Err("an undo may not delete anything".to_string());
                 }
-                let what = format!("deletes all {resource}.{group}");
+                let what = if group.is_empty() {
+                    format!("deletes all {resource} (core API)")
+                } else {
+                    format!("deletes all {resource}.{group}")
+                };
                 let Some((served, resources)) = self
                     .scope
                     .gloo_groups
