@@ -563,3 +563,284 @@ mod numbers {
         );
     }
 }
+
+/// The real binary on a real terminal (tmux): prompts, typed confirmation, Ctrl-C, the cursor.
+mod terminal {
+    use super::*;
+    use std::time::Instant;
+
+    /// A tmux server of its own (its own socket) running one command in a 200x50 pane; killed on
+    /// drop.
+    struct Tmux {
+        socket: String,
+    }
+
+    impl Tmux {
+        fn start(cluster: &Cluster, args: &[&str]) -> Self {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let socket = format!("meshup-test-{}-{n}", std::process::id());
+            let system = std::env::var("PATH").unwrap_or_default();
+            let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+            let command = format!(
+                "env NO_COLOR=1 PATH='{}:{system}' KUBECACHEDIR='{}' '{}' --kubeconfig '{}' {}; echo EXIT=$?; sleep 60",
+                cluster.tools.path().display(),
+                cluster.cache.path().display(),
+                binary().display(),
+                cluster.tools.path().join("kubeconfig").display(),
+                quoted.join(" ")
+            );
+            let status = Command::new("tmux")
+                .args([
+                    "-L",
+                    &socket,
+                    "-f",
+                    "/dev/null",
+                    "new-session",
+                    "-d",
+                    "-x",
+                    "200",
+                    "-y",
+                    "50",
+                ])
+                .arg(command)
+                .status()
+                .expect("tmux runs");
+            assert!(status.success());
+            Self { socket }
+        }
+
+        fn tmux(&self, args: &[&str]) -> String {
+            let out = Command::new("tmux")
+                .args(["-L", &self.socket])
+                .args(args)
+                .output()
+                .expect("tmux runs");
+            text(&out.stdout)
+        }
+
+        fn screen(&self) -> String {
+            self.tmux(&["capture-pane", "-p", "-J", "-S", "-200"])
+        }
+
+        /// Waits until the screen shows `what`; the screen then.
+        fn wait_for(&self, what: &str) -> String {
+            let start = Instant::now();
+            loop {
+                let screen = self.screen();
+                if screen.contains(what) {
+                    return screen;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "`{what}` never appeared:\n{screen}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        fn keys(&self, keys: &[&str]) {
+            let mut args = vec!["send-keys"];
+            args.extend(keys);
+            self.tmux(&args);
+        }
+
+        /// The exit code the command ended with.
+        fn exit(&self) -> i32 {
+            let screen = self.wait_for("EXIT=");
+            screen
+                .lines()
+                .find_map(|l| l.split("EXIT=").nth(1))
+                .and_then(|c| c.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no exit code:\n{screen}"))
+        }
+
+        fn cursor_visible(&self) -> bool {
+            self.tmux(&["display-message", "-p", "#{cursor_flag}"])
+                .trim()
+                == "1"
+        }
+    }
+
+    impl Drop for Tmux {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.socket, "kill-server"])
+                .status();
+        }
+    }
+
+    fn planned_file(cluster: &Cluster) -> (PathBuf, UpgradePlan) {
+        let planned = cluster.plan();
+        (cluster.write(&planned, "plan.json"), planned)
+    }
+
+    fn replicas(cluster: &Cluster, name: &str) -> Option<i64> {
+        cluster.server.get("deployments", "gloo-mesh", name)?["spec"]["replicas"].as_i64()
+    }
+
+    #[test]
+    fn no_color_on_a_terminal_still_prompts_and_a_bare_enter_declines_an_irreversible_step() {
+        let cluster = Cluster::start();
+        let (file, planned) = planned_file(&cluster);
+        let first_delete = planned
+            .steps
+            .iter()
+            .position(|s| s.irreversible)
+            .expect("the pre-1.0 runbook deletes discovery resources");
+        let traffic_targets = cluster
+            .server
+            .list("traffictargets.discovery.mesh.gloo.solo.io", "")
+            .len();
+        assert!(traffic_targets > 0);
+        let tmux = Tmux::start(
+            &cluster,
+            &[
+                "apply",
+                "--poll-interval",
+                "100ms",
+                &file.display().to_string(),
+            ],
+        );
+        // NO_COLOR=1 is set on this terminal: apply asks instead of refusing.
+        let total = planned.steps.len();
+        for (i, step) in planned.steps.iter().enumerate().take(first_delete) {
+            if matches!(step.action, Action::Gate { .. } | Action::Wait { .. }) {
+                continue;
+            }
+            tmux.wait_for(&format!("[{}/{total}] run this step?", i + 1));
+            tmux.keys(&["Enter"]); // a reversible step: Enter takes the default, yes
+        }
+        let question = format!(
+            "[{}/{total}] run this step? type yes to run it, abort to stop and offer the undo (Enter declines)",
+            first_delete + 1
+        );
+        let screen = tmux.wait_for(&question);
+        assert!(
+            screen.contains("irreversible: this step cannot be rolled back"),
+            "{screen}"
+        );
+        tmux.keys(&["Enter"]);
+        let exit = tmux.exit();
+        let screen = tmux.screen();
+        eprintln!("{screen}");
+        assert_eq!(exit, 4, "{screen}");
+        assert!(
+            screen.contains(&format!(
+                "error: declined at step {}; nothing more was changed",
+                planned.steps[first_delete].id
+            )),
+            "{screen}"
+        );
+        // The scale-downs before it ran; the irreversible delete did not.
+        assert_eq!(replicas(&cluster, "discovery"), Some(0));
+        assert_eq!(
+            cluster
+                .server
+                .list("traffictargets.discovery.mesh.gloo.solo.io", "")
+                .len(),
+            traffic_targets
+        );
+        assert!(tmux.cursor_visible());
+    }
+
+    #[test]
+    fn typing_yes_runs_an_irreversible_step() {
+        let cluster = Cluster::start();
+        let (file, planned) = planned_file(&cluster);
+        let first_delete = planned
+            .steps
+            .iter()
+            .position(|s| s.irreversible)
+            .expect("delete");
+        let tmux = Tmux::start(
+            &cluster,
+            &[
+                "apply",
+                "--poll-interval",
+                "100ms",
+                &file.display().to_string(),
+            ],
+        );
+        let total = planned.steps.len();
+        for (i, step) in planned.steps.iter().enumerate().take(first_delete) {
+            if matches!(step.action, Action::Gate { .. } | Action::Wait { .. }) {
+                continue;
+            }
+            tmux.wait_for(&format!("[{}/{total}] run this step?", i + 1));
+            tmux.keys(&["Enter"]);
+        }
+        tmux.wait_for("type yes to run it");
+        tmux.keys(&["yes", "Enter"]);
+        // The next irreversible step is asked the same way; stop there with Ctrl-C.
+        tmux.wait_for(&format!(
+            "[{}/{total}] run this step? type yes",
+            first_delete + 2
+        ));
+        tmux.keys(&["C-c"]);
+        let exit = tmux.exit();
+        let screen = tmux.screen();
+        eprintln!("{screen}");
+        assert_eq!(exit, 130, "{screen}");
+        let Action::DeleteCollection { resource, .. } = &planned.steps[first_delete].action else {
+            panic!("not a delete");
+        };
+        assert_eq!(
+            cluster
+                .server
+                .list(&format!("{resource}.discovery.mesh.gloo.solo.io"), "")
+                .len(),
+            0,
+            "the typed yes ran the delete"
+        );
+        // Ctrl-C names the step asked about, and no line ends the step before it as interrupted.
+        let asked = &planned.steps[first_delete + 1].id;
+        assert!(
+            screen.contains(&format!("error: interrupted at step {asked};")),
+            "{screen}"
+        );
+        assert!(!screen.contains("... interrupted"), "{screen}");
+        assert!(tmux.cursor_visible());
+    }
+
+    #[test]
+    fn ctrl_c_at_apply_to_confirmation_restores_the_cursor_and_exits_130() {
+        let cluster = Cluster::start();
+        // With its manual step confirmed ahead, `apply --to` asks once for the whole plan.
+        let manual = cluster
+            .plan()
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::Manual { .. }))
+            .map(|s| s.id.clone())
+            .expect("the pre-1.0 runbook has a manual review step");
+        let tmux = Tmux::start(
+            &cluster,
+            &[
+                "apply",
+                "--to",
+                "gloo-mesh=1.0.0",
+                "--confirm-manual",
+                &manual,
+            ],
+        );
+        tmux.wait_for("steps to fake-apiserver?");
+        tmux.keys(&["C-c"]);
+        let exit = tmux.exit();
+        let screen = tmux.screen();
+        eprintln!("{screen}");
+        assert_eq!(exit, 130, "{screen}");
+        assert!(
+            screen.contains("nothing was changed\nerror: interrupted\n"),
+            "{screen}"
+        );
+        assert!(tmux.cursor_visible(), "the cursor was left hidden");
+        assert!(
+            cluster
+                .server
+                .get("leases", "gloo-mesh", LOCK_NAME)
+                .is_none()
+        );
+        assert_eq!(replicas(&cluster, "discovery"), Some(1));
+    }
+}

@@ -178,17 +178,24 @@ fn confirm_plan(plan: &UpgradePlan) -> Result<bool, Error> {
     ))
     .into_owned();
     let term = console::Term::stderr();
+    // Ctrl-C must not kill the process with the prompt's cursor hidden: with SIGINT handled, the
+    // prompt's read is interrupted instead and the cursor is shown below.
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    // The first poll registers the handler; it is held until the prompt is answered.
+    let _ = futures::FutureExt::now_or_never(&mut ctrl_c);
     let answer = tokio::task::block_in_place(|| {
         dialoguer::Confirm::new()
             .with_prompt(question)
             .default(false)
             .interact_on_opt(&term)
     });
+    drop(ctrl_c);
     let _ = term.show_cursor();
     match answer {
         Ok(answer) => Ok(answer == Some(true)),
         Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
             write_stderr_line("");
+            write_stderr_line("nothing was changed");
             Err(Error::Interrupted)
         }
         Err(dialoguer::Error::IO(source)) => Err(Error::Write {
