@@ -281,7 +281,10 @@ impl Ui for TerminalUi {
         let _ = console::Term::stderr().show_cursor();
         match typed {
             Ok(text) => Ok(typed_answer(&text)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(PromptError::Interrupted),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                write_stderr_line(""); // the error goes below the unanswered question
+                Err(PromptError::Interrupted)
+            }
             Err(e) => Err(PromptError::Io(e)),
         }
     }
@@ -346,5 +349,20 @@ impl Ui for TerminalUi {
             bar.finish_and_clear();
         }
         let _ = console::Term::stderr().show_cursor();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_typed_yes_runs_an_irreversible_step() {
+        assert_eq!(typed_answer("yes"), Answer::Yes);
+        assert_eq!(typed_answer(" YES \n"), Answer::Yes);
+        assert_eq!(typed_answer("abort"), Answer::Abort);
+        for declined in ["", "\n", "y", "ye", "yes please", "no", "n"] {
+            assert_eq!(typed_answer(declined), Answer::No, "{declined:?}");
+        }
     }
 }
