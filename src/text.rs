@@ -41,6 +41,33 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// JSON text with every character [`escape_control`] would escape written as a JSON `\uXXXX` escape:
+/// the same document, nothing raw for a terminal to obey. serde_json escapes C0 controls itself, but
+/// not DEL, C1 controls (`\u{9b}` is a CSI), bidirectional or zero-width characters. Outside strings
+/// JSON text is ASCII, and a raw newline there is layout, so only those are replaced.
+pub fn escape_json_text(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c != '\n' && needs_escape(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `text` holds anything [`escape_control`] would escape, other than line breaks.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c != '\n' && needs_escape(c))
+}
+
 /// Every string (and object key) in a JSON value, escaped with [`escape_control`].
 pub fn escape_json(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
@@ -81,5 +108,20 @@ mod tests {
             "a\\u{202e}b\\u{200b}c"
         );
         assert_eq!(escape_control("Schöne Grüße ✓"), "Schöne Grüße ✓");
+    }
+
+    #[test]
+    fn json_text_keeps_its_value_and_loses_its_raw_controls() {
+        let value = serde_json::json!({"title": "a\u{9b}31m\u{202e}b\u{7f}", "n": 1});
+        let raw = serde_json::to_string_pretty(&value).unwrap();
+        let shown = escape_json_text(&raw);
+        assert!(!has_control(&shown), "{shown}");
+        assert!(shown.contains(r"a\u009b31m\u202eb\u007f"), "{shown}");
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back, value);
+        assert!(matches!(
+            escape_json_text("{\n  \"a\": 1\n}"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -71,7 +71,12 @@ pub fn to_yaml(plan: &UpgradePlan) -> String {
     // One line per value (no folded blocks), so a changed reason is a one-line diff.
     let mut options = serde_saphyr::SerializerOptions::default();
     options.prefer_block_scalars = false;
-    serde_saphyr::to_string_with_options(&sealed, options).unwrap_or_else(|_| json_of(&sealed))
+    // A plan holding characters a terminal would obey (only a crafted one does) is written as JSON
+    // (valid YAML), where they are `\u` escapes: the same plan, safe to show.
+    serde_saphyr::to_string_with_options(&sealed, options)
+        .ok()
+        .filter(|yaml| !crate::text::has_control(yaml))
+        .unwrap_or_else(|| json_of(&sealed))
 }
 
 /// The plan as pretty JSON, with `integrity` set.
@@ -230,8 +235,10 @@ fn sealed(plan: &UpgradePlan) -> UpgradePlan {
     p
 }
 
+/// Pretty JSON with nothing raw for a terminal to obey ([`crate::text::escape_json_text`]).
 fn json_of(plan: &UpgradePlan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut s = crate::text::escape_json_text(&s).into_owned();
     s.push('\n');
     s
 }
