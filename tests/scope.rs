@@ -310,6 +310,127 @@ fn resealed_hostile_plans_are_refused_before_any_change() {
     assert_eq!(tool_calls(cluster.tools.path()), Vec::<String>::new());
 }
 
+/// The Istio 1.23 canary cluster (Bookinfo enrolled with istio.io/rev=1-23) beside kube-system.
+fn istio_cluster() -> Cluster {
+    let server = FakeApiServer::builder()
+        .server_version("v1.29.6-eks-db838b0")
+        .auto_rollout(true)
+        .start();
+    server
+        .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
+        .expect("seed");
+    support::seed_bookinfo_pods(&server, "1-23");
+    server
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}))
+        .expect("kube-system");
+    let tools = stand_in_tools(&server, &["helm", "meshctl", "istioctl"]);
+    std::fs::write(tools.path().join("istioctl.version"), "1.24.6").expect("version");
+    Cluster {
+        server,
+        tools,
+        cache: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+#[test]
+fn resealed_hostile_edits_of_an_istio_plan_are_refused_before_any_change() {
+    let cluster = istio_cluster();
+    let file = cluster.tools.path().join("planned.yaml");
+    let out = cluster
+        .meshup(&["plan", "--to", "istio=1.24.6", "--out"])
+        .arg(&file)
+        .output()
+        .expect("plan runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let planned = plan::load(&std::fs::read_to_string(&file).expect("read")).expect("load");
+    let label = planned
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, Action::LabelNamespace { .. }))
+        .expect("the canary relabels bookinfo");
+    let install = planned
+        .steps
+        .iter()
+        .position(|s| matches!(&s.action, Action::Run { tool: Tool::Istioctl, args, .. } if args[0] == "install"))
+        .expect("the canary installs a revision");
+    let privileged = || {
+        BTreeMap::from([(
+            "pod-security.kubernetes.io/enforce".to_string(),
+            Some("privileged".to_string()),
+        )])
+    };
+    type Edit = (&'static str, usize, Box<dyn Fn(&mut Action)>, &'static str);
+    let edits: Vec<Edit> = vec![
+        (
+            "kube-system labelled privileged",
+            label,
+            Box::new(move |a| {
+                *a = Action::LabelNamespace {
+                    namespace: "kube-system".into(),
+                    labels: privileged(),
+                }
+            }),
+            "labels namespace kube-system, which is not enrolled in the mesh (bookinfo)",
+        ),
+        (
+            "bookinfo labelled privileged",
+            label,
+            Box::new(move |a| {
+                if let Action::LabelNamespace { labels, .. } = a {
+                    labels.extend(privileged());
+                }
+            }),
+            "sets the label pod-security.kubernetes.io/enforce; a plan only sets istio-injection, istio.io/rev, istio.io/dataplane-mode",
+        ),
+        (
+            "istioctl install from a file",
+            install,
+            Box::new(|a| {
+                if let Action::Run { args, .. } = a {
+                    args.extend(["-f".to_string(), "/tmp/evil.yaml".to_string()]);
+                }
+            }),
+            "istioctl flag -f is not one the runbooks use",
+        ),
+        (
+            "istioctl install from another registry",
+            install,
+            Box::new(|a| {
+                if let Action::Run { args, .. } = a {
+                    args.extend([
+                        "--set".to_string(),
+                        "hub=evil.example.com/istio".to_string(),
+                    ]);
+                }
+            }),
+            "sets the image hub evil.example.com/istio, but the installed istiod comes from docker.io/istio",
+        ),
+    ];
+    let before = cluster.objects();
+    for (what, at, edit, expected) in edits {
+        let mut hostile = planned.clone();
+        edit(&mut hostile.steps[at].action);
+        let file = cluster.write(&hostile, "hostile.json");
+        for mode in [&["--yes"][..], &["--dry-run"]] {
+            cluster.server.clear_requests();
+            let out = cluster.apply(&file, mode);
+            let line = one_line(&out);
+            eprintln!("{what} {mode:?}: exit {:?}: {line}", out.status.code());
+            assert_eq!(out.status.code(), Some(1), "{what}: {line}");
+            assert!(
+                line.contains(&format!(
+                    "the plan reaches outside its scope at step {}: {expected}",
+                    hostile.steps[at].id
+                )),
+                "{what}: {line}"
+            );
+            assert!(cluster.server.mutating_requests().is_empty(), "{what}");
+        }
+        assert_eq!(cluster.objects(), before, "{what}");
+    }
+    assert_eq!(tool_calls(cluster.tools.path()), Vec::<String>::new());
+}
+
 #[test]
 fn a_timeout_near_u64_max_is_refused_on_load_naming_the_field() {
     let cluster = Cluster::start();
