@@ -958,6 +958,7 @@ mod tests {
     fn every_plan_the_planner_makes_is_in_scope() {
         let plans = every_plan();
         let steps: usize = plans.iter().map(|(_, p, _)| p.steps.len()).sum();
+        eprintln!("{} plans, {steps} steps", plans.len());
         assert!(
             plans.len() > 100 && steps > 1000,
             "{} plans, {steps} steps",
