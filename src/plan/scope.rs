@@ -127,8 +127,8 @@ struct ClusterScope {
     /// Existing revisions and those the plan installs.
     revisions: BTreeSet<String>,
     tags: BTreeSet<String>,
-    /// `Kind/namespace/name` of the Gloo Mesh management workloads.
-    gloo_workloads: BTreeSet<String>,
+    /// `Kind/namespace/name` of the Gloo Mesh management workloads -> their replicas as observed.
+    gloo_workloads: BTreeMap<String, u32>,
     /// Discovery group -> (version, resources).
     gloo_groups: BTreeMap<String, (String, BTreeSet<String>)>,
     registered: BTreeSet<String>,
@@ -181,9 +181,13 @@ impl ClusterScope {
                 ["istio", "ztunnel" | "istio-cni"] | ["kmesh", "daemonset"] => s.mesh_ns(value),
                 ["gloo-mesh", "discovery" | "networking" | "agent"] => {
                     s.mesh_ns(value);
-                    if let Some(id) = value.split(' ').next() {
-                        s.gloo_workloads.insert(id.to_string());
-                    }
+                    let mut words = value.split(' ');
+                    let id = words.next().unwrap_or_default().to_string();
+                    let replicas = words
+                        .find_map(|w| w.strip_prefix("replicas="))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    s.gloo_workloads.insert(id, replicas);
                 }
                 ["gloo-mesh", "group", group] => {
                     let mut words = value.split(' ');
@@ -292,16 +296,23 @@ impl Cx<'_> {
 
     fn action(&self, action: &Action, undo: bool) -> Checked {
         match action {
-            Action::Scale { target, .. } => {
+            Action::Scale { target, replicas } => {
                 self.needs(Mesh::GlooMesh, "scaling a workload")?;
                 let key = format!("{}/{}/{}", target.kind, target.namespace, target.name);
-                if !self.scope.gloo_workloads.contains(&key) {
+                let Some(observed) = self.scope.gloo_workloads.get(&key) else {
                     return Err(format!(
                         "scales {} {}/{}, which is not a Gloo Mesh management workload of this cluster; only {} may be scaled",
                         target.kind,
                         target.namespace,
                         target.name,
-                        list(&self.scope.gloo_workloads)
+                        list(&self.scope.gloo_workloads.keys().cloned().collect())
+                    ));
+                };
+                // The runbook scales to zero, back to one, and its undo restores what was observed.
+                if ![0, 1, (*observed).max(1)].contains(replicas) {
+                    return Err(format!(
+                        "scales {} {}/{} to {replicas} replicas; the runbook only scales to 0, to 1 or back to the {observed} observed",
+                        target.kind, target.namespace, target.name
                     ));
                 }
                 if let Some(observed) = &self.scope.observed
@@ -1039,6 +1050,15 @@ mod tests {
         }
         assert!(refused(&p, i).contains(
             "Deployment kube-system/coredns, which is not a Gloo Mesh management workload"
+        ));
+
+        let mut p = gloo.clone();
+        let i = first_step(&mut p, "scale");
+        if let Action::Scale { replicas, .. } = &mut p.steps[i].action {
+            *replicas = 500;
+        }
+        assert!(refused(&p, i).contains(
+            "to 500 replicas; the runbook only scales to 0, to 1 or back to the 1 observed"
         ));
 
         let mut p = gloo.clone();
