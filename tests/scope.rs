@@ -738,7 +738,7 @@ mod terminal {
                 ])
                 .arg(command)
                 .status()
-                .expect("tmux runs");
+                .expect("tmux runs (the terminal tests need it: apt-get install -y tmux)");
             assert!(status.success());
             Self { socket }
         }
