@@ -297,7 +297,8 @@ fn without_a_terminal_and_without_yes_nothing_starts_and_exit_2_names_yes() {
 }
 
 /// Drives `kubectl-meshup apply PLAN` on a pseudo-terminal (python3's pty: a real controlling
-/// terminal for stdin and stderr), pressing Enter at each prompt: the default answer, `yes`.
+/// terminal for stdin and stderr), pressing Enter at each menu (the default answer, `yes`) and typing
+/// `yes` where an irreversible step asks for it.
 const PTY_DRIVER: &str = r#"
 import os, pty, sys, time, select
 argv, log = sys.argv[2:], sys.argv[1]
@@ -324,6 +325,12 @@ while True:
     if seen.find(b"abort: stop", answered) >= 0:
         time.sleep(0.1)
         os.write(fd, b"\r")
+        prompts += 1
+        answered = len(seen)
+    # An irreversible step asks for the typed word (a bare Enter would decline it).
+    elif seen.find(b"Enter declines): ", answered) >= 0:
+        time.sleep(0.1)
+        os.write(fd, b"yes\r")
         prompts += 1
         answered = len(seen)
 _, status = os.waitpid(pid, 0)

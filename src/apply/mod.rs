@@ -1,7 +1,8 @@
 //! `apply`: execute a reviewed `UpgradePlan` step by step — the act part of observe → decide → act.
 //!
 //! Order of business, nothing changed until the last of the checks passed:
-//! 1. the plan names only clusters we have clients for, and step ids are unique;
+//! 1. the plan names only clusters we have clients for, and step ids are unique; every step stays in
+//!    the plan's scope ([`crate::plan::check_scope`] against the fresh snapshot, dry runs included);
 //! 2. without `--yes` (and not `--dry-run`) the [`Ui`] must be able to prompt, or we refuse;
 //! 3. the caller's fresh snapshot gives the same fingerprint as the plan's, or the plan is stale
 //!    (unless a journal shows this plan's apply unfinished: its own steps changed those facts);
@@ -45,6 +46,7 @@ pub mod gates;
 pub mod journal;
 pub mod lock;
 pub mod permissions;
+pub mod timing;
 pub mod tools;
 pub mod ui;
 pub mod wait;
@@ -61,8 +63,8 @@ use tokio::sync::watch;
 
 use crate::client::KubeconfigFiles;
 use crate::plan::{
-    Action, Fingerprint, Gate, ReplicasBefore, Step, Target, Tool, UpgradePlan, WaitCondition,
-    recorded_server, server_identity,
+    Action, Fingerprint, Gate, ReplicasBefore, ScopeViolation, Step, Target, Tool, UpgradePlan,
+    WaitCondition, recorded_server, server_identity,
 };
 use crate::snapshot::{ClusterSnapshot, REPLICAS_BEFORE_ANNOTATION};
 use crate::version::Version;
@@ -145,6 +147,9 @@ pub struct ApplyOptions {
     /// The plan file, for the resume and re-plan commands in messages.
     pub plan_file: Option<PathBuf>,
     pub staleness: Staleness,
+    /// Whether every step stays inside what `kubectl meshup plan` writes for the observed clusters
+    /// (`plan::check_scope` with the fresh snapshot); checked before anything else, dry runs included.
+    pub scope: fn(&UpgradePlan, &ClusterSnapshot) -> Result<(), ScopeViolation>,
     pub health_check: Option<HealthCheck>,
     /// Set to `true` to interrupt; `None`: listen for Ctrl-C.
     pub interrupt: Option<watch::Receiver<bool>>,
@@ -174,6 +179,7 @@ impl ApplyOptions {
             kubeconfig: KubeconfigFiles::resolve(None),
             plan_file: None,
             staleness,
+            scope: |plan, current| crate::plan::check_scope(plan, Some(current)),
             health_check: None,
             interrupt: None,
             poll_interval: Duration::from_secs(2),
@@ -280,6 +286,10 @@ pub enum ApplyError {
         reason: String,
         resume: String,
     },
+    #[error(
+        "the plan reaches outside its scope at {0}; nothing was changed: apply only runs what `kubectl meshup plan` writes for these clusters, so make a new plan instead of editing one"
+    )]
+    OutOfScope(ScopeViolation),
     #[error("step {step} failed: {reason}{}", undo_text(.undo))]
     StepFailed {
         step: String,
@@ -415,6 +425,7 @@ async fn run(
     for c in &clusters {
         target.client(c)?;
     }
+    (options.scope)(plan, current).map_err(ApplyError::OutOfScope)?;
     if !options.dry_run && !options.yes && !ui.can_prompt() {
         return Err(ApplyError::NeedsConfirmation);
     }
@@ -518,16 +529,14 @@ async fn run(
             }
         }
     }
-    let result = async {
+    lock::while_held(locks, async {
         for c in &clusters {
             let book = open_journal(target.client(c)?, c, &namespaces[c], plan, options).await?;
             executor.books.insert(c.clone(), book);
         }
         executor.run_steps().await
-    }
-    .await;
-    release(locks).await;
-    result
+    })
+    .await
 }
 
 /// The journals of an unfinished apply of this very plan, per cluster. A journal that cannot be read
@@ -603,9 +612,7 @@ pub fn unconfirmed_manual_steps(
 }
 
 async fn release(locks: Vec<LockGuard>) {
-    for guard in locks {
-        guard.release().await;
-    }
+    lock::release_all(locks).await;
 }
 
 /// The plan's clusters that have steps, in the plan's order; and the plan's basic soundness.
@@ -916,11 +923,11 @@ impl Executor<'_> {
     }
 
     fn timeout(&self, planned_seconds: Option<u64>) -> Duration {
-        self.options.step_timeout.unwrap_or_else(|| {
-            planned_seconds
-                .map(Duration::from_secs)
-                .unwrap_or(self.options.gate_timeout)
-        })
+        timing::step_timeout(
+            self.options.step_timeout,
+            planned_seconds,
+            self.options.gate_timeout,
+        )
     }
 
     fn state(&self, step: &Step) -> StepState {
@@ -1088,7 +1095,12 @@ impl Executor<'_> {
                 );
             }
             let question = format!("[{index}/{total}] run this step?");
-            match self.ui.confirm(&question, &details) {
+            let answer = if step.irreversible {
+                self.ui.confirm_irreversible(&question, &details)
+            } else {
+                self.ui.confirm(&question, &details)
+            };
+            match answer {
                 Ok(Answer::Yes) => {}
                 Ok(Answer::No) => return Err(StepError::Declined),
                 Ok(Answer::Abort) => {
@@ -1620,7 +1632,7 @@ impl Executor<'_> {
         check: &Check,
         timeout: Duration,
     ) -> Result<Option<String>, StepError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = timing::deadline(tokio::time::Instant::now(), timeout);
         let mut last = String::from("not checked yet");
         // Since when only a person can change what is awaited.
         let mut needs_person_since: Option<tokio::time::Instant> = None;
@@ -1643,8 +1655,11 @@ impl Executor<'_> {
                 }
                 Ok(Progress::NeedsPerson(why)) => {
                     let since = *needs_person_since.get_or_insert_with(tokio::time::Instant::now);
-                    let grace =
-                        (self.options.poll_interval * self.options.hand_work_polls).min(timeout);
+                    let grace = timing::grace(
+                        self.options.poll_interval,
+                        self.options.hand_work_polls,
+                        timeout,
+                    );
                     if since.elapsed() >= grace {
                         return Err(StepError::Failed(format!(
                             "{why}; then resume with `{}`",
