@@ -10,4 +10,9 @@ mod support;
 
 mod harness;
 
+mod gloo;
 mod smoke;
+
+mod apply;
+mod journal;
+mod rbac;
