@@ -396,7 +396,6 @@ impl RealCluster {
                 "--unsafe-no-fsync=true".into(),
                 "--auto-compaction-retention=1".into(),
                 "--quota-backend-bytes=8589934592".into(),
-                "--listen-metrics-urls=http://127.0.0.1:0".into(),
             ],
         );
         cluster.wait_for_port("etcd", etcd_client);

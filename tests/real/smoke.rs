@@ -11,7 +11,8 @@ fn check_reads_version_and_every_node() {
     let cluster = RealCluster::start();
 
     // The harness's promises first: /version is v1.34.4, the nodes are Ready.
-    let version = cluster.get_json(&["--raw=/version"]);
+    let version: Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw=/version"])).expect("/version");
     assert_eq!(version["gitVersion"], KUBERNETES_VERSION);
 
     let out = cluster.meshup(&["snapshot", "-o", "json"]);
@@ -52,4 +53,24 @@ fn check_reads_version_and_every_node() {
         .filter_map(|f| f["rule"].as_str())
         .collect();
     assert_eq!(rules, ["snapshot.no-mesh"], "{report:#}");
+}
+
+/// Not a test: starts a control plane, prints how to use it, and keeps it up for
+/// `MESHUP_REAL_HOLD_SECONDS` (default 3600) or until Ctrl-C. Run it with
+/// `cargo test --test real hold -- --ignored --nocapture`.
+#[test]
+#[ignore = "starts a control plane for trying the plugin by hand"]
+fn hold() {
+    let cluster = RealCluster::start();
+    let seconds: u64 = std::env::var("MESHUP_REAL_HOLD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3600);
+    println!(
+        "\nA real control plane ({KUBERNETES_VERSION}, {} KWOK nodes) is up at {}.\n\n    export KUBECONFIG={}\n    kubectl get nodes\n    cargo run -- check\n\nIt stops in {seconds} s or on Ctrl-C.",
+        NODES.len(),
+        cluster.server(),
+        cluster.kubeconfig().display()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
 }
