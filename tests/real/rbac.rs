@@ -163,12 +163,11 @@ fn install_gloo_crds(cluster: &RealCluster) {
         .join("cluster/gloo-mesh-0-9.yaml");
     let text = std::fs::read_to_string(fixture).expect("fixture");
     let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).expect("fixture parses");
-    let crds: Vec<String> = docs
+    let crds: Vec<&Value> = docs
         .iter()
         .filter(|d| d["kind"] == "CustomResourceDefinition")
-        .map(|d| d.to_string())
         .collect();
-    cluster.apply_yaml(&crds.join("\n---\n"));
+    cluster.apply_yaml(&json!({"apiVersion": "v1", "kind": "List", "items": crds}).to_string());
     cluster.kubectl_ok(&[
         "wait",
         "--for=condition=Established",
