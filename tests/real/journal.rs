@@ -36,6 +36,7 @@ impl Running {
             .arg("apply")
             .arg(plan)
             .arg("--yes")
+            .arg("--force-conflicts")
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
@@ -168,7 +169,12 @@ fn resume_after_sigkill_mid_plan_reaches_the_same_final_state() {
     let refused = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan.display().to_string(), "--yes"],
+        &[
+            "apply",
+            &plan.display().to_string(),
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&refused.stderr);
     if refused.status.code() == Some(1) {
@@ -208,7 +214,12 @@ fn a_second_apply_is_refused_while_the_lease_is_held() {
     let second = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan.display().to_string(), "--yes"],
+        &[
+            "apply",
+            &plan.display().to_string(),
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");

@@ -353,7 +353,11 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
         let probe = can_i_args(atom);
         let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
         set_role(&mut cluster, &role_of(&full, &rest), &probe, false);
-        let out = gloo.meshup(&cluster, &kubeconfig, &["apply", &wide_arg, "--yes"]);
+        let out = gloo.meshup(
+            &cluster,
+            &kubeconfig,
+            &["apply", &wide_arg, "--yes", "--force-conflicts"],
+        );
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "without {atom:?}: {stderr}");
         assert!(
@@ -395,7 +399,11 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     );
     let plan_path = gloo::write_plan(&cluster, &gloo);
     let plan_arg = plan_path.display().to_string();
-    let out = gloo.meshup(&cluster, &kubeconfig, &["apply", &plan_arg, "--yes"]);
+    let out = gloo.meshup(
+        &cluster,
+        &kubeconfig,
+        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "read-only: {stderr}");
     for p in required(&plan, CONTEXT, Some(NAMESPACE)) {
@@ -432,7 +440,11 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
         true,
     );
     let _discovery = gloo::play_discovery(&cluster);
-    let out = gloo.meshup(&cluster, &kubeconfig, &["apply", &plan_arg, "--yes"]);
+    let out = gloo.meshup(
+        &cluster,
+        &kubeconfig,
+        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),
