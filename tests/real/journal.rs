@@ -118,6 +118,7 @@ fn a_journal_write_on_a_stale_resource_version_is_refused_and_resume_finishes() 
     ]);
     let _discovery = gloo::play_discovery(&cluster);
     let (code, stderr) = first.finish(Duration::from_secs(180));
+    eprintln!("stale journal write: {stderr}");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("ConfigMap {NAMESPACE}/kubectl-meshup-journal")),
@@ -177,9 +178,14 @@ fn resume_after_sigkill_mid_plan_reaches_the_same_final_state() {
         ],
     );
     let stderr = text(&refused.stderr);
-    if refused.status.code() == Some(1) {
-        assert!(stderr.contains("--break-lock"), "{stderr}");
-    }
+    eprintln!("resume without --break-lock: {stderr}");
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another apply holds the lock Lease {NAMESPACE}/kubectl-meshup-lock in cluster real"
+        )) && stderr.contains("re-run with --break-lock"),
+        "{stderr}"
+    );
 
     let _discovery = gloo::play_discovery(&cluster);
     let resumed = Running::start(&cluster, &gloo, &plan, &["--break-lock"]);
@@ -222,6 +228,7 @@ fn a_second_apply_is_refused_while_the_lease_is_held() {
         ],
     );
     let stderr = text(&second.stderr);
+    eprintln!("second apply: {stderr}");
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
