@@ -378,8 +378,10 @@ fn strings(list: &[&str]) -> Vec<String> {
 }
 
 /// The Gloo Mesh pre-1.0 runbook (seeds/gloo-mesh-upgrading.md), 0.10.6 -> 1.0.0, as
-/// tests/apply.rs has it, for the real cluster: the chart repository is `repo` (the stand-in), and
-/// the runbook's step 7 re-registers nothing (this cluster registered none). The final
+/// tests/apply.rs has it, for the real cluster: the chart repository is `repo` (the stand-in); the
+/// runbook's step 5 (review the networking resources: a manual step, or a check-passes gate in
+/// tests/apply.rs) and step 7 (re-register clusters: this one registered none) have no step here;
+/// steps 6's "keep at zero" scales are the planner's. The final
 /// "check passes" gate is left out: the compatibility data lists Kubernetes 1.16-1.21 for Gloo Mesh
 /// 1.0, so `check` rightly fails it on this v1.34 cluster. The fingerprint is the planner's, over
 /// the cluster as `snapshot` read it, so `apply` finds no drift.
