@@ -102,6 +102,24 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
+    /// A limit ended the read (see [`crate::limits`]); `reason` names the limit and what lifts it.
+    #[error("reading {what} in context \"{context}\" at {server} stopped: {reason}")]
+    Limit {
+        context: String,
+        server: String,
+        what: String,
+        reason: String,
+    },
+    /// The server answered, but not with what was asked for (a redirect, an HTML page, a `Status`).
+    #[error(
+        "reading {what} in context \"{context}\" at {server}: {reason}; check the server address in the kubeconfig (a proxy or login page answers instead of the API server?)"
+    )]
+    Unexpected {
+        context: String,
+        server: String,
+        what: String,
+        reason: String,
+    },
     #[error(
         "reading {what} in context \"{context}\" failed: {reason}; retry, or run with -v for details"
     )]
@@ -323,7 +341,7 @@ async fn client_for(
     };
     let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
-        .map_err(|e| invalid(without_file_content(&e.to_string())))?;
+        .map_err(|e| invalid(crate::redact::text(&without_file_content(&e.to_string()))))?;
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
     }
@@ -344,14 +362,20 @@ async fn client_for(
             "insecure-skip-tls-verify is set: the API server's certificate is not verified"
         );
     }
-    let server = config.cluster_url.to_string();
-    let server = server.trim_end_matches('/').to_string();
+    // Printed in errors and logs and written into snapshots: never with its userinfo.
+    let server = crate::redact::url(config.cluster_url.to_string().trim_end_matches('/'));
     // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
     // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
     // the plugin's output, so they go through `classify`, which never prints it.
-    let client = crate::retry::client(config, &opts.retry).map_err(|e| match e {
+    let bounds = crate::limits::BoundsLayer {
+        timeout: opts.request_timeout,
+        max_bytes: crate::limits::max_response_bytes(),
+    };
+    let client = crate::retry::client(config, &opts.retry, bounds).map_err(|e| match e {
         kube::Error::Auth(_) => classify(context, &server, "", e),
-        other => invalid(without_file_content(&root_cause(&other))),
+        other => invalid(crate::redact::text(&without_file_content(&root_cause(
+            &other,
+        )))),
     })?;
     Ok(Target {
         context: context.to_string(),
@@ -402,6 +426,14 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> ClusterError {
     let context_s = context.to_string();
     let server_s = server.to_string();
+    if let Some(limit) = crate::limits::read_limit(&err) {
+        return ClusterError::Limit {
+            context: context_s,
+            server: server_s,
+            what: what.to_string(),
+            reason: limit.to_string(),
+        };
+    }
     match err {
         kube::Error::Api(status) => match status.code {
             401 => ClusterError::Unauthorized {
@@ -447,7 +479,7 @@ fn transport(
     what: &str,
     err: &(dyn std::error::Error + 'static),
 ) -> ClusterError {
-    let cause = root_cause(err);
+    let cause = crate::redact::url(&root_cause(err));
     // Name what was being read: a server that drops one kind of request is reachable for others.
     let reading = if what.is_empty() {
         String::new()

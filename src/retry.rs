@@ -27,6 +27,8 @@ use tower::BoxError;
 use tower::buffer::BufferLayer;
 use tower::retry::{Policy, RetryLayer};
 
+use crate::limits::BoundsLayer;
+
 /// How hard to retry. The defaults keep a failing `check` to a few seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -38,7 +40,8 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Longest `Retry-After` honoured; a longer one is shortened to this.
     pub max_retry_after: Duration,
-    /// Total waiting per request; no retry starts that would end after it.
+    /// Total waiting per request; no retry starts that would end after it, nor once this long has
+    /// passed since the request's first attempt began.
     pub budget: Duration,
 }
 
@@ -113,6 +116,9 @@ struct Attempts {
     policy: RetryPolicy,
     attempt: u32,
     waited: Duration,
+    /// When this request's first attempt started: no retry starts after [`RetryPolicy::budget`], so
+    /// attempts that each wait out `--request-timeout` do not add up to minutes.
+    started: Option<Instant>,
     seed: u64,
 }
 
@@ -122,6 +128,7 @@ impl Attempts {
             policy,
             attempt: 1,
             waited: Duration::ZERO,
+            started: None,
             seed: RandomState::new().hash_one(0u8) | 1,
         }
     }
@@ -152,6 +159,11 @@ impl Attempts {
             None => self.backoff(),
         };
         if self.waited + wait > self.policy.budget {
+            return None;
+        }
+        if let Some(started) = self.started
+            && started.elapsed() + wait > self.policy.budget
+        {
             return None;
         }
         self.attempt += 1;
@@ -205,6 +217,7 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407)
             | 1;
+        self.started = Some(Instant::now());
         // Streaming bodies cannot be replayed; kube-rs sends whole bodies, so this covers every call.
         let body = req.body().try_clone()?;
         let mut builder = Request::builder()
@@ -220,12 +233,18 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
     }
 }
 
-/// Builds a client for `config` with kube-rs's own retry replaced by `policy`. Must run inside a tokio
-/// runtime (the buffer that makes the stack cloneable for retries runs as a task).
-pub fn client(mut config: Config, policy: &RetryPolicy) -> Result<Client, kube::Error> {
+/// Builds a client for `config` with kube-rs's own retry replaced by `policy`, each attempt bounded by
+/// `bounds` (its deadline covers the body; see [`crate::limits`]). Must run inside a tokio runtime (the
+/// buffer that makes the stack cloneable for retries runs as a task).
+pub fn client(
+    mut config: Config,
+    policy: &RetryPolicy,
+    bounds: BoundsLayer,
+) -> Result<Client, kube::Error> {
     config.default_retry = false;
     let builder = ClientBuilder::try_from(config)?;
     Ok(builder
+        .with_layer(&bounds)
         .with_layer(&BufferLayer::new(1024))
         .with_layer(&RetryLayer::new(Attempts::new(policy.clone())))
         .build())

@@ -135,7 +135,12 @@ fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
         cluster: global.cluster.clone(),
         user: global.user.clone(),
         namespace: global.namespace.clone(),
-        request_timeout: global.request_timeout.and_then(|t| t.0),
+        // Not given: a bound all the same (a server that never answers must not hold the run);
+        // `--request-timeout 0` lifts it, as kubectl's.
+        request_timeout: match global.request_timeout {
+            Some(t) => t.0,
+            None => Some(crate::limits::DEFAULT_REQUEST_TIMEOUT),
+        },
         ..Default::default()
     }
 }

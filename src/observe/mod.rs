@@ -30,7 +30,7 @@ use crate::snapshot::{
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
-use paging::{MetaOnly, PAGE_SIZE, Shape, collection, fold_pages};
+use paging::{ListError, MetaOnly, PAGE_SIZE, Shape, collection, fold_pages};
 use proxies::{PodFacts, ProxyFold};
 use workload::{env_value, from_daemonset, from_deployment, pick_container};
 
@@ -156,11 +156,26 @@ impl Reader<'_> {
         .await
         {
             Ok(acc) => Ok(Read::Done(acc)),
-            Err(e) => {
+            Err(ListError::Kube(e)) => {
                 let mut unread = self.failed(what, e)?;
                 unread.leaves_unjudged = leaves_unjudged.to_string();
                 Ok(Read::Forbidden(unread))
             }
+            // Something answered, but not a list: unread (never an empty list), said in one line.
+            Err(ListError::Unexpected(reason)) => {
+                tracing::info!(context = %self.target.context, what, "{reason}");
+                Ok(Read::Forbidden(Unread {
+                    what: what.to_string(),
+                    reason,
+                    leaves_unjudged: leaves_unjudged.to_string(),
+                }))
+            }
+            Err(limit) => Err(ClusterError::Limit {
+                context: self.target.context.clone(),
+                server: self.target.server.clone(),
+                what: what.to_string(),
+                reason: limit.to_string(),
+            }),
         }
     }
 
