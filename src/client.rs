@@ -345,10 +345,11 @@ async fn client_for(
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
     }
+    move_userinfo_to_basic_auth(&mut config);
     if let Some(timeout) = opts.request_timeout {
+        // Reads and writes are bounded by the request's deadline (crate::limits::BoundsLayer), which
+        // also covers a body that trickles; a second timer per read would only race it.
         config.connect_timeout = Some(timeout);
-        config.read_timeout = Some(timeout);
-        config.write_timeout = Some(timeout);
     }
     if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
         // A plain-HTTP server needs no certificate check, but without a CA in the kubeconfig kube
@@ -382,6 +383,41 @@ async fn client_for(
         server,
         client,
     })
+}
+
+/// A server URL with userinfo (`https://user:password@host`) would be logged with it by kube-rs's
+/// request tracing (`-vvv`); the client gets the URL without it. As with kubectl, the userinfo is
+/// then the basic-auth credential when the user entry has no credential of its own.
+fn move_userinfo_to_basic_auth(config: &mut Config) {
+    let Some(authority) = config.cluster_url.authority() else {
+        return;
+    };
+    let Some((userinfo, host)) = authority.as_str().rsplit_once('@') else {
+        return;
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (user, password) = (user.to_string(), password.to_string());
+    let mut parts = config.cluster_url.clone().into_parts();
+    let Ok(host) = host.parse::<http::uri::Authority>() else {
+        return;
+    };
+    parts.authority = Some(host);
+    let Ok(url) = http::Uri::from_parts(parts) else {
+        return;
+    };
+    config.cluster_url = url;
+    let auth = &mut config.auth_info;
+    let has_credentials = auth.token.is_some()
+        || auth.token_file.is_some()
+        || auth.username.is_some()
+        || auth.exec.is_some()
+        || auth.auth_provider.is_some()
+        || auth.client_certificate.is_some()
+        || auth.client_certificate_data.is_some();
+    if !has_credentials && !user.is_empty() {
+        auth.username = Some(user);
+        auth.password = Some(password.into());
+    }
 }
 
 /// True when the API server answered 403 Forbidden.
