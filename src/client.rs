@@ -28,6 +28,9 @@ pub struct ConnectionOptions {
     pub request_timeout: Option<Duration>,
     /// How failed requests are retried (reads only, bounded; see [`crate::retry`]).
     pub retry: RetryPolicy,
+    /// This binary, to run exec credential plugins through within bounds
+    /// ([`crate::credentials::exec_wrapper`]); `None` lets kube-rs run them directly.
+    pub exec_wrapper: Option<PathBuf>,
 }
 
 /// One cluster to read: a context, its API server and a client for it.
@@ -84,6 +87,10 @@ pub enum ClusterError {
         "getting credentials for context \"{context}\" failed ({kind}); run its credential plugin or check its token file by hand to see why"
     )]
     Credentials { context: String, kind: String },
+    #[error("cannot use the credentials of context \"{context}\": {reason}")]
+    CredentialFile { context: String, reason: String },
+    #[error("getting credentials for context \"{context}\" stopped: {reason}")]
+    CredentialLimit { context: String, reason: String },
     #[error(
         "reading {what} in context \"{context}\" is forbidden (403): {message}; ask for read access (see `kubectl auth can-i`)"
     )]
@@ -339,6 +346,16 @@ async fn client_for(
         context: context.to_string(),
         reason,
     };
+    crate::credentials::check_files(
+        kubeconfig,
+        context,
+        opts.cluster.as_deref(),
+        opts.user.as_deref(),
+    )
+    .map_err(|reason| ClusterError::CredentialFile {
+        context: context.to_string(),
+        reason,
+    })?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
         .map_err(|e| invalid(crate::redact::text(&without_file_content(&e.to_string()))))?;
@@ -346,6 +363,9 @@ async fn client_for(
         config.default_namespace = ns.clone();
     }
     move_userinfo_to_basic_auth(&mut config);
+    if let Some(wrapper) = &opts.exec_wrapper {
+        crate::credentials::bound_exec(&mut config, wrapper, opts.request_timeout);
+    }
     if let Some(timeout) = opts.request_timeout {
         // Reads and writes are bounded by the request's deadline (crate::limits::BoundsLayer), which
         // also covers a body that trickles; a second timer per read would only race it.
@@ -373,6 +393,13 @@ async fn client_for(
         max_bytes: crate::limits::max_response_bytes(),
     };
     let client = crate::retry::client(config, &opts.retry, bounds).map_err(|e| match e {
+        e if crate::credentials::exec_limit(&e, opts.request_timeout).is_some() => {
+            ClusterError::CredentialLimit {
+                context: context.to_string(),
+                reason: crate::credentials::exec_limit(&e, opts.request_timeout)
+                    .unwrap_or_default(),
+            }
+        }
         kube::Error::Auth(_) => classify(context, &server, "", e),
         other => invalid(crate::redact::text(&without_file_content(&root_cause(
             &other,

@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod compat;
+pub mod credentials;
 pub mod error;
 pub mod limits;
 pub mod observe;

@@ -1747,3 +1747,198 @@ fn failure_reasons_are_stored_in_the_journal_redacted() {
         "{kept}"
     );
 }
+
+#[test]
+fn token_files_that_are_a_fifo_or_a_device_are_refused_at_once() {
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token-fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    for token_file in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let config = kubeconfig_file(
+            dir.path(),
+            &format!("    server: {}", server.url()),
+            &format!("    tokenFile: {token_file}"),
+        );
+        let m = run_measured(
+            &[
+                "check",
+                "--request-timeout",
+                "5s",
+                "--kubeconfig",
+                &config.display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(m.code, Some(1));
+        let err = one_line_error(&m.output);
+        assert_eq!(
+            err,
+            format!(
+                "error: cannot use the credentials of context \"c\": its tokenFile {token_file} is not a regular file (a pipe, a device or a directory); point it at a regular file"
+            )
+        );
+        assert!(m.took < Duration::from_secs(3), "{:?}", m.took);
+        assert!(m.peak_rss_mib < 64.0, "{:.1} MiB", m.peak_rss_mib);
+    }
+    // A token file larger than the cap.
+    let big = dir.path().join("token-big");
+    std::fs::write(&big, "t".repeat(4096)).unwrap();
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!("    server: {}", server.url()),
+        &format!("    tokenFile: {}", big.display()),
+    );
+    let out = run(meshup()
+        .args(["check", "--kubeconfig"])
+        .arg(&config)
+        .env("KUBECTL_MESHUP_MAX_CREDENTIAL_KIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("is larger than 1 KiB (the limit for a credential file); set KUBECTL_MESHUP_MAX_CREDENTIAL_KIB to raise it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exec_plugin_that_never_exits_or_floods_is_stopped() {
+    let server = seeded();
+    // Never exits: stopped at --request-timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_kubeconfig(dir.path(), &server.url(), "exec sleep 3600");
+    let m = run_measured(
+        &[
+            "check",
+            "--request-timeout",
+            "2s",
+            "--kubeconfig",
+            &config.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(m.code, Some(1));
+    let err = one_line_error(&m.output);
+    assert_eq!(
+        err,
+        "error: getting credentials for context \"c\" stopped: its exec credential plugin did not finish within 2s and was stopped; raise --request-timeout if it needs longer (0 waits without limit)"
+    );
+    assert!(
+        m.took >= Duration::from_secs(2) && m.took < Duration::from_secs(6),
+        "{:?}",
+        m.took
+    );
+
+    // Prints without end: stopped at the cap, memory bounded.
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_kubeconfig(
+        dir.path(),
+        &server.url(),
+        "exec yes password=exec-flood-S3CRET",
+    );
+    let m = run_measured(
+        &["check", "--kubeconfig", &config.display().to_string()],
+        &[],
+    );
+    assert_eq!(m.code, Some(1));
+    let err = one_line_error(&m.output);
+    assert_eq!(
+        err,
+        "error: getting credentials for context \"c\" stopped: its exec credential plugin printed more than 1 MiB and was stopped; set KUBECTL_MESHUP_MAX_CREDENTIAL_KIB to raise the limit"
+    );
+    assert_no_secret(&m.output, &["exec-flood-S3CRET"]);
+    assert!(m.took < Duration::from_secs(10), "{:?}", m.took);
+    eprintln!("exec flood: peak RSS {:.1} MiB", m.peak_rss_mib);
+    assert!(m.peak_rss_mib < 64.0, "{:.1} MiB", m.peak_rss_mib);
+}
+
+/// A ClusterSnapshot file from the example, with `edit` applied.
+fn snapshot_file(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let text =
+        std::fs::read_to_string(fixture("snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml")).unwrap();
+    let mut doc: Value = serde_saphyr::from_str(&text).unwrap();
+    edit(&mut doc);
+    let path = dir.join("snapshot.json");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn snapshot_and_plan_files_are_read_with_a_size_limit_and_only_when_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over the limit (1 MiB here): refused before parsing.
+    let big = snapshot_file(dir.path(), |doc| {
+        doc["padding"] = Value::String("x".repeat(2 * 1024 * 1024));
+    });
+    let out = run(meshup()
+        .args(["check", "--snapshot"])
+        .arg(&big)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("is larger than 1 MiB (the limit for this file); set KUBECTL_MESHUP_MAX_FILE_MIB to raise it"),
+        "{err}"
+    );
+    let plan = written_plan(dir.path());
+    let out = run(meshup()
+        .args(["plan", "show"])
+        .arg(&plan)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(0), "a real plan is far below 1 MiB");
+    let padded = dir.path().join("padded-plan.yaml");
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    std::fs::write(&padded, text).unwrap();
+    let out = run(meshup()
+        .args(["plan", "show"])
+        .arg(&padded)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.starts_with("error: cannot read plan file")
+            && err.contains("set KUBECTL_MESHUP_MAX_FILE_MIB to raise it"),
+        "{err}"
+    );
+
+    // A FIFO and a device: refused at once, never read.
+    let fifo = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    for special in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        for args in [
+            vec!["check", "--snapshot", &special],
+            vec!["plan", "show", &special],
+        ] {
+            let m = run_measured(&args, &[]);
+            assert_eq!(m.code, Some(1));
+            let err = one_line_error(&m.output);
+            assert!(err.contains("is not a regular file"), "{err}");
+            assert!(m.took < Duration::from_secs(3), "{:?}", m.took);
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_with_duplicate_cluster_names_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot_file(dir.path(), |doc| {
+        let clusters = doc["clusters"].as_array_mut().unwrap();
+        let first = clusters[0].clone();
+        clusters.push(first);
+    });
+    let out = run(meshup()
+        .args(["check", "--date", DATE, "--snapshot"])
+        .arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("appears more than once; each cluster in a snapshot must have its own name"),
+        "{err}"
+    );
+}
