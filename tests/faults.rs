@@ -1942,3 +1942,75 @@ fn a_snapshot_with_duplicate_cluster_names_is_refused() {
         "{err}"
     );
 }
+
+/// A stand-in `helm` running `script`, in its own directory.
+fn stand_in_helm(dir: &Path, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tool = dir.join("helm");
+    std::fs::write(&tool, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tools::locate(kubectl_meshup::plan::Tool::Helm, Some(dir.as_os_str()))
+        .expect("the stand-in helm is found on the search path")
+}
+
+use kubectl_meshup::apply::tools;
+
+#[test]
+fn tool_output_is_bounded_when_captured_and_when_streamed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Captured stdout (gates read `istioctl version`, `helm show crds`): stopped at the cap.
+    let flood = stand_in_helm(dir.path(), "exec yes 'apiVersion: v1'");
+    let started = Instant::now();
+    let err = rt
+        .block_on(tools::run(
+            &flood,
+            "helm",
+            &["show".into(), "crds".into()],
+            Duration::from_secs(60),
+            true,
+            &mut |_| {},
+        ))
+        .err()
+        .expect("a tool that never stops printing is stopped");
+    eprintln!("{err}");
+    assert_eq!(
+        err.to_string(),
+        "`helm show crds` printed more than 16 MiB on stdout and was stopped; set KUBECTL_MESHUP_MAX_TOOL_OUTPUT_MIB to raise the limit"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // Streamed output without newlines: lines are cut at 64 KiB; the stored tail at 1,000 characters.
+    let one_long_line = stand_in_helm(
+        dir.path(),
+        "head -c 50000000 /dev/zero | tr '\\000' x; echo; echo 'Error: password=tool-S3CRET'; exit 1",
+    );
+    let mut longest = 0;
+    let mut lines = 0;
+    let err = rt
+        .block_on(tools::run(
+            &one_long_line,
+            "helm",
+            &["upgrade".into()],
+            Duration::from_secs(60),
+            false,
+            &mut |l| {
+                lines += 1;
+                longest = longest.max(l.len());
+            },
+        ))
+        .err()
+        .expect("the stand-in fails");
+    eprintln!("{lines} lines streamed, the longest {longest} bytes");
+    assert!(longest <= 64 * 1024 + '…'.len_utf8(), "{longest}");
+    assert_eq!(lines, 2);
+    match &err {
+        tools::ToolError::Failed { tail, .. } => {
+            assert_eq!(tail.len(), 2, "{tail:?}");
+            assert_eq!(tail[0].chars().count(), 1001, "1,000 characters and …");
+            assert_eq!(tail[1], "Error: password=tool-S3CRET");
+        }
+        other => panic!("{other}"),
+    }
+}
