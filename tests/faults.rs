@@ -2014,3 +2014,26 @@ fn tool_output_is_bounded_when_captured_and_when_streamed() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn apply_gates_page_with_the_same_bounds() {
+    let server = seeded();
+    let id = server.inject(Fault::repeat_continue().on("/api/v1/pods"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let opts = kubectl_meshup::client::ConnectionOptions {
+            kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+            ..Default::default()
+        };
+        let targets = kubectl_meshup::client::connect(&opts).await.unwrap();
+        kubectl_meshup::apply::gates::revision_unused(&targets[0].client, "1-22").await
+    });
+    let err = result.expect_err("a list that never ends fails the gate");
+    let line = kubectl_meshup::client::brief(&err);
+    eprintln!("{line}");
+    assert!(
+        line.contains("continue token it had already sent"),
+        "{line}"
+    );
+    assert_eq!(server.fault_hits(id), 2, "two pages, not thousands");
+}

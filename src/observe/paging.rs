@@ -138,9 +138,7 @@ where
         Ok(body)
     };
 
-    let max_pages = crate::limits::max_pages();
-    let mut pages = 0u64;
-    let mut tokens_seen: HashSet<String> = HashSet::new();
+    let mut continuation = Continuation::default();
     let mut acc = A::default();
     let mut restarts = 0;
     // The answer to the request in flight, and whether that request continued a list.
@@ -153,18 +151,14 @@ where
                 tracing::info!(path, "continue token expired; restarting the list");
                 restarts += 1;
                 acc = A::default();
-                tokens_seen.clear();
+                continuation = Continuation::default();
                 pending = fetch(None).await;
                 continued = false;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        pages += 1;
-        if pages > max_pages {
-            return Err(ListError::TooManyPages { pages: max_pages });
-        }
-        let prefetch = continue_in_head(&body).filter(|t| !tokens_seen.contains(t));
+        let prefetch = continue_in_head(&body).filter(|t| !continuation.seen.contains(t));
         // Parsing runs off the async worker, so the worker is free to send the next request and
         // receive its answer meanwhile (a task woken on this worker would otherwise wait for it).
         let parse = tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
@@ -194,18 +188,51 @@ where
         for item in page.items {
             fold(&mut acc, item);
         }
-        let parsed = page.metadata.continue_.filter(|t| !t.is_empty());
-        if let Some(t) = &parsed
-            && !tokens_seen.insert(t.clone())
-        {
-            return Err(ListError::RepeatedContinue);
-        }
+        let parsed = continuation.next(page.metadata.continue_)?;
         continued = true;
         pending = match (parsed, next) {
             (None, _) => return Ok(acc),
             (Some(t), Some(next)) if prefetch.as_deref() == Some(t.as_str()) => next,
             (Some(t), _) => fetch(Some(t)).await,
         };
+    }
+}
+
+/// The bounds of a paged list, for [`fold_pages`] and for loops that page with kube-rs's typed
+/// `Api::list`: at most [`crate::limits::max_pages`] pages, and no continue token twice.
+#[derive(Debug, Default)]
+pub struct Continuation {
+    seen: HashSet<String>,
+    pages: u64,
+}
+
+impl Continuation {
+    /// After a page that ended with `token`: the token to continue with, `None` when the list is
+    /// complete, or the bound it would break.
+    pub fn next(&mut self, token: Option<String>) -> Result<Option<String>, ListError> {
+        self.pages += 1;
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let max = crate::limits::max_pages();
+        if self.pages >= max {
+            return Err(ListError::TooManyPages { pages: max });
+        }
+        if !self.seen.insert(token.clone()) {
+            return Err(ListError::RepeatedContinue);
+        }
+        Ok(Some(token))
+    }
+}
+
+/// For loops that return kube's error: a bound broken becomes a `Service` error carrying it, so its
+/// message is what [`crate::client::brief`] shows.
+impl From<ListError> for kube::Error {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Kube(e) => e,
+            other => kube::Error::Service(Box::new(other)),
+        }
     }
 }
 
@@ -356,6 +383,25 @@ mod tests {
         assert_eq!(
             continue_in_head(metadata_list.as_bytes()).as_deref(),
             Some("m")
+        );
+    }
+
+    #[test]
+    fn continuation_ends_at_the_last_page_and_refuses_a_repeated_token() {
+        let mut c = Continuation::default();
+        assert_eq!(c.next(Some("a".into())).unwrap().as_deref(), Some("a"));
+        assert_eq!(c.next(Some("b".into())).unwrap().as_deref(), Some("b"));
+        assert!(matches!(
+            c.next(Some("a".into())),
+            Err(ListError::RepeatedContinue)
+        ));
+        let mut done = Continuation::default();
+        assert_eq!(done.next(Some(String::new())).unwrap(), None);
+        assert_eq!(done.next(None).unwrap(), None);
+        let err = kube::Error::from(ListError::RepeatedContinue);
+        assert!(
+            crate::client::brief(&err).contains("continue token it had already sent"),
+            "{err}"
         );
     }
 
