@@ -1504,7 +1504,7 @@ fn an_html_page_is_unread_with_its_first_bytes() {
     pods_unread_under(
         Fault::raw(200, "text/html; charset=utf-8", page).on("/api/v1/pods"),
         &[
-            "answered 200 OK (text/html; charset=utf-8) instead of a JSON list",
+            "answered 200 OK (text/html; charset=utf-8) instead of JSON",
             "<!DOCTYPE html>\\n<html><head><title>",
             "…",
         ],
@@ -2036,4 +2036,23 @@ fn apply_gates_page_with_the_same_bounds() {
         "{line}"
     );
     assert_eq!(server.fault_hits(id), 2, "two pages, not thousands");
+}
+
+#[test]
+fn a_server_that_redirects_everything_is_named_not_misread_as_json() {
+    let server = seeded();
+    server.inject(
+        Fault::raw(302, "text/html", "<html>Moved</html>")
+            .header("Location", "https://sso.example/login")
+            .on("*"),
+    );
+    let (code, _, out) = check(&server, &[]);
+    assert_eq!(code, Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("the server answered 302 Found to https://sso.example/login (text/html) instead of JSON: \"<html>Moved</html>\"")
+            && err.contains("check the server address in the kubeconfig"),
+        "{err}"
+    );
+    assert!(!err.to_ascii_lowercase().contains("parse"), "{err}");
 }

@@ -52,6 +52,9 @@ struct Page<T> {
     /// `PodList`, `PartialObjectMetadataList`; `Status` when the server answered with one.
     #[serde(default)]
     kind: String,
+    /// A `Status` object's message, when the server answered with one.
+    #[serde(default)]
+    message: String,
     #[serde(default)]
     metadata: ListMeta,
     #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
@@ -107,35 +110,7 @@ where
             Shape::Metadata => request.list_metadata(&lp),
         }
         .map_err(kube::Error::BuildRequest)?;
-        // One buffer per page as the server sent it: no text copy, no UTF-8 pass before parsing.
-        let response = client.send(request.map(kube::client::Body::from)).await?;
-        let code = response.status();
-        let (content_type, location) = {
-            let header = |name: http::header::HeaderName| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            (
-                header(http::header::CONTENT_TYPE).unwrap_or_default(),
-                header(http::header::LOCATION),
-            )
-        };
-        let body = response.into_body().collect_bytes().await?;
-        if code.is_client_error() || code.is_server_error() {
-            return Err(ListError::Kube(api_error(code.as_u16(), &body)));
-        }
-        if !code.is_success() || !content_type.to_ascii_lowercase().contains("json") {
-            return Err(ListError::Unexpected(unexpected_answer(
-                code,
-                &content_type,
-                location.as_deref(),
-                &body,
-            )));
-        }
-        Ok(body)
+        answer_body(client, request).await
     };
 
     let mut continuation = Continuation::default();
@@ -176,13 +151,18 @@ where
                 kube::Error::SerdeError(e)
             })?;
         if !page.kind.ends_with("List") {
+            let kind = if page.kind.is_empty() {
+                "kind-less"
+            } else {
+                &page.kind
+            };
+            let message = if page.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", page.message)
+            };
             return Err(ListError::Unexpected(format!(
-                "the server answered 200 with a `{}` object instead of a list",
-                if page.kind.is_empty() {
-                    "kind-less"
-                } else {
-                    &page.kind
-                }
+                "the server answered 200 with a `{kind}` object instead of a list{message}"
             )));
         }
         for item in page.items {
@@ -196,6 +176,53 @@ where
             (Some(t), _) => fetch(Some(t)).await,
         };
     }
+}
+
+/// Sends `request` and returns the answer's body when it is a successful JSON answer: an error status
+/// becomes the API error it carries, anything else (a redirect, an HTML page) [`ListError::Unexpected`]
+/// naming what came back.
+async fn answer_body(
+    client: &Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<bytes::Bytes, ListError> {
+    // One buffer per answer as the server sent it: no text copy, no UTF-8 pass before parsing.
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let code = response.status();
+    let (content_type, location) = {
+        let header = |name: http::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (
+            header(http::header::CONTENT_TYPE).unwrap_or_default(),
+            header(http::header::LOCATION),
+        )
+    };
+    let body = response.into_body().collect_bytes().await?;
+    if code.is_client_error() || code.is_server_error() {
+        return Err(ListError::Kube(api_error(code.as_u16(), &body)));
+    }
+    if !code.is_success() || !content_type.to_ascii_lowercase().contains("json") {
+        return Err(ListError::Unexpected(unexpected_answer(
+            code,
+            &content_type,
+            location.as_deref(),
+            &body,
+        )));
+    }
+    Ok(body)
+}
+
+/// A single JSON document at `path` (`/version`, `/apis`), checked as list pages are.
+pub async fn get_json<T: DeserializeOwned>(client: &Client, path: &str) -> Result<T, ListError> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| ListError::Kube(kube::Error::HttpError(e)))?;
+    let body = answer_body(client, request).await?;
+    serde_json::from_slice(&body).map_err(|e| ListError::Kube(kube::Error::SerdeError(e)))
 }
 
 /// The bounds of a paged list, for [`fold_pages`] and for loops that page with kube-rs's typed
@@ -256,7 +283,7 @@ fn unexpected_answer(
     let head: String = body[..body.len().min(SHOWN)].escape_ascii().to_string();
     let more = if body.len() > SHOWN { "…" } else { "" };
     format!(
-        "the server answered {code}{redirect} ({content_type}) instead of a JSON list: \"{head}{more}\""
+        "the server answered {code}{redirect} ({content_type}) instead of JSON: \"{head}{more}\""
     )
 }
 
