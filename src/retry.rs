@@ -9,7 +9,9 @@
 //! use this policy instead:
 //! - reads (`GET`, `HEAD`, and SelfSubjectAccessReviews, which store nothing) are retried on 429, 500, 502, 503, 504 and on transport failures (refused
 //!   or dropped connections, timeouts), at most [`RetryPolicy::max_attempts`] attempts in all, within
-//!   [`RetryPolicy::budget`] of waiting; `Retry-After` is honoured up to [`RetryPolicy::max_retry_after`];
+//!   [`RetryPolicy::budget`] of waiting, and none starting once that budget has passed since the first
+//!   attempt (each attempt may itself wait out `--request-timeout`, [`crate::limits::BoundsLayer`]);
+//!   `Retry-After` is honoured up to [`RetryPolicy::max_retry_after`];
 //! - writes are retried only on 429, which the API server's priority-and-fairness answers before doing
 //!   anything (so the write did not happen); never on 5xx or a lost connection, where it may have.
 //!
