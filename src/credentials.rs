@@ -136,7 +136,8 @@ pub fn exec_limit(err: &kube::Error, timeout: Option<Duration>) -> Option<String
 
 /// The wrapper: runs `COMMAND ARGS...` with this process's stdin, stderr and environment (kube-rs set
 /// them for the plugin), passes on at most `MAX_BYTES` of its stdout, and stops it after
-/// `TIMEOUT_MS` (0: never). Exits with the plugin's code, 124 when it ran out of time or 125 when it printed too much.
+/// `TIMEOUT_MS` (0: never). Exits with the plugin's code, 124 when it ran out of time or 125 when it
+/// printed too much.
 pub fn exec_wrapper(args: &[OsString]) -> ExitCode {
     let usage = || {
         eprintln!(
