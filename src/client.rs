@@ -38,7 +38,20 @@ pub struct ConnectionOptions {
 pub struct Target {
     pub context: String,
     pub server: String,
+    /// The kubeconfig's `proxy-url` for this cluster, without userinfo.
+    pub proxy: Option<String>,
     pub client: Client,
+}
+
+impl Target {
+    /// Where requests go, for messages: the server, and the proxy they pass through if any (a refused
+    /// connection may be the proxy's).
+    pub fn address(&self) -> String {
+        match &self.proxy {
+            Some(proxy) => format!("{} through proxy {proxy}", self.server),
+            None => self.server.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +398,10 @@ async fn client_for(
     }
     // Printed in errors and logs and written into snapshots: never with its userinfo.
     let server = crate::redact::url(config.cluster_url.to_string().trim_end_matches('/'));
+    let proxy = config
+        .proxy_url
+        .as_ref()
+        .map(|p| crate::redact::url(p.to_string().trim_end_matches('/')));
     // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
     // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
     // the plugin's output, so they go through `classify`, which never prints it.
@@ -408,6 +425,7 @@ async fn client_for(
     Ok(Target {
         context: context.to_string(),
         server,
+        proxy,
         client,
     })
 }

@@ -1672,7 +1672,14 @@ fn proxy_url_is_used_as_kubectl_uses_it_and_its_password_never_printed() {
     );
     let out = run(meshup().args(["check", "--kubeconfig"]).arg(&config));
     assert_eq!(out.status.code(), Some(1));
-    one_line_error(&out);
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!(
+            "at {} through proxy http://127.0.0.1:1:",
+            server.url()
+        )),
+        "names the proxy: {err}"
+    );
     assert_no_secret(&out, &[PROXY_PASSWORD]);
     // A scheme kubectl does not support either.
     let config = kubeconfig_file(

@@ -124,7 +124,7 @@ impl Reader<'_> {
         } else {
             Err(classify(
                 &self.target.context,
-                &self.target.server,
+                &self.target.address(),
                 what,
                 err,
             ))
@@ -218,9 +218,9 @@ impl Reader<'_> {
     /// A read that is not a list, into the cluster's error: a redirect or an HTML page named as
     /// such, never as a JSON parse error.
     fn not_a_list(&self, what: &str, err: ListError) -> ClusterError {
-        let (context, server) = (&self.target.context, &self.target.server);
+        let (context, server) = (&self.target.context, self.target.address());
         match err {
-            ListError::Kube(e) => classify(context, server, what, e),
+            ListError::Kube(e) => classify(context, &server, what, e),
             ListError::Unexpected(reason) => ClusterError::Unexpected {
                 context: context.clone(),
                 server: server.clone(),
