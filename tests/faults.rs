@@ -1217,7 +1217,19 @@ struct Measured {
 )]
 fn run_measured(args: &[&str], env: &[(&str, &str)]) -> Measured {
     use std::io::Read as _;
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-meshup"));
+    // The child's own peak comes from GNU time: a process this test spawns (vfork + exec) inherits
+    // the test process's peak RSS into its ru_maxrss, which would measure the test, not the binary.
+    // Without /usr/bin/time, wait4's figure is an upper bound that includes the test's own peak.
+    let gnu_time = Path::new("/usr/bin/time");
+    let rss_file = tempfile::NamedTempFile::new().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-meshup");
+    let mut cmd = if gnu_time.exists() {
+        let mut c = std::process::Command::new(gnu_time);
+        c.args(["-f", "%M", "-o"]).arg(rss_file.path()).arg(&binary);
+        c
+    } else {
+        std::process::Command::new(&binary)
+    };
     cmd.args(args)
         .env_remove("KUBECONFIG")
         .env_remove("NO_COLOR")
@@ -1264,8 +1276,11 @@ fn run_measured(args: &[&str], env: &[(&str, &str)]) -> Measured {
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
     };
-    // Linux reports ru_maxrss in KiB.
-    let peak_rss_mib = usage.ru_maxrss as f64 / 1024.0;
+    // Both report KiB; GNU time's last line is the figure (a line before it may say the exit status).
+    let from_time = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<f64>().ok()));
+    let peak_rss_mib = from_time.unwrap_or(usage.ru_maxrss as f64) / 1024.0;
     eprintln!(
         "kubectl-meshup {}: exit {code:?} in {:.2}s, peak RSS {peak_rss_mib:.1} MiB\n--- stderr ---\n{}",
         args.join(" "),
