@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io::Read as _;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
 /// A positive whole number from the environment, else `default` (an unreadable value is ignored with
-/// a warning, so a typo never lifts a limit).
+/// a warning, so a typo never lifts a limit). Each limit reads its variable once per process.
 fn from_env(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(text) => match text.trim().parse::<u64>() {
@@ -69,23 +70,32 @@ fn from_env(name: &str, default: u64) -> u64 {
 }
 
 pub fn max_response_bytes() -> u64 {
-    from_env(MAX_RESPONSE_ENV, DEFAULT_MAX_RESPONSE_MIB).saturating_mul(MIB)
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| from_env(MAX_RESPONSE_ENV, DEFAULT_MAX_RESPONSE_MIB).saturating_mul(MIB))
 }
 
 pub fn max_pages() -> u64 {
-    from_env(MAX_PAGES_ENV, DEFAULT_MAX_PAGES)
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| from_env(MAX_PAGES_ENV, DEFAULT_MAX_PAGES))
 }
 
 pub fn max_file_bytes() -> u64 {
-    from_env(MAX_FILE_ENV, DEFAULT_MAX_FILE_MIB).saturating_mul(MIB)
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| from_env(MAX_FILE_ENV, DEFAULT_MAX_FILE_MIB).saturating_mul(MIB))
 }
 
 pub fn max_tool_output_bytes() -> u64 {
-    from_env(MAX_TOOL_OUTPUT_ENV, DEFAULT_MAX_TOOL_OUTPUT_MIB).saturating_mul(MIB)
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| {
+        from_env(MAX_TOOL_OUTPUT_ENV, DEFAULT_MAX_TOOL_OUTPUT_MIB).saturating_mul(MIB)
+    })
 }
 
 pub fn max_credential_bytes() -> u64 {
-    from_env(MAX_CREDENTIAL_ENV, DEFAULT_MAX_CREDENTIAL_KIB).saturating_mul(KIB)
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| {
+        from_env(MAX_CREDENTIAL_ENV, DEFAULT_MAX_CREDENTIAL_KIB).saturating_mul(KIB)
+    })
 }
 
 /// `64 MiB`, `512 KiB`, `100 bytes`.
