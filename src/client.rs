@@ -441,7 +441,12 @@ fn move_userinfo_to_basic_auth(config: &mut Config) {
         return;
     };
     let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let (user, password) = (user.to_string(), password.to_string());
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = (decode(user), decode(password));
     let mut parts = config.cluster_url.clone().into_parts();
     let Ok(host) = host.parse::<http::uri::Authority>() else {
         return;
@@ -710,6 +715,27 @@ users:
             cleaned,
             "failed to parse kubeconfig YAML: invalid type: string \"…\", expected a map"
         );
+    }
+
+    #[test]
+    fn userinfo_in_the_server_url_becomes_basic_auth_and_leaves_the_url() {
+        let url: http::Uri = "https://ad%6Din:p%40ss@10.0.0.1:6443".parse().unwrap();
+        let mut config = Config::new(url);
+        move_userinfo_to_basic_auth(&mut config);
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
+        assert_eq!(
+            config.auth_info.username.as_deref(),
+            Some("admin"),
+            "decoded"
+        );
+        assert!(config.auth_info.password.is_some());
+        // A user entry with its own credential keeps it; the URL still loses the userinfo.
+        let url: http::Uri = "https://admin:pw@10.0.0.1:6443".parse().unwrap();
+        let mut config = Config::new(url);
+        config.auth_info.token = Some("t".to_string().into());
+        move_userinfo_to_basic_auth(&mut config);
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
+        assert!(config.auth_info.username.is_none());
     }
 
     #[test]
