@@ -28,6 +28,9 @@ pub struct ConnectionOptions {
     pub request_timeout: Option<Duration>,
     /// How failed requests are retried (reads only, bounded; see [`crate::retry`]).
     pub retry: RetryPolicy,
+    /// This binary, to run exec credential plugins through within bounds
+    /// ([`crate::credentials::exec_wrapper`]); `None` lets kube-rs run them directly.
+    pub exec_wrapper: Option<PathBuf>,
 }
 
 /// One cluster to read: a context, its API server and a client for it.
@@ -35,7 +38,20 @@ pub struct ConnectionOptions {
 pub struct Target {
     pub context: String,
     pub server: String,
+    /// The kubeconfig's `proxy-url` for this cluster, without userinfo.
+    pub proxy: Option<String>,
     pub client: Client,
+}
+
+impl Target {
+    /// Where requests go, for messages: the server, and the proxy they pass through if any (a refused
+    /// connection may be the proxy's).
+    pub fn address(&self) -> String {
+        match &self.proxy {
+            Some(proxy) => format!("{} through proxy {proxy}", self.server),
+            None => self.server.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +100,10 @@ pub enum ClusterError {
         "getting credentials for context \"{context}\" failed ({kind}); run its credential plugin or check its token file by hand to see why"
     )]
     Credentials { context: String, kind: String },
+    #[error("cannot use the credentials of context \"{context}\": {reason}")]
+    CredentialFile { context: String, reason: String },
+    #[error("getting credentials for context \"{context}\" stopped: {reason}")]
+    CredentialLimit { context: String, reason: String },
     #[error(
         "reading {what} in context \"{context}\" is forbidden (403): {message}; ask for read access (see `kubectl auth can-i`)"
     )]
@@ -101,6 +121,24 @@ pub enum ClusterError {
         code: u16,
         reason: String,
         message: String,
+    },
+    /// A limit ended the read (see [`crate::limits`]); `reason` names the limit and what lifts it.
+    #[error("reading {what} in context \"{context}\" at {server} stopped: {reason}")]
+    Limit {
+        context: String,
+        server: String,
+        what: String,
+        reason: String,
+    },
+    /// The server answered, but not with what was asked for (a redirect, an HTML page, a `Status`).
+    #[error(
+        "reading {what} in context \"{context}\" at {server}: {reason}; check the server address in the kubeconfig (a proxy or login page answers instead of the API server?)"
+    )]
+    Unexpected {
+        context: String,
+        server: String,
+        what: String,
+        reason: String,
     },
     #[error(
         "reading {what} in context \"{context}\" failed: {reason}; retry, or run with -v for details"
@@ -306,8 +344,9 @@ pub fn context_server(files: &KubeconfigFiles, context: &str) -> Result<String, 
 }
 
 /// A server URL as [`Target::server`] holds it.
+/// The server URL as the tool prints and records it: without userinfo, without a trailing `/`.
 fn server_url(uri: &http::Uri) -> String {
-    uri.to_string().trim_end_matches('/').to_string()
+    crate::redact::url(uri.to_string().trim_end_matches('/'))
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -425,16 +464,30 @@ async fn client_for(
         context: context.to_string(),
         reason,
     };
+    crate::credentials::check_files(
+        kubeconfig,
+        context,
+        opts.cluster.as_deref(),
+        opts.user.as_deref(),
+    )
+    .map_err(|reason| ClusterError::CredentialFile {
+        context: context.to_string(),
+        reason,
+    })?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
-        .map_err(|e| invalid(without_file_content(&e.to_string())))?;
+        .map_err(|e| invalid(crate::redact::text(&without_file_content(&e.to_string()))))?;
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
     }
+    move_userinfo_to_basic_auth(&mut config);
+    if let Some(wrapper) = &opts.exec_wrapper {
+        crate::credentials::bound_exec(&mut config, wrapper, opts.request_timeout);
+    }
     if let Some(timeout) = opts.request_timeout {
+        // Reads and writes are bounded by the request's deadline (crate::limits::BoundsLayer), which
+        // also covers a body that trickles; a second timer per read would only race it.
         config.connect_timeout = Some(timeout);
-        config.read_timeout = Some(timeout);
-        config.write_timeout = Some(timeout);
     }
     if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
         // A plain-HTTP server needs no certificate check, but without a CA in the kubeconfig kube
@@ -448,19 +501,79 @@ async fn client_for(
             "insecure-skip-tls-verify is set: the API server's certificate is not verified"
         );
     }
+    // Printed in errors and logs and written into snapshots: never with its userinfo. The same form
+    // as `context_server` gives, so apply can compare the two.
     let server = server_url(&config.cluster_url);
+    let proxy = config
+        .proxy_url
+        .as_ref()
+        .map(|p| crate::redact::url(p.to_string().trim_end_matches('/')));
     // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
     // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
     // the plugin's output, so they go through `classify`, which never prints it.
-    let client = crate::retry::client(config, &opts.retry).map_err(|e| match e {
+    let bounds = crate::limits::BoundsLayer {
+        timeout: opts.request_timeout,
+        max_bytes: crate::limits::max_response_bytes(),
+    };
+    let client = crate::retry::client(config, &opts.retry, bounds).map_err(|e| match e {
+        e if crate::credentials::exec_limit(&e, opts.request_timeout).is_some() => {
+            ClusterError::CredentialLimit {
+                context: context.to_string(),
+                reason: crate::credentials::exec_limit(&e, opts.request_timeout)
+                    .unwrap_or_default(),
+            }
+        }
         kube::Error::Auth(_) => classify(context, &server, "", e),
-        other => invalid(without_file_content(&root_cause(&other))),
+        other => invalid(crate::redact::text(&without_file_content(&root_cause(
+            &other,
+        )))),
     })?;
     Ok(Target {
         context: context.to_string(),
         server,
+        proxy,
         client,
     })
+}
+
+/// A server URL with userinfo (`https://user:password@host`) would be logged with it by kube-rs's
+/// request tracing (`-vvv`); the client gets the URL without it. As with kubectl, the userinfo is
+/// then the basic-auth credential when the user entry has no credential of its own.
+fn move_userinfo_to_basic_auth(config: &mut Config) {
+    let Some(authority) = config.cluster_url.authority() else {
+        return;
+    };
+    let Some((userinfo, host)) = authority.as_str().rsplit_once('@') else {
+        return;
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = (decode(user), decode(password));
+    let mut parts = config.cluster_url.clone().into_parts();
+    let Ok(host) = host.parse::<http::uri::Authority>() else {
+        return;
+    };
+    parts.authority = Some(host);
+    let Ok(url) = http::Uri::from_parts(parts) else {
+        return;
+    };
+    config.cluster_url = url;
+    let auth = &mut config.auth_info;
+    let has_credentials = auth.token.is_some()
+        || auth.token_file.is_some()
+        || auth.username.is_some()
+        || auth.exec.is_some()
+        || auth.auth_provider.is_some()
+        || auth.client_certificate.is_some()
+        || auth.client_certificate_data.is_some();
+    if !has_credentials && !user.is_empty() {
+        auth.username = Some(user);
+        auth.password = Some(password.into());
+    }
 }
 
 /// True when the API server answered 403 Forbidden.
@@ -505,6 +618,14 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn classify(context: &str, server: &str, what: &str, err: kube::Error) -> ClusterError {
     let context_s = context.to_string();
     let server_s = server.to_string();
+    if let Some(limit) = crate::limits::read_limit(&err) {
+        return ClusterError::Limit {
+            context: context_s,
+            server: server_s,
+            what: what.to_string(),
+            reason: limit.to_string(),
+        };
+    }
     match err {
         kube::Error::Api(status) => match status.code {
             401 => ClusterError::Unauthorized {
@@ -550,7 +671,7 @@ fn transport(
     what: &str,
     err: &(dyn std::error::Error + 'static),
 ) -> ClusterError {
-    let cause = root_cause(err);
+    let cause = crate::redact::url(&root_cause(err));
     // Name what was being read: a server that drops one kind of request is reachable for others.
     let reading = if what.is_empty() {
         String::new()
@@ -741,6 +862,27 @@ users:
             cleaned,
             "failed to parse kubeconfig YAML: invalid type: string \"…\", expected a map"
         );
+    }
+
+    #[test]
+    fn userinfo_in_the_server_url_becomes_basic_auth_and_leaves_the_url() {
+        let url: http::Uri = "https://ad%6Din:p%40ss@10.0.0.1:6443".parse().unwrap();
+        let mut config = Config::new(url);
+        move_userinfo_to_basic_auth(&mut config);
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
+        assert_eq!(
+            config.auth_info.username.as_deref(),
+            Some("admin"),
+            "decoded"
+        );
+        assert!(config.auth_info.password.is_some());
+        // A user entry with its own credential keeps it; the URL still loses the userinfo.
+        let url: http::Uri = "https://admin:pw@10.0.0.1:6443".parse().unwrap();
+        let mut config = Config::new(url);
+        config.auth_info.token = Some("t".to_string().into());
+        move_userinfo_to_basic_auth(&mut config);
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
+        assert!(config.auth_info.username.is_none());
     }
 
     #[test]

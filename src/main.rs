@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use kubectl_meshup::cli::{self, Cli, Settings};
+use kubectl_meshup::credentials;
 use kubectl_meshup::error::{self, Error};
 
 fn main() -> ExitCode {
@@ -13,6 +14,10 @@ fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).is_some_and(|a| a == cli::complete::SUBCOMMAND) {
         return cli::complete::main(&argv[2..]);
+    }
+    // An exec credential plugin, run by kube-rs through this binary within bounds.
+    if argv.get(1).is_some_and(|a| a == credentials::WRAPPER_ARG) {
+        return credentials::exec_wrapper(&argv[2..]);
     }
     let parsed = Cli::command()
         .color(cli::clap_color(&argv))

@@ -9,7 +9,9 @@
 //! use this policy instead:
 //! - reads (`GET`, `HEAD`, and SelfSubjectAccessReviews, which store nothing) are retried on 429, 500, 502, 503, 504 and on transport failures (refused
 //!   or dropped connections, timeouts), at most [`RetryPolicy::max_attempts`] attempts in all, within
-//!   [`RetryPolicy::budget`] of waiting; `Retry-After` is honoured up to [`RetryPolicy::max_retry_after`];
+//!   [`RetryPolicy::budget`] of waiting, and none starting once that budget has passed since the first
+//!   attempt (each attempt may itself wait out `--request-timeout`, [`crate::limits::BoundsLayer`]);
+//!   `Retry-After` is honoured up to [`RetryPolicy::max_retry_after`];
 //! - writes are retried only on 429, which the API server's priority-and-fairness answers before doing
 //!   anything (so the write did not happen); never on 5xx or a lost connection, where it may have.
 //!
@@ -27,6 +29,8 @@ use tower::BoxError;
 use tower::buffer::BufferLayer;
 use tower::retry::{Policy, RetryLayer};
 
+use crate::limits::BoundsLayer;
+
 /// How hard to retry. The defaults keep a failing `check` to a few seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -38,7 +42,8 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Longest `Retry-After` honoured; a longer one is shortened to this.
     pub max_retry_after: Duration,
-    /// Total waiting per request; no retry starts that would end after it.
+    /// Total waiting per request; no retry starts that would end after it, nor once this long has
+    /// passed since the request's first attempt began.
     pub budget: Duration,
 }
 
@@ -113,6 +118,9 @@ struct Attempts {
     policy: RetryPolicy,
     attempt: u32,
     waited: Duration,
+    /// When this request's first attempt started: no retry starts after [`RetryPolicy::budget`], so
+    /// attempts that each wait out `--request-timeout` do not add up to minutes.
+    started: Option<Instant>,
     seed: u64,
 }
 
@@ -122,6 +130,7 @@ impl Attempts {
             policy,
             attempt: 1,
             waited: Duration::ZERO,
+            started: None,
             seed: RandomState::new().hash_one(0u8) | 1,
         }
     }
@@ -152,6 +161,11 @@ impl Attempts {
             None => self.backoff(),
         };
         if self.waited + wait > self.policy.budget {
+            return None;
+        }
+        if let Some(started) = self.started
+            && started.elapsed() + wait > self.policy.budget
+        {
             return None;
         }
         self.attempt += 1;
@@ -205,6 +219,7 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407)
             | 1;
+        self.started = Some(Instant::now());
         // Streaming bodies cannot be replayed; kube-rs sends whole bodies, so this covers every call.
         let body = req.body().try_clone()?;
         let mut builder = Request::builder()
@@ -220,12 +235,18 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Attempts {
     }
 }
 
-/// Builds a client for `config` with kube-rs's own retry replaced by `policy`. Must run inside a tokio
-/// runtime (the buffer that makes the stack cloneable for retries runs as a task).
-pub fn client(mut config: Config, policy: &RetryPolicy) -> Result<Client, kube::Error> {
+/// Builds a client for `config` with kube-rs's own retry replaced by `policy`, each attempt bounded by
+/// `bounds` (its deadline covers the body; see [`crate::limits`]). Must run inside a tokio runtime (the
+/// buffer that makes the stack cloneable for retries runs as a task).
+pub fn client(
+    mut config: Config,
+    policy: &RetryPolicy,
+    bounds: BoundsLayer,
+) -> Result<Client, kube::Error> {
     config.default_retry = false;
     let builder = ClientBuilder::try_from(config)?;
     Ok(builder
+        .with_layer(&bounds)
         .with_layer(&BufferLayer::new(1024))
         .with_layer(&RetryLayer::new(Attempts::new(policy.clone())))
         .build())

@@ -1205,3 +1205,886 @@ fn tool_arguments_reach_the_tool_literally_without_a_shell() {
     let argv = std::fs::read_to_string(&argv_file).unwrap();
     assert_eq!(argv.lines().collect::<Vec<_>>(), hostile);
 }
+
+// ----- bounded reads and secrets (issue 16) -------------------------------------------------------
+
+/// What a run of the binary left: exit code, output, wall time and the child's peak RSS.
+struct Measured {
+    code: Option<i32>,
+    output: Output,
+    took: Duration,
+    peak_rss_mib: f64,
+}
+
+/// Runs `kubectl-meshup ARGS` with `env`, reaping it with `wait4` to read its peak RSS; killed after
+/// 120 s so a hang fails the test instead of holding it.
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which std does not know of"
+)]
+fn run_measured(args: &[&str], env: &[(&str, &str)]) -> Measured {
+    use std::io::Read as _;
+    // The child's own peak comes from GNU time: a process this test spawns (vfork + exec) inherits
+    // the test process's peak RSS into its ru_maxrss, which would measure the test, not the binary.
+    // Without /usr/bin/time, wait4's figure is an upper bound that includes the test's own peak.
+    let gnu_time = Path::new("/usr/bin/time");
+    let rss_file = tempfile::NamedTempFile::new().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-meshup");
+    let mut cmd = if gnu_time.exists() {
+        let mut c = std::process::Command::new(gnu_time);
+        c.args(["-f", "%M", "-o"]).arg(rss_file.path()).arg(&binary);
+        c
+    } else {
+        std::process::Command::new(&binary)
+    };
+    cmd.args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start kubectl-meshup");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: polling our own child (not reaped before this returns its pid), valid pointers.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        assert_eq!(reaped, 0, "wait4");
+        if started.elapsed() > Duration::from_secs(120) {
+            // Not reaped yet, so the pid is still this child's.
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let output = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    // Both report KiB; GNU time's last line is the figure (a line before it may say the exit status).
+    let from_time = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<f64>().ok()));
+    let peak_rss_mib = from_time.unwrap_or(usage.ru_maxrss as f64) / 1024.0;
+    eprintln!(
+        "kubectl-meshup {}: exit {code:?} in {:.2}s, peak RSS {peak_rss_mib:.1} MiB\n--- stderr ---\n{}",
+        args.join(" "),
+        took.as_secs_f64(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Measured {
+        code,
+        output,
+        took,
+        peak_rss_mib,
+    }
+}
+
+fn check_args(server: &FakeApiServer) -> Vec<String> {
+    vec![
+        "check".into(),
+        "-o".into(),
+        "json".into(),
+        "--date".into(),
+        DATE.into(),
+        "--kubeconfig".into(),
+        server.kubeconfig_path().display().to_string(),
+    ]
+}
+
+/// `check` against `server` with `extra` flags must end with exit 1 in under `within`, in one line
+/// that contains every part of `must_contain`.
+fn ends_in_one_line(
+    server: &FakeApiServer,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+    must_contain: &[&str],
+) -> Measured {
+    let mut args = check_args(server);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let m = run_measured(&args, env);
+    assert_eq!(m.code, Some(1));
+    assert!(m.output.stdout.is_empty(), "no report after a failed read");
+    let err = one_line_error(&m.output);
+    for part in must_contain {
+        assert!(err.contains(part), "missing {part:?}: {err}");
+    }
+    assert!(m.took < within, "took {:?}, limit {within:?}", m.took);
+    m
+}
+
+#[test]
+fn a_continue_token_that_repeats_ends_the_list_at_once() {
+    let server = seeded();
+    let id = server.inject(Fault::repeat_continue().on("/api/v1/pods"));
+    ends_in_one_line(
+        &server,
+        &[],
+        &[],
+        Duration::from_secs(10),
+        &[
+            "reading pods in all namespaces in context \"fake-apiserver\"",
+            "continue token it had already sent",
+        ],
+    );
+    let pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .count();
+    assert_eq!(server.fault_hits(id), pages as u64);
+    assert!(pages <= 3, "{pages} requests, not thousands");
+}
+
+#[test]
+fn a_list_longer_than_the_page_cap_ends_naming_the_variable() {
+    // 1,100 pods are three pages; a cap of two pages ends the list.
+    let server = seeded();
+    ends_in_one_line(
+        &server,
+        &[],
+        &[("KUBECTL_MESHUP_MAX_PAGES", "2")],
+        Duration::from_secs(10),
+        &[
+            "reading pods in all namespaces",
+            "did not end after 2 pages",
+            "KUBECTL_MESHUP_MAX_PAGES",
+        ],
+    );
+}
+
+#[test]
+fn a_trickling_body_ends_at_the_request_timeout() {
+    let server = seeded();
+    server.inject(Fault::trickle(Duration::from_millis(200)).on("/api/v1/pods"));
+    let m = ends_in_one_line(
+        &server,
+        &["--request-timeout", "2s"],
+        &[],
+        Duration::from_secs(8),
+        &[
+            "reading pods in all namespaces",
+            "no complete answer within 2s (--request-timeout)",
+            "raise --request-timeout",
+        ],
+    );
+    assert!(m.took >= Duration::from_secs(2), "{:?}", m.took);
+}
+
+#[test]
+fn a_server_that_never_answers_ends_at_the_request_timeout() {
+    let server = seeded();
+    let id = server.inject(Fault::never_answer().on("/api/v1/pods"));
+    // Each of 5 attempts waits 1s, with backoff between them.
+    ends_in_one_line(
+        &server,
+        &["--request-timeout", "1s"],
+        &[],
+        Duration::from_secs(15),
+        &[
+            "reading pods in all namespaces",
+            "no complete answer within 1s",
+        ],
+    );
+    assert!(server.fault_hits(id) >= 2, "timeouts of reads are retried");
+}
+
+#[test]
+fn an_endless_list_stops_at_the_size_cap_with_bounded_memory() {
+    let server = seeded();
+    server.inject(Fault::endless_list().on("/api/v1/pods"));
+    let m = ends_in_one_line(
+        &server,
+        &[],
+        &[("KUBECTL_MESHUP_MAX_RESPONSE_MIB", "16")],
+        Duration::from_secs(30),
+        &[
+            "reading pods in all namespaces",
+            "larger than 16 MiB",
+            "set KUBECTL_MESHUP_MAX_RESPONSE_MIB to raise it",
+        ],
+    );
+    eprintln!(
+        "endless list, 16 MiB cap: peak RSS {:.1} MiB",
+        m.peak_rss_mib
+    );
+    assert!(m.peak_rss_mib < 128.0, "{:.1} MiB", m.peak_rss_mib);
+    // The default cap (64 MiB).
+    let m = ends_in_one_line(
+        &server,
+        &[],
+        &[],
+        Duration::from_secs(60),
+        &["larger than 64 MiB"],
+    );
+    eprintln!(
+        "endless list, default cap: peak RSS {:.1} MiB",
+        m.peak_rss_mib
+    );
+    assert!(m.peak_rss_mib < 256.0, "{:.1} MiB", m.peak_rss_mib);
+}
+
+/// `check` and `snapshot` when pods answer with `fault`: the pods are unread with one line naming what
+/// came back, never counted as "no proxies".
+fn pods_unread_under(fault: Fault, must_contain: &[&str]) {
+    let server = seeded();
+    server.inject(fault);
+    let (code, verdict, out) = check(&server, &[]);
+    assert!(matches!(code, Some(0 | 3)), "{code:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.trim().is_empty(), "nothing else on stderr: {stderr}");
+    let unread: Vec<&str> = verdict["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "snapshot.unread")
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert_eq!(unread.len(), 1, "{verdict:#}");
+    eprintln!("{}", unread[0]);
+    assert!(
+        unread[0].starts_with("could not read pods in all namespaces (the server answered"),
+        "{}",
+        unread[0]
+    );
+    for part in must_contain {
+        assert!(unread[0].contains(part), "missing {part:?}: {}", unread[0]);
+    }
+    assert!(unread[0].contains("check what answers at the server's address"));
+
+    let out = run(meshup()
+        .args(["snapshot", "-o", "json", "--kubeconfig"])
+        .arg(server.kubeconfig_path()));
+    assert_eq!(out.status.code(), Some(0));
+    let snapshot: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cluster = &snapshot["clusters"][0];
+    assert_eq!(cluster["unread"][0]["what"], "pods in all namespaces");
+    assert!(
+        cluster["istio"]["proxies"]
+            .as_array()
+            .is_none_or(|p| p.is_empty()),
+        "nothing counted from a page that was not read"
+    );
+}
+
+#[test]
+fn a_200_whose_body_is_a_status_is_unread_not_empty() {
+    let status = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"maintenance","reason":"ServiceUnavailable","code":503}"#;
+    pods_unread_under(
+        Fault::raw(200, "application/json", status).on("/api/v1/pods"),
+        &["200 with a `Status` object instead of a list"],
+    );
+}
+
+#[test]
+fn a_redirect_is_unread_naming_where_it_points() {
+    pods_unread_under(
+        Fault::raw(
+            302,
+            "text/html",
+            "<a href=\"https://sso.example/login\">Found</a>",
+        )
+        .header("Location", "https://sso.example/login?next=/api/v1/pods")
+        .on("/api/v1/pods"),
+        &[
+            "answered 302 Found to https://sso.example/login?next=/api/v1/pods (text/html)",
+            "<a href=",
+        ],
+    );
+}
+
+#[test]
+fn an_html_page_is_unread_with_its_first_bytes() {
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>Proxy login</title></head><body>{}</body></html>",
+        "x".repeat(500)
+    );
+    pods_unread_under(
+        Fault::raw(200, "text/html; charset=utf-8", page).on("/api/v1/pods"),
+        &[
+            "answered 200 OK (text/html; charset=utf-8) instead of JSON",
+            "<!DOCTYPE html>\\n<html><head><title>",
+            "…",
+        ],
+    );
+}
+
+const URL_PASSWORD: &str = "Pa55w0rd-in-the-URL";
+
+#[test]
+fn a_password_in_the_server_url_is_never_printed_or_written() {
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let with_userinfo = server
+        .url()
+        .replace("http://", &format!("http://admin:{URL_PASSWORD}@"));
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!("    server: {with_userinfo}"),
+        &token_user(),
+    );
+    let snapshot_file = dir.path().join("snapshot.yaml");
+    for verbosity in [None, Some("-vvv")] {
+        let out = run(meshup()
+            .args(["snapshot", "--out"])
+            .arg(&snapshot_file)
+            .args(verbosity)
+            .arg("--kubeconfig")
+            .arg(&config));
+        assert_eq!(out.status.code(), Some(0));
+        assert_no_secret(&out, &[URL_PASSWORD, TOKEN]);
+        let written = std::fs::read_to_string(&snapshot_file).unwrap();
+        assert!(!written.contains(URL_PASSWORD), "{written}");
+        assert!(
+            written.contains(&format!("server: {}", server.url())),
+            "{written}"
+        );
+        let out = run(meshup()
+            .args(["check", "--date", DATE])
+            .args(verbosity)
+            .arg("--kubeconfig")
+            .arg(&config));
+        assert!(matches!(out.status.code(), Some(0 | 3)));
+        assert_no_secret(&out, &[URL_PASSWORD, TOKEN]);
+    }
+    // Failing: a refused connection and a failing list.
+    let refused = tempfile::tempdir().unwrap();
+    let refused = kubeconfig_file(
+        refused.path(),
+        &format!("    server: http://admin:{URL_PASSWORD}@127.0.0.1:1"),
+        &token_user(),
+    );
+    let out = run(meshup().args(["check", "--kubeconfig"]).arg(&refused));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(err.contains("at http://127.0.0.1:1:"), "{err}");
+    assert_no_secret(&out, &[URL_PASSWORD]);
+    server.inject(Fault::status(500).on("/api/v1/pods"));
+    let out = run(meshup()
+        .args(["check", "-vvv", "--kubeconfig"])
+        .arg(&config));
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_secret(&out, &[URL_PASSWORD, TOKEN]);
+}
+
+const PROXY_PASSWORD: &str = "pr0xy-Secret-99";
+
+/// An HTTP CONNECT proxy in front of the fake server; records each request's header block.
+struct ConnectProxy {
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn connect_proxy() -> ConnectProxy {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    runtime.spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock().unwrap().push(head);
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    ConnectProxy {
+        url,
+        seen,
+        _runtime: runtime,
+    }
+}
+
+#[test]
+fn proxy_url_is_used_as_kubectl_uses_it_and_its_password_never_printed() {
+    let server = seeded();
+    let proxy = connect_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy_url = proxy
+        .url
+        .replace("http://", &format!("http://puser:{PROXY_PASSWORD}@"));
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!("    server: {}\n    proxy-url: {proxy_url}", server.url()),
+        &token_user(),
+    );
+    let out = run(meshup()
+        .args(["check", "-vvv", "--date", DATE, "--kubeconfig"])
+        .arg(&config));
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "read through the proxy"
+    );
+    assert_no_secret(&out, &[PROXY_PASSWORD, TOKEN]);
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the proxy was used");
+    assert!(
+        seen.iter().all(|h| h
+            .to_ascii_lowercase()
+            .contains("proxy-authorization: basic ")),
+        "the proxy's credentials are sent to the proxy: {seen:?}"
+    );
+
+    // A proxy that refuses: one line, without the password.
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!(
+            "    server: {}\n    proxy-url: http://puser:{PROXY_PASSWORD}@127.0.0.1:1",
+            server.url()
+        ),
+        &token_user(),
+    );
+    let out = run(meshup().args(["check", "--kubeconfig"]).arg(&config));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!(
+            "at {} through proxy http://127.0.0.1:1:",
+            server.url()
+        )),
+        "names the proxy: {err}"
+    );
+    assert_no_secret(&out, &[PROXY_PASSWORD]);
+    // A scheme kubectl does not support either.
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!(
+            "    server: {}\n    proxy-url: ftp://puser:{PROXY_PASSWORD}@127.0.0.1:1",
+            server.url()
+        ),
+        &token_user(),
+    );
+    let out = run(meshup().args(["check", "--kubeconfig"]).arg(&config));
+    assert_eq!(out.status.code(), Some(1));
+    one_line_error(&out);
+    assert_no_secret(&out, &[PROXY_PASSWORD]);
+}
+
+#[test]
+fn failure_reasons_are_stored_in_the_journal_redacted() {
+    use kubectl_meshup::apply::journal::{Journal, JournalStore, StepRecord, StepState};
+    let server = FakeApiServer::start();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))
+        .unwrap();
+    let reason = format!(
+        "`helm upgrade` exited with exit status: 1: Error: Get \"https://bob:{URL_PASSWORD}@charts.example/index.yaml\": 401 | Authorization: Bearer {TOKEN} | --set db.password={PROXY_PASSWORD}"
+    );
+    let journal = Journal {
+        plan: "p".into(),
+        targets: "istio=1.24.6".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        steps: [(
+            "s1".to_string(),
+            StepRecord {
+                state: StepState::Failed,
+                started_at: None,
+                finished_at: None,
+                attempts: 1,
+                undo: None,
+                restarted_at: None,
+                confirmed: None,
+                error: Some(reason),
+                tool: None,
+            },
+        )]
+        .into(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let opts = kubectl_meshup::client::ConnectionOptions {
+            kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+            ..Default::default()
+        };
+        let targets = kubectl_meshup::client::connect(&opts).await.unwrap();
+        let mut store = JournalStore::new(targets[0].client.clone(), "istio-system");
+        store.save(&journal).await.unwrap();
+    });
+    let stored = server
+        .get("configmaps", "istio-system", "kubectl-meshup-journal")
+        .expect("the journal ConfigMap");
+    let text = stored.to_string();
+    for secret in [URL_PASSWORD, TOKEN, PROXY_PASSWORD] {
+        assert!(!text.contains(secret), "{secret} stored: {text}");
+    }
+    let kept = stored["data"]["journal.json"].as_str().unwrap();
+    eprintln!("{kept}");
+    assert!(
+        kept.contains("exited with exit status: 1"),
+        "the reason is kept: {kept}"
+    );
+    assert!(
+        kept.contains("https://[redacted]@charts.example/index.yaml"),
+        "{kept}"
+    );
+}
+
+#[test]
+fn token_files_that_are_a_fifo_or_a_device_are_refused_at_once() {
+    let server = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token-fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    for token_file in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let config = kubeconfig_file(
+            dir.path(),
+            &format!("    server: {}", server.url()),
+            &format!("    tokenFile: {token_file}"),
+        );
+        let m = run_measured(
+            &[
+                "check",
+                "--request-timeout",
+                "5s",
+                "--kubeconfig",
+                &config.display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(m.code, Some(1));
+        let err = one_line_error(&m.output);
+        assert_eq!(
+            err,
+            format!(
+                "error: cannot use the credentials of context \"c\": its tokenFile {token_file} is not a regular file (a pipe, a device or a directory); point it at a regular file"
+            )
+        );
+        assert!(m.took < Duration::from_secs(3), "{:?}", m.took);
+        assert!(m.peak_rss_mib < 64.0, "{:.1} MiB", m.peak_rss_mib);
+    }
+    // A token file larger than the cap.
+    let big = dir.path().join("token-big");
+    std::fs::write(&big, "t".repeat(4096)).unwrap();
+    let config = kubeconfig_file(
+        dir.path(),
+        &format!("    server: {}", server.url()),
+        &format!("    tokenFile: {}", big.display()),
+    );
+    let out = run(meshup()
+        .args(["check", "--kubeconfig"])
+        .arg(&config)
+        .env("KUBECTL_MESHUP_MAX_CREDENTIAL_KIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("is larger than 1 KiB (the limit for a credential file); set KUBECTL_MESHUP_MAX_CREDENTIAL_KIB to raise it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exec_plugin_that_never_exits_or_floods_is_stopped() {
+    let server = seeded();
+    // Never exits: stopped at --request-timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_kubeconfig(dir.path(), &server.url(), "exec sleep 3600");
+    let m = run_measured(
+        &[
+            "check",
+            "--request-timeout",
+            "2s",
+            "--kubeconfig",
+            &config.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(m.code, Some(1));
+    let err = one_line_error(&m.output);
+    assert_eq!(
+        err,
+        "error: getting credentials for context \"c\" stopped: its exec credential plugin did not finish within 2s and was stopped; raise --request-timeout if it needs longer (0 waits without limit)"
+    );
+    assert!(
+        m.took >= Duration::from_secs(2) && m.took < Duration::from_secs(6),
+        "{:?}",
+        m.took
+    );
+
+    // Prints without end: stopped at the cap, memory bounded.
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_kubeconfig(
+        dir.path(),
+        &server.url(),
+        "exec yes password=exec-flood-S3CRET",
+    );
+    let m = run_measured(
+        &["check", "--kubeconfig", &config.display().to_string()],
+        &[],
+    );
+    assert_eq!(m.code, Some(1));
+    let err = one_line_error(&m.output);
+    assert_eq!(
+        err,
+        "error: getting credentials for context \"c\" stopped: its exec credential plugin printed more than 1 MiB and was stopped; set KUBECTL_MESHUP_MAX_CREDENTIAL_KIB to raise the limit"
+    );
+    assert_no_secret(&m.output, &["exec-flood-S3CRET"]);
+    assert!(m.took < Duration::from_secs(10), "{:?}", m.took);
+    eprintln!("exec flood: peak RSS {:.1} MiB", m.peak_rss_mib);
+    assert!(m.peak_rss_mib < 64.0, "{:.1} MiB", m.peak_rss_mib);
+}
+
+/// A ClusterSnapshot file from the example, with `edit` applied.
+fn snapshot_file(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let text =
+        std::fs::read_to_string(fixture("snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml")).unwrap();
+    let mut doc: Value = serde_saphyr::from_str(&text).unwrap();
+    edit(&mut doc);
+    let path = dir.join("snapshot.json");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn snapshot_and_plan_files_are_read_with_a_size_limit_and_only_when_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over the limit (1 MiB here): refused before parsing.
+    let big = snapshot_file(dir.path(), |doc| {
+        doc["padding"] = Value::String("x".repeat(2 * 1024 * 1024));
+    });
+    let out = run(meshup()
+        .args(["check", "--snapshot"])
+        .arg(&big)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("is larger than 1 MiB (the limit for this file); set KUBECTL_MESHUP_MAX_FILE_MIB to raise it"),
+        "{err}"
+    );
+    let plan = written_plan(dir.path());
+    let out = run(meshup()
+        .args(["plan", "show"])
+        .arg(&plan)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(0), "a real plan is far below 1 MiB");
+    let padded = dir.path().join("padded-plan.yaml");
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    std::fs::write(&padded, text).unwrap();
+    let out = run(meshup()
+        .args(["plan", "show"])
+        .arg(&padded)
+        .env("KUBECTL_MESHUP_MAX_FILE_MIB", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.starts_with("error: cannot read plan file")
+            && err.contains("set KUBECTL_MESHUP_MAX_FILE_MIB to raise it"),
+        "{err}"
+    );
+
+    // A FIFO and a device: refused at once, never read.
+    let fifo = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    for special in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        for args in [
+            vec!["check", "--snapshot", &special],
+            vec!["plan", "show", &special],
+        ] {
+            let m = run_measured(&args, &[]);
+            assert_eq!(m.code, Some(1));
+            let err = one_line_error(&m.output);
+            assert!(err.contains("is not a regular file"), "{err}");
+            assert!(m.took < Duration::from_secs(3), "{:?}", m.took);
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_with_duplicate_cluster_names_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot_file(dir.path(), |doc| {
+        let clusters = doc["clusters"].as_array_mut().unwrap();
+        let first = clusters[0].clone();
+        clusters.push(first);
+    });
+    let out = run(meshup()
+        .args(["check", "--date", DATE, "--snapshot"])
+        .arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("appears more than once; each cluster in a snapshot must have its own name"),
+        "{err}"
+    );
+}
+
+/// A stand-in `helm` running `script`, in its own directory.
+fn stand_in_helm(dir: &Path, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tool = dir.join("helm");
+    std::fs::write(&tool, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tools::locate(kubectl_meshup::plan::Tool::Helm, Some(dir.as_os_str()))
+        .expect("the stand-in helm is found on the search path")
+}
+
+use kubectl_meshup::apply::tools;
+
+#[test]
+fn tool_output_is_bounded_when_captured_and_when_streamed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Captured stdout (gates read `istioctl version`, `helm show crds`): stopped at the cap.
+    let flood = stand_in_helm(dir.path(), "exec yes 'apiVersion: v1'");
+    let started = Instant::now();
+    let err = rt
+        .block_on(tools::run(
+            &flood,
+            "helm",
+            &["show".into(), "crds".into()],
+            &[],
+            Duration::from_secs(60),
+            true,
+            &mut |_| {},
+        ))
+        .err()
+        .expect("a tool that never stops printing is stopped");
+    eprintln!("{err}");
+    assert_eq!(
+        err.to_string(),
+        "`helm show crds` printed more than 16 MiB on stdout and was stopped; set KUBECTL_MESHUP_MAX_TOOL_OUTPUT_MIB to raise the limit"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // Streamed output without newlines: lines are cut at 64 KiB; the stored tail at 1,000 characters.
+    let one_long_line = stand_in_helm(
+        dir.path(),
+        "head -c 50000000 /dev/zero | tr '\\000' x; echo; echo 'Error: password=tool-S3CRET'; exit 1",
+    );
+    let mut longest = 0;
+    let mut lines = 0;
+    let err = rt
+        .block_on(tools::run(
+            &one_long_line,
+            "helm",
+            &["upgrade".into()],
+            &[],
+            Duration::from_secs(60),
+            false,
+            &mut |l| {
+                lines += 1;
+                longest = longest.max(l.len());
+            },
+        ))
+        .err()
+        .expect("the stand-in fails");
+    eprintln!("{lines} lines streamed, the longest {longest} bytes");
+    assert!(longest <= 64 * 1024 + '…'.len_utf8(), "{longest}");
+    assert_eq!(lines, 2);
+    match &err {
+        tools::ToolError::Failed { tail, .. } => {
+            assert_eq!(tail.len(), 2, "{tail:?}");
+            assert_eq!(tail[0].chars().count(), 1001, "1,000 characters and …");
+            assert_eq!(tail[1], "Error: password=tool-S3CRET");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn apply_gates_page_with_the_same_bounds() {
+    let server = seeded();
+    let id = server.inject(Fault::repeat_continue().on("/api/v1/pods"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let opts = kubectl_meshup::client::ConnectionOptions {
+            kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+            ..Default::default()
+        };
+        let targets = kubectl_meshup::client::connect(&opts).await.unwrap();
+        kubectl_meshup::apply::gates::revision_unused(&targets[0].client, "1-22").await
+    });
+    let err = result.expect_err("a list that never ends fails the gate");
+    let line = kubectl_meshup::client::brief(&err);
+    eprintln!("{line}");
+    assert!(
+        line.contains("continue token it had already sent"),
+        "{line}"
+    );
+    assert_eq!(server.fault_hits(id), 2, "two pages, not thousands");
+}
+
+#[test]
+fn a_server_that_redirects_everything_is_named_not_misread_as_json() {
+    let server = seeded();
+    server.inject(
+        Fault::raw(302, "text/html", "<html>Moved</html>")
+            .header("Location", "https://sso.example/login")
+            .on("*"),
+    );
+    let (code, _, out) = check(&server, &[]);
+    assert_eq!(code, Some(1));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("the server answered 302 Found to https://sso.example/login (text/html) instead of JSON: \"<html>Moved</html>\"")
+            && err.contains("check the server address in the kubeconfig"),
+        "{err}"
+    );
+    assert!(!err.to_ascii_lowercase().contains("parse"), "{err}");
+}

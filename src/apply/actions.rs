@@ -240,13 +240,17 @@ pub async fn delete_collection(
             let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
             let mut found = BTreeSet::new();
             let mut lp = ListParams::default().limit(500);
+            let mut pages = crate::observe::paging::Continuation::default();
             loop {
                 let page = all
                     .list_metadata(&lp)
                     .await
                     .map_err(api_err(what.clone()))?;
                 found.extend(page.items.into_iter().filter_map(|o| o.metadata.namespace));
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                let next = pages
+                    .next(page.metadata.continue_)
+                    .map_err(|e| api_err(what.clone())(e.into()))?;
+                match next {
                     Some(token) => lp = lp.continue_token(&token),
                     None => break,
                 }

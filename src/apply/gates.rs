@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use crate::observe::owner_of;
-use crate::observe::paging::{Meta, OwnerRef};
+use crate::observe::paging::{Continuation, Meta, OwnerRef};
 use crate::observe::workload::{env_value, pick_container};
 use crate::plan::Renewal;
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
@@ -98,6 +98,7 @@ pub async fn proxies_at_version(
     let mut left: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (_, api) in apis {
         let mut params = ListParams::default().limit(PAGE);
+        let mut pages = Continuation::default();
         loop {
             let page = api.list(&params).await?;
             for pod in &page.items {
@@ -139,7 +140,7 @@ pub async fn proxies_at_version(
                     ));
                 }
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            match pages.next(page.metadata.continue_)? {
                 Some(token) => params = params.continue_token(&token),
                 None => break,
             }
@@ -219,6 +220,7 @@ pub async fn revision_unused(
     let mut users = Vec::new();
     let pods: Api<Pod> = Api::all(client.clone());
     let mut params = ListParams::default().labels(&selector).limit(PAGE);
+    let mut pages = Continuation::default();
     let mut restarted: Vec<String> = Vec::new();
     let mut by_a_person: Vec<String> = Vec::new();
     loop {
@@ -233,7 +235,7 @@ pub async fn revision_unused(
                 by_a_person.push(pod_left_on_revision(namespace, name, &owner, revision));
             }
         }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        match pages.next(page.metadata.continue_)? {
             Some(token) => params = params.continue_token(&token),
             None => break,
         }
@@ -320,6 +322,7 @@ pub async fn node_kernels_at_least(
 ) -> Result<Progress, kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
     let mut params = ListParams::default().limit(PAGE);
+    let mut pages = Continuation::default();
     let mut below = Vec::new();
     loop {
         let page = api.list(&params).await?;
@@ -336,7 +339,7 @@ pub async fn node_kernels_at_least(
             })
             .collect();
         below.extend(nodes_below_kernel(facts, min));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        match pages.next(page.metadata.continue_)? {
             Some(token) => params = params.continue_token(&token),
             None => break,
         }
@@ -387,6 +390,7 @@ pub async fn istiod_ambient(
 ) -> Result<Progress, kube::Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut params = ListParams::default().labels("app=istiod").limit(PAGE);
+    let mut pages = Continuation::default();
     let mut found: Vec<String> = Vec::new();
     loop {
         let page = api.list(&params).await?;
@@ -397,7 +401,7 @@ pub async fn istiod_ambient(
             }
             found.push(name);
         }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        match pages.next(page.metadata.continue_)? {
             Some(token) => params = params.continue_token(&token),
             None => break,
         }

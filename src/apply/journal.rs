@@ -323,6 +323,14 @@ impl JournalStore {
     /// Write the journal: create it, or replace the version last read (a concurrent writer makes this
     /// fail with a conflict instead of being overwritten).
     pub async fn save(&mut self, journal: &Journal) -> Result<(), JournalError> {
+        // Failure reasons quote tools' last lines, which can carry credentials: stored redacted.
+        let mut journal = journal.clone();
+        for record in journal.steps.values_mut() {
+            if let Some(error) = &mut record.error {
+                *error = crate::redact::text(error);
+            }
+        }
+        let journal = &journal;
         let text = serde_json::to_string_pretty(journal).map_err(|e| JournalError::Unreadable {
             namespace: self.namespace.clone(),
             reason: e.to_string(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::client::KubeconfigFiles;
@@ -31,6 +31,12 @@ pub enum ToolError {
         status: String,
         tail: Vec<String>,
     },
+    #[error(
+        "`{command}` printed more than {} on stdout and was stopped; set {} to raise the limit",
+        crate::limits::size(*.limit),
+        crate::limits::MAX_TOOL_OUTPUT_ENV
+    )]
+    OutputTooLarge { command: String, limit: u64 },
     #[error("`{command}` output could not be read: {source}")]
     Output {
         command: String,
@@ -229,8 +235,9 @@ pub async fn run(
             source: std::io::Error::other("no pipes to the child"),
         });
     };
-    let mut out_lines = BufReader::new(stdout).lines();
-    let mut err_lines = BufReader::new(stderr).lines();
+    let mut out_lines = BoundedLines::new(BufReader::new(stdout));
+    let mut err_lines = BoundedLines::new(BufReader::new(stderr));
+    let max_captured = crate::limits::max_tool_output_bytes();
     let mut captured = String::new();
     let mut tail: Vec<String> = Vec::new();
     let output_err = |source| ToolError::Output {
@@ -243,7 +250,16 @@ pub async fn run(
         while out_open || err_open {
             tokio::select! {
                 line = out_lines.next_line(), if out_open => match line.map_err(output_err)? {
-                    Some(l) if capture_stdout => { captured.push_str(&l); captured.push('\n'); }
+                    Some(l) if capture_stdout => {
+                        if (captured.len() + l.len() + 1) as u64 > max_captured {
+                            return Err(ToolError::OutputTooLarge {
+                                command: command.clone(),
+                                limit: max_captured,
+                            });
+                        }
+                        captured.push_str(&l);
+                        captured.push('\n');
+                    }
                     Some(l) => { remember(&mut tail, &l); on_line(&l); }
                     None => out_open = false,
                 },
@@ -323,10 +339,74 @@ fn first_version(text: &str) -> Option<Version> {
 
 fn remember(tail: &mut Vec<String>, line: &str) {
     const KEEP: usize = 3;
+    /// Characters kept of each tail line: the tail ends up in the journal ConfigMap.
+    const KEEP_CHARS: usize = 1000;
     if tail.len() == KEEP {
         tail.remove(0);
     }
-    tail.push(line.to_string());
+    let kept = match line.char_indices().nth(KEEP_CHARS) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    };
+    tail.push(kept);
+}
+
+/// Longest line kept whole; the rest of a longer line is dropped (marked `…`), so a tool that prints
+/// without newlines cannot grow one line without end.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Lines of a tool's output, each at most [`MAX_LINE`] bytes. Cancel-safe like tokio's `Lines` (the
+/// line read so far is kept in `self` between calls), so it can race another stream in `select!`.
+struct BoundedLines<R> {
+    reader: R,
+    line: Vec<u8>,
+    cut: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            line: Vec::new(),
+            cut: false,
+        }
+    }
+
+    async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                if self.line.is_empty() && !self.cut {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take()));
+            }
+            let newline = buf.iter().position(|&b| b == b'\n');
+            let chunk = &buf[..newline.unwrap_or(buf.len())];
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            if chunk.len() > room {
+                self.cut = true;
+            }
+            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let used = newline.map_or(buf.len(), |i| i + 1);
+            self.reader.consume(used);
+            if newline.is_some() {
+                return Ok(Some(self.take()));
+            }
+        }
+    }
+
+    fn take(&mut self) -> String {
+        let mut line = String::from_utf8_lossy(&self.line).into_owned();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+        if std::mem::take(&mut self.cut) {
+            line.push('…');
+        }
+        self.line.clear();
+        line
+    }
 }
 
 #[cfg(test)]

@@ -92,14 +92,18 @@ fn unread(cluster: &Cluster, out: &mut Findings) {
         leaves_unjudged,
     } in &cluster.unread
     {
+        // A 403 needs access; anything else that answered (a redirect, a login page) is not the API.
+        let fix = if reason.starts_with("forbidden") {
+            "grant read access and check again"
+        } else {
+            "check what answers at the server's address and check again"
+        };
         out.push(
             &cluster.name,
             "snapshot.unread",
             Severity::Warn,
             what,
-            format!(
-                "could not read {what} ({reason}); {leaves_unjudged} left unjudged — grant read access and check again"
-            ),
+            format!("could not read {what} ({reason}); {leaves_unjudged} left unjudged — {fix}"),
             "the snapshot",
         );
     }

@@ -91,7 +91,8 @@ pub struct GlobalArgs {
     /// Namespace for namespaced operations (default: the context's, else `default`)
     #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub namespace: Option<String>,
-    /// Time to wait for each request to the API server: 0 (no limit), 30s, 1m, 1h
+    /// Time to wait for each request to the API server, whole answer included: 0 (no limit), 30s, 1m,
+    /// 1h [default: 60s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = request_timeout)]
     pub request_timeout: Option<RequestTimeout>,
     /// Output format (each command lists the ones it writes)

@@ -11,7 +11,6 @@ mod settings;
 mod snapshot;
 mod version;
 
-use std::io::Read as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -135,7 +134,13 @@ fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
         cluster: global.cluster.clone(),
         user: global.user.clone(),
         namespace: global.namespace.clone(),
-        request_timeout: global.request_timeout.and_then(|t| t.0),
+        // Not given: a bound all the same (a server that never answers must not hold the run);
+        // `--request-timeout 0` lifts it, as kubectl's.
+        request_timeout: match global.request_timeout {
+            Some(t) => t.0,
+            None => Some(crate::limits::DEFAULT_REQUEST_TIMEOUT),
+        },
+        exec_wrapper: std::env::current_exe().ok(),
         ..Default::default()
     }
 }
@@ -158,22 +163,19 @@ fn read_snapshot(path: &Path) -> Result<ClusterSnapshot, Error> {
         path: shown.clone(),
         reason,
     };
-    let text = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| fail(e.to_string()))?;
-        text
-    } else {
-        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
-    };
+    let text = crate::limits::read_file(
+        path,
+        crate::limits::max_file_bytes(),
+        crate::limits::MAX_FILE_ENV,
+    )
+    .map_err(|e| fail(e.to_string()))?;
     // Parse errors quote the file after their first line; the first says where and what.
     let first_line = |e: &dyn std::fmt::Display| {
         let text = e.to_string();
         let line = text.lines().next().unwrap_or_default();
         line.trim_start_matches("error: ").trim_end().to_string()
     };
-    let snapshot: ClusterSnapshot = if text.trim_start().starts_with('{') {
+    let mut snapshot: ClusterSnapshot = if text.trim_start().starts_with('{') {
         serde_json::from_str(&text).map_err(|e| fail(first_line(&e)))?
     } else {
         serde_saphyr::from_str(&text).map_err(|e| fail(first_line(&e)))?
@@ -183,6 +185,21 @@ fn read_snapshot(path: &Path) -> Result<ClusterSnapshot, Error> {
             "it is a {} {}, not a {SNAPSHOT_KIND} {API_VERSION}",
             snapshot.api_version, snapshot.kind
         )));
+    }
+    // Clusters are told apart by name (findings, skew rules, plans); two of one name would be judged
+    // against each other and every finding repeated.
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = snapshot.clusters.iter().find(|c| !names.insert(&c.name)) {
+        return Err(fail(format!(
+            "cluster name `{}` appears more than once; each cluster in a snapshot must have its own name",
+            twice.name
+        )));
+    }
+    // A hand-written snapshot may carry a server URL with credentials: they go no further.
+    for cluster in &mut snapshot.clusters {
+        if let Some(server) = &mut cluster.server {
+            *server = crate::redact::url(server);
+        }
     }
     tracing::info!(path = %shown, clusters = snapshot.clusters.len(), "read snapshot");
     Ok(snapshot)

@@ -89,7 +89,12 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 /// Reads and checks a plan file: kind, apiVersion, schema and integrity.
 pub(super) fn load_plan(path: &Path) -> Result<UpgradePlan, Error> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ReadPlan {
+    let text = crate::limits::read_file(
+        path,
+        crate::limits::max_file_bytes(),
+        crate::limits::MAX_FILE_ENV,
+    )
+    .map_err(|e| Error::ReadPlan {
         path: shown.clone(),
         reason: e.to_string(),
     })?;

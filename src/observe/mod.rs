@@ -30,7 +30,7 @@ use crate::snapshot::{
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
-use paging::{MetaOnly, PAGE_SIZE, Shape, collection, fold_pages};
+use paging::{ListError, MetaOnly, PAGE_SIZE, Shape, collection, fold_pages};
 use proxies::{PodFacts, ProxyFold};
 use workload::{env_value, from_daemonset, from_deployment, pick_container};
 
@@ -124,7 +124,7 @@ impl Reader<'_> {
         } else {
             Err(classify(
                 &self.target.context,
-                &self.target.server,
+                &self.target.address(),
                 what,
                 err,
             ))
@@ -156,11 +156,21 @@ impl Reader<'_> {
         .await
         {
             Ok(acc) => Ok(Read::Done(acc)),
-            Err(e) => {
+            Err(ListError::Kube(e)) => {
                 let mut unread = self.failed(what, e)?;
                 unread.leaves_unjudged = leaves_unjudged.to_string();
                 Ok(Read::Forbidden(unread))
             }
+            // Something answered, but not a list: unread (never an empty list), said in one line.
+            Err(ListError::Unexpected(reason)) => {
+                tracing::info!(context = %self.target.context, what, "{reason}");
+                Ok(Read::Forbidden(Unread {
+                    what: what.to_string(),
+                    reason,
+                    leaves_unjudged: leaves_unjudged.to_string(),
+                }))
+            }
+            Err(limit) => Err(self.not_a_list(what, limit)),
         }
     }
 
@@ -205,13 +215,32 @@ impl Reader<'_> {
         .await
     }
 
+    /// A read that is not a list, into the cluster's error: a redirect or an HTML page named as
+    /// such, never as a JSON parse error.
+    fn not_a_list(&self, what: &str, err: ListError) -> ClusterError {
+        let (context, server) = (&self.target.context, self.target.address());
+        match err {
+            ListError::Kube(e) => classify(context, &server, what, e),
+            ListError::Unexpected(reason) => ClusterError::Unexpected {
+                context: context.clone(),
+                server: server.clone(),
+                what: what.to_string(),
+                reason,
+            },
+            limit => ClusterError::Limit {
+                context: context.clone(),
+                server: server.clone(),
+                what: what.to_string(),
+                reason: limit.to_string(),
+            },
+        }
+    }
+
     async fn kube_version(&self) -> Result<KubeVersion, ClusterError> {
-        let info = self
-            .target
-            .client
-            .apiserver_version()
-            .await
-            .map_err(|e| classify(&self.target.context, &self.target.server, "/version", e))?;
+        let info: k8s_openapi::apimachinery::pkg::version::Info =
+            paging::get_json(&self.target.client, "/version")
+                .await
+                .map_err(|e| self.not_a_list("/version", e))?;
         KubeVersion::from_server(&info.git_version, &info.major, &info.minor).map_err(|e| {
             ClusterError::Other {
                 context: self.target.context.clone(),
@@ -225,15 +254,24 @@ impl Reader<'_> {
     async fn gloo_api(&self) -> Result<Read<GlooApi>, ClusterError> {
         let what = "the API groups the server serves";
         let client = &self.target.client;
-        let groups = match client.list_api_groups().await {
-            Ok(g) => g,
-            Err(e) => {
-                let mut unread = self.failed(what, e)?;
-                unread.leaves_unjudged =
-                    "which Gloo Mesh API groups are served, and registered clusters".to_string();
-                return Ok(Read::Forbidden(unread));
-            }
-        };
+        let leaves_unjudged = "which Gloo Mesh API groups are served, and registered clusters";
+        let groups: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIGroupList =
+            match paging::get_json(client, "/apis").await {
+                Ok(g) => g,
+                Err(ListError::Kube(e)) => {
+                    let mut unread = self.failed(what, e)?;
+                    unread.leaves_unjudged = leaves_unjudged.to_string();
+                    return Ok(Read::Forbidden(unread));
+                }
+                Err(ListError::Unexpected(reason)) => {
+                    return Ok(Read::Forbidden(Unread {
+                        what: what.to_string(),
+                        reason,
+                        leaves_unjudged: leaves_unjudged.to_string(),
+                    }));
+                }
+                Err(limit) => return Err(self.not_a_list(what, limit)),
+            };
         let wanted: Vec<(String, String)> = groups
             .groups
             .iter()
@@ -248,10 +286,10 @@ impl Reader<'_> {
             .collect();
         let resources =
             futures::future::try_join_all(wanted.iter().map(|(group, version)| async move {
-                let list = client
-                    .list_api_group_resources(&format!("{group}/{version}"))
-                    .await
-                    .map_err(|e| classify(&self.target.context, &self.target.server, group, e))?;
+                let list: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList =
+                    paging::get_json(client, &format!("/apis/{group}/{version}"))
+                        .await
+                        .map_err(|e| self.not_a_list(group, e))?;
                 let plurals: Vec<String> = list
                     .resources
                     .into_iter()

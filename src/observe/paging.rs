@@ -1,8 +1,14 @@
 //! Paged list reads: `limit` + `continue`, each page folded into an aggregate and dropped, so memory
 //! follows the aggregate, not the number of objects. An expired continue token (410) restarts the list
 //! from the beginning with a fresh aggregate.
+//!
+//! Bounded: at most [`crate::limits::max_pages`] pages per list, and a continue token the server
+//! already gave for this list ends it (a server that repeats one would be read forever); each answer's
+//! size and time are bounded by the client ([`crate::limits::BoundsLayer`]). An answer that is not a
+//! list (a redirect, an HTML page, a `Status` object with 200) is [`ListError::Unexpected`], never an
+//! empty list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::Client;
@@ -19,11 +25,36 @@ pub const PAGE_SIZE: u32 = 500;
 /// How often an expired list is restarted before giving up (each restart reads from the start).
 const MAX_RESTARTS: u32 = 3;
 
+/// Why a list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// The server answered, but not with a list: what came back, in one line.
+    #[error("{0}")]
+    Unexpected(String),
+    #[error(
+        "the list did not end after {pages} pages (the limit per list); set {} to raise it",
+        crate::limits::MAX_PAGES_ENV
+    )]
+    TooManyPages { pages: u64 },
+    #[error(
+        "the API server sent a continue token it had already sent for this list, so the list would never end; retry later, or report it to the cluster's administrator"
+    )]
+    RepeatedContinue,
+}
+
 /// One page of a list; `T` carries only the fields a fold reads, so the rest of each object is skipped
 /// while parsing.
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "T: Deserialize<'de>"))]
 struct Page<T> {
+    /// `PodList`, `PartialObjectMetadataList`; `Status` when the server answered with one.
+    #[serde(default)]
+    kind: String,
+    /// A `Status` object's message, when the server answered with one.
+    #[serde(default)]
+    message: String,
     #[serde(default)]
     metadata: ListMeta,
     #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
@@ -60,7 +91,7 @@ pub async fn fold_pages<T, A>(
     selector: Option<&str>,
     shape: Shape,
     mut fold: impl FnMut(&mut A, T),
-) -> Result<A, kube::Error>
+) -> Result<A, ListError>
 where
     T: DeserializeOwned + Send + 'static,
     A: Default,
@@ -79,16 +110,10 @@ where
             Shape::Metadata => request.list_metadata(&lp),
         }
         .map_err(kube::Error::BuildRequest)?;
-        // One buffer per page as the server sent it: no text copy, no UTF-8 pass before parsing.
-        let response = client.send(request.map(kube::client::Body::from)).await?;
-        let code = response.status();
-        let body = response.into_body().collect_bytes().await?;
-        if code.is_client_error() || code.is_server_error() {
-            return Err(api_error(code.as_u16(), &body));
-        }
-        Ok(body)
+        answer_body(client, request).await
     };
 
+    let mut continuation = Continuation::default();
     let mut acc = A::default();
     let mut restarts = 0;
     // The answer to the request in flight, and whether that request continued a list.
@@ -97,17 +122,18 @@ where
     loop {
         let body = match pending {
             Ok(body) => body,
-            Err(e) if continued && is_expired(&e) && restarts < MAX_RESTARTS => {
+            Err(ListError::Kube(e)) if continued && is_expired(&e) && restarts < MAX_RESTARTS => {
                 tracing::info!(path, "continue token expired; restarting the list");
                 restarts += 1;
                 acc = A::default();
+                continuation = Continuation::default();
                 pending = fetch(None).await;
                 continued = false;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        let prefetch = continue_in_head(&body);
+        let prefetch = continue_in_head(&body).filter(|t| !continuation.seen.contains(t));
         // Parsing runs off the async worker, so the worker is free to send the next request and
         // receive its answer meanwhile (a task woken on this worker would otherwise wait for it).
         let parse = tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
@@ -124,10 +150,25 @@ where
                 tracing::warn!(path, error = %e, "cannot parse a list page");
                 kube::Error::SerdeError(e)
             })?;
+        if !page.kind.ends_with("List") {
+            let kind = if page.kind.is_empty() {
+                "kind-less"
+            } else {
+                &page.kind
+            };
+            let message = if page.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", page.message)
+            };
+            return Err(ListError::Unexpected(format!(
+                "the server answered 200 with a `{kind}` object instead of a list{message}"
+            )));
+        }
         for item in page.items {
             fold(&mut acc, item);
         }
-        let parsed = page.metadata.continue_.filter(|t| !t.is_empty());
+        let parsed = continuation.next(page.metadata.continue_)?;
         continued = true;
         pending = match (parsed, next) {
             (None, _) => return Ok(acc),
@@ -135,6 +176,115 @@ where
             (Some(t), _) => fetch(Some(t)).await,
         };
     }
+}
+
+/// Sends `request` and returns the answer's body when it is a successful JSON answer: an error status
+/// becomes the API error it carries, anything else (a redirect, an HTML page) [`ListError::Unexpected`]
+/// naming what came back.
+async fn answer_body(
+    client: &Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<bytes::Bytes, ListError> {
+    // One buffer per answer as the server sent it: no text copy, no UTF-8 pass before parsing.
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let code = response.status();
+    let (content_type, location) = {
+        let header = |name: http::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (
+            header(http::header::CONTENT_TYPE).unwrap_or_default(),
+            header(http::header::LOCATION),
+        )
+    };
+    let body = response.into_body().collect_bytes().await?;
+    if code.is_client_error() || code.is_server_error() {
+        return Err(ListError::Kube(api_error(code.as_u16(), &body)));
+    }
+    if !code.is_success() || !content_type.to_ascii_lowercase().contains("json") {
+        return Err(ListError::Unexpected(unexpected_answer(
+            code,
+            &content_type,
+            location.as_deref(),
+            &body,
+        )));
+    }
+    Ok(body)
+}
+
+/// A single JSON document at `path` (`/version`, `/apis`), checked as list pages are.
+pub async fn get_json<T: DeserializeOwned>(client: &Client, path: &str) -> Result<T, ListError> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| ListError::Kube(kube::Error::HttpError(e)))?;
+    let body = answer_body(client, request).await?;
+    serde_json::from_slice(&body).map_err(|e| ListError::Kube(kube::Error::SerdeError(e)))
+}
+
+/// The bounds of a paged list, for [`fold_pages`] and for loops that page with kube-rs's typed
+/// `Api::list`: at most [`crate::limits::max_pages`] pages, and no continue token twice.
+#[derive(Debug, Default)]
+pub struct Continuation {
+    seen: HashSet<String>,
+    pages: u64,
+}
+
+impl Continuation {
+    /// After a page that ended with `token`: the token to continue with, `None` when the list is
+    /// complete, or the bound it would break.
+    pub fn next(&mut self, token: Option<String>) -> Result<Option<String>, ListError> {
+        self.pages += 1;
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let max = crate::limits::max_pages();
+        if self.pages >= max {
+            return Err(ListError::TooManyPages { pages: max });
+        }
+        if !self.seen.insert(token.clone()) {
+            return Err(ListError::RepeatedContinue);
+        }
+        Ok(Some(token))
+    }
+}
+
+/// For loops that return kube's error: a bound broken becomes a `Service` error carrying it, so its
+/// message is what [`crate::client::brief`] shows.
+impl From<ListError> for kube::Error {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Kube(e) => e,
+            other => kube::Error::Service(Box::new(other)),
+        }
+    }
+}
+
+/// What came back instead of a list, in one line: status, content type, where a redirect points, and
+/// the first bytes of the body, escaped.
+fn unexpected_answer(
+    code: http::StatusCode,
+    content_type: &str,
+    location: Option<&str>,
+    body: &[u8],
+) -> String {
+    let content_type = if content_type.is_empty() {
+        "no content type".to_string()
+    } else {
+        content_type.to_string()
+    };
+    let redirect = location
+        .map(|l| format!(" to {}", crate::redact::url(l)))
+        .unwrap_or_default();
+    const SHOWN: usize = 60;
+    let head: String = body[..body.len().min(SHOWN)].escape_ascii().to_string();
+    let more = if body.len() > SHOWN { "…" } else { "" };
+    format!(
+        "the server answered {code}{redirect} ({content_type}) instead of JSON: \"{head}{more}\""
+    )
 }
 
 /// The API error an unsuccessful answer carries, classified as kube-rs classifies it:
@@ -260,6 +410,25 @@ mod tests {
         assert_eq!(
             continue_in_head(metadata_list.as_bytes()).as_deref(),
             Some("m")
+        );
+    }
+
+    #[test]
+    fn continuation_ends_at_the_last_page_and_refuses_a_repeated_token() {
+        let mut c = Continuation::default();
+        assert_eq!(c.next(Some("a".into())).unwrap().as_deref(), Some("a"));
+        assert_eq!(c.next(Some("b".into())).unwrap().as_deref(), Some("b"));
+        assert!(matches!(
+            c.next(Some("a".into())),
+            Err(ListError::RepeatedContinue)
+        ));
+        let mut done = Continuation::default();
+        assert_eq!(done.next(Some(String::new())).unwrap(), None);
+        assert_eq!(done.next(None).unwrap(), None);
+        let err = kube::Error::from(ListError::RepeatedContinue);
+        assert!(
+            crate::client::brief(&err).contains("continue token it had already sent"),
+            "{err}"
         );
     }
 

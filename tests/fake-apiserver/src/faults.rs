@@ -19,6 +19,25 @@ pub enum FaultAction {
     /// Answer list requests that carry a `continue` token with 410 Gone, reason `Expired`, as the
     /// real server does for a compacted token. Requests without a token are not matched.
     ExpiredContinue,
+    /// Answer with exactly this status, content type, extra headers and body (a 200 whose body is a
+    /// `Status`, a 302 to a login page, an HTML page from a proxy).
+    Raw {
+        code: u16,
+        content_type: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Answer list requests with an empty page whose `continue` token is always the same, so a client
+    /// that follows tokens pages forever.
+    RepeatContinue,
+    /// Answer 200 `application/json` with the start of a list, then one more byte every interval,
+    /// never ending.
+    Trickle(Duration),
+    /// Answer 200 `application/json` with a list whose items never end, sent as fast as the client
+    /// reads them (chunked).
+    EndlessList,
+    /// Read the request and never answer (the connection stays open).
+    NeverAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +97,44 @@ impl Fault {
     /// 410 Gone `Expired` for list requests continuing with a `continue` token.
     pub fn expired_continue() -> Self {
         Fault::new(FaultAction::ExpiredContinue)
+    }
+
+    /// Answer with this status, content type and body; add headers with [`Fault::header`].
+    pub fn raw(code: u16, content_type: impl Into<String>, body: impl Into<String>) -> Self {
+        Fault::new(FaultAction::Raw {
+            code,
+            content_type: content_type.into(),
+            headers: Vec::new(),
+            body: body.into(),
+        })
+    }
+
+    /// A header on a raw fault (`Location` for a redirect).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let FaultAction::Raw { headers, .. } = &mut self.action {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+
+    /// List pages whose `continue` token never changes.
+    pub fn repeat_continue() -> Self {
+        Fault::new(FaultAction::RepeatContinue)
+    }
+
+    /// A 200 whose body comes one byte per `every`, forever.
+    pub fn trickle(every: Duration) -> Self {
+        Fault::new(FaultAction::Trickle(every))
+    }
+
+    /// A 200 list whose items never end.
+    pub fn endless_list() -> Self {
+        Fault::new(FaultAction::EndlessList)
+    }
+
+    /// Never answer.
+    pub fn never_answer() -> Self {
+        Fault::new(FaultAction::NeverAnswer)
     }
 
     /// Set `Retry-After` (seconds) on a status fault.

@@ -415,6 +415,48 @@ pub(crate) async fn handle(
             r
         }
         Some(FaultAction::ExpiredContinue) => expired_continue(),
+        Some(FaultAction::Raw {
+            code,
+            content_type,
+            headers,
+            body,
+        }) => {
+            let mut b = Response::builder()
+                .status(code)
+                .header("Content-Type", content_type);
+            for (name, value) in headers {
+                b = b.header(name, value);
+            }
+            b.body(full(body)).expect("response")
+        }
+        Some(FaultAction::RepeatContinue) => json_resp(
+            200,
+            &json!({"kind": "List", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1", "continue": "the-same-token"}, "items": []}),
+        ),
+        Some(FaultAction::Trickle(every)) => streamed(move |tx| async move {
+            let head = b"{\"kind\":\"List\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[";
+            for byte in head.iter().copied().chain(std::iter::repeat(b' ')) {
+                tokio::time::sleep(every).await;
+                if tx.send(Bytes::from(vec![byte])).await.is_err() {
+                    return;
+                }
+            }
+        }),
+        Some(FaultAction::EndlessList) => streamed(|tx| async move {
+            let head = b"{\"kind\":\"List\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[";
+            if tx.send(Bytes::from_static(head)).await.is_err() {
+                return;
+            }
+            let item = "{\"metadata\":{\"name\":\"endless\",\"namespace\":\"default\"}},";
+            let chunk = Bytes::from(item.repeat(64 * 1024 / item.len()));
+            while tx.send(chunk.clone()).await.is_ok() {}
+        }),
+        Some(FaultAction::NeverAnswer) => {
+            cluster.record(rec);
+            std::future::pending::<()>().await;
+            return Err(DropConnection);
+        }
         Some(FaultAction::Latency(_)) | None => {
             let r = Req {
                 method,
@@ -432,6 +474,22 @@ pub(crate) async fn handle(
     rec.status = resp.status().as_u16();
     cluster.record(rec);
     Ok(resp)
+}
+
+/// A 200 `application/json` answer whose body `produce` sends chunk by chunk (it stops when the
+/// client goes away and a send fails).
+fn streamed<F, Fut>(produce: F) -> Response<Body>
+where
+    F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(produce(tx));
+    Response::builder()
+        .status(200)
+        .header("Content-Type", "application/json")
+        .body(ChannelBody(rx).boxed())
+        .expect("response")
 }
 
 fn expired_continue() -> Response<Body> {
