@@ -173,6 +173,7 @@ fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload
         },
         desired: 1,
         ready: 1,
+        install: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn istio_snapshot() -> ClusterSnapshot {
                 "1.23.4",
             ),
             ambient_enabled: false,
+            config: None,
         }],
         revision_tags: BTreeMap::new(),
         webhooks: vec![],
@@ -222,6 +224,7 @@ fn istio_snapshot() -> ClusterSnapshot {
         gateways: vec![],
         namespaces: vec![],
         proxies: vec![],
+        helm_releases: vec![],
     });
     ClusterSnapshot::new(vec![c])
 }
@@ -382,6 +385,7 @@ fn gloo_plan() -> UpgradePlan {
                     "--reuse-values",
                 ]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(
@@ -402,6 +406,7 @@ fn gloo_plan() -> UpgradePlan {
                     "remote-cluster",
                 ]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(
@@ -454,6 +459,7 @@ fn gloo_plan() -> UpgradePlan {
                 tool: Tool::Meshctl,
                 args: args(&["check"]),
                 timeout_seconds: 120,
+                config: None,
             },
         ),
     ];
@@ -1313,6 +1319,7 @@ fn istio_plan() -> UpgradePlan {
                     "-y",
                 ]),
                 timeout_seconds: 600,
+                config: None,
             },
         ),
         step(
@@ -1382,6 +1389,7 @@ fn istio_plan() -> UpgradePlan {
                 tool: Tool::Istioctl,
                 args: args(&["uninstall", "--revision", "1-23", "-y"]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(

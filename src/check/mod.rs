@@ -43,7 +43,7 @@ mod istio;
 mod kmesh;
 pub mod render;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use dates::day_number;
 pub use render::render_table;

@@ -488,7 +488,7 @@ fn scale(w: &Workload, replicas: u32) -> Action {
 fn helm_upgrade(namespace: &str, to: Version) -> Action {
     run_owned(
         Tool::Helm,
-        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to),
+        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to, false),
         TOOL_TIMEOUT_SECONDS,
     )
 }
