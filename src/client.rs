@@ -162,48 +162,152 @@ pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterErr
     Ok(targets)
 }
 
-fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig, ClusterError> {
-    if let Some(path) = explicit {
-        return read_kubeconfig(path);
-    }
-    let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    if !from_env.is_empty() {
-        // As client-go: files that do not exist are skipped; the first file to set a value wins.
-        let mut merged: Option<Kubeconfig> = None;
-        for path in from_env.iter().filter(|p| p.exists()) {
-            let next = read_kubeconfig(path)?;
-            merged = Some(match merged {
-                None => next,
-                Some(m) => m
-                    .merge(next)
-                    .map_err(|e| ClusterError::MalformedKubeconfig {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?,
-            });
+/// The kubeconfig file(s) kubectl would read, and where that choice came from. Tools run by `apply`
+/// are given exactly these files, and hints name `--kubeconfig` when it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigFiles {
+    /// In `KUBECONFIG` order (the first file to set a value wins); one file for the flag and the default.
+    pub files: Vec<PathBuf>,
+    pub source: KubeconfigSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeconfigSource {
+    /// `--kubeconfig FILE`.
+    Flag,
+    /// The `KUBECONFIG` environment variable (empty entries dropped).
+    Env,
+    /// `~/.kube/config` (nothing when there is no home directory).
+    Home,
+}
+
+impl KubeconfigFiles {
+    /// `--kubeconfig`, else each file of `KUBECONFIG`, else `~/.kube/config`: kubectl's order.
+    pub fn resolve(explicit: Option<&Path>) -> Self {
+        if let Some(path) = explicit {
+            return Self {
+                files: vec![path.to_path_buf()],
+                source: KubeconfigSource::Flag,
+            };
         }
-        return merged.ok_or_else(|| ClusterError::ReadKubeconfig {
-            path: std::env::join_paths(&from_env)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            reason: "none of the files in KUBECONFIG exists".to_string(),
+        let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !from_env.is_empty() {
+            return Self {
+                files: from_env,
+                source: KubeconfigSource::Env,
+            };
+        }
+        Self {
+            files: home_kubeconfig().into_iter().collect(),
+            source: KubeconfigSource::Home,
+        }
+    }
+
+    /// The file given with `--kubeconfig`, which hints for a person repeat.
+    pub fn flag(&self) -> Option<&Path> {
+        match self.source {
+            KubeconfigSource::Flag => self.files.first().map(PathBuf::as_path),
+            _ => None,
+        }
+    }
+
+    /// The files as one `KUBECONFIG` value.
+    pub fn joined(&self) -> std::ffi::OsString {
+        std::env::join_paths(&self.files).unwrap_or_else(|_| {
+            // A path with the separator in it cannot be listed; the first file is the best there is.
+            self.files
+                .first()
+                .map(|p| p.as_os_str().to_owned())
+                .unwrap_or_default()
+        })
+    }
+
+    fn load(&self) -> Result<Kubeconfig, ClusterError> {
+        match self.source {
+            KubeconfigSource::Flag => match self.files.first() {
+                Some(path) => read_kubeconfig(path),
+                None => Err(ClusterError::NoKubeconfig {
+                    default: "~/.kube/config".to_string(),
+                }),
+            },
+            KubeconfigSource::Env => {
+                // As client-go: files that do not exist are skipped; the first file to set a value wins.
+                let mut merged: Option<Kubeconfig> = None;
+                for path in self.files.iter().filter(|p| p.exists()) {
+                    let next = read_kubeconfig(path)?;
+                    merged = Some(match merged {
+                        None => next,
+                        Some(m) => {
+                            m.merge(next)
+                                .map_err(|e| ClusterError::MalformedKubeconfig {
+                                    path: path.display().to_string(),
+                                    reason: e.to_string(),
+                                })?
+                        }
+                    });
+                }
+                merged.ok_or_else(|| ClusterError::ReadKubeconfig {
+                    path: self.joined().to_string_lossy().into_owned(),
+                    reason: "none of the files in KUBECONFIG exists".to_string(),
+                })
+            }
+            KubeconfigSource::Home => match self.files.first() {
+                Some(path) if path.exists() => read_kubeconfig(path),
+                other => Err(ClusterError::NoKubeconfig {
+                    default: other
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "~/.kube/config".to_string()),
+                }),
+            },
+        }
+    }
+}
+
+fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig, ClusterError> {
+    KubeconfigFiles::resolve(explicit).load()
+}
+
+/// The API server `context` names in `files` as they are now (read afresh), as a URL in the form
+/// [`connect`] reports it. What a tool given these files and this context would talk to.
+pub fn context_server(files: &KubeconfigFiles, context: &str) -> Result<String, ClusterError> {
+    let kubeconfig = files.load()?;
+    let Some(named) = kubeconfig.contexts.iter().find(|c| c.name == context) else {
+        return Err(ClusterError::UnknownContext {
+            name: context.to_string(),
+            available: list_or_none(&context_names(&kubeconfig)),
         });
-    }
-    let default = home_kubeconfig();
-    match &default {
-        Some(path) if path.exists() => read_kubeconfig(path),
-        _ => Err(ClusterError::NoKubeconfig {
-            default: default
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "~/.kube/config".to_string()),
-        }),
-    }
+    };
+    let invalid = |reason: &str| ClusterError::InvalidContext {
+        context: context.to_string(),
+        reason: reason.to_string(),
+    };
+    let cluster_name = named
+        .context
+        .as_ref()
+        .map(|c| c.cluster.clone())
+        .ok_or_else(|| invalid("it names no cluster"))?;
+    let server = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| invalid("its cluster has no server"))?;
+    let uri: http::Uri = server
+        .parse()
+        .map_err(|_| invalid("its cluster's server is not a URL"))?;
+    Ok(server_url(&uri))
+}
+
+/// A server URL as [`Target::server`] holds it.
+fn server_url(uri: &http::Uri) -> String {
+    uri.to_string().trim_end_matches('/').to_string()
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -344,8 +448,7 @@ async fn client_for(
             "insecure-skip-tls-verify is set: the API server's certificate is not verified"
         );
     }
-    let server = config.cluster_url.to_string();
-    let server = server.trim_end_matches('/').to_string();
+    let server = server_url(&config.cluster_url);
     // Building the client sends nothing: a failure here is the kubeconfig's (a client key or CA that
     // does not parse, or a credential plugin that fails), not the server's. Credential errors carry
     // the plugin's output, so they go through `classify`, which never prints it.
@@ -492,6 +595,47 @@ fn transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contexts_server_is_read_afresh_from_the_files_first_file_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, cluster: &str, server: &str| {
+            let path = dir.path().join(name);
+            let text = format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {server}\ncontexts:\n- name: staging\n  context:\n    cluster: {cluster}\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: staging\n"
+            );
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let first = write("a", "a-cluster", "https://10.0.0.1:6443/");
+        let second = write("b", "b-cluster", "https://10.0.0.2:6443");
+        let files = KubeconfigFiles {
+            files: vec![first.clone(), second],
+            source: KubeconfigSource::Env,
+        };
+        assert_eq!(
+            context_server(&files, "staging").expect("server"),
+            "https://10.0.0.1:6443"
+        );
+        write("a", "a-cluster", "https://10.9.9.9:6443");
+        assert_eq!(
+            context_server(&files, "staging").expect("server"),
+            "https://10.9.9.9:6443",
+            "read afresh"
+        );
+        let err = context_server(&files, "prod").expect_err("no such context");
+        assert!(
+            err.to_string()
+                .contains("\"prod\" is not in the kubeconfig"),
+            "{err}"
+        );
+        let flag = KubeconfigFiles {
+            files: vec![first],
+            source: KubeconfigSource::Flag,
+        };
+        assert_eq!(flag.flag(), Some(dir.path().join("a").as_path()));
+        assert_eq!(files.flag(), None, "KUBECONFIG is not repeated in hints");
+    }
 
     #[test]
     fn api_errors_read_in_one_line_without_the_status_dump() {

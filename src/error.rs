@@ -116,7 +116,8 @@ pub fn finish(result: Result<Exit, Error>) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(err) => {
-            crate::output::write_stderr_line(&format!("error: {err}"));
+            let line = format!("error: {err}");
+            crate::output::write_stderr_line(&crate::text::escape_control(&line));
             err.exit().into()
         }
     }

@@ -20,4 +20,5 @@ pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod snapshot;
+pub mod text;
 pub mod version;

@@ -129,7 +129,13 @@ pub struct Workload {
     pub version: ObservedVersion,
     /// Desired replicas (Deployment `spec.replicas`, DaemonSet `desiredNumberScheduled`).
     pub desired: u32,
+    /// Ready replicas (Deployment `status.readyReplicas`, DaemonSet `numberReady`).
     pub ready: u32,
+    /// The replicas an apply scaled this workload down from, as its
+    /// [`REPLICAS_BEFORE_ANNOTATION`] annotation records them (present while an apply has it scaled
+    /// down): what a scale-up restores, and what a plan made now counts as its replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_before: Option<u32>,
     /// How the object was installed, from its own labels and annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<InstallMethod>,
@@ -168,6 +174,21 @@ pub struct HelmRelease {
     pub app_version: Option<String>,
     #[serde(default)]
     pub values: serde_json::Value,
+}
+
+/// The annotation a scale-down writes on the object it scales: the replicas it had just before, so
+/// the count survives a lost journal. The matching scale-up removes it.
+pub const REPLICAS_BEFORE_ANNOTATION: &str = "meshup.dev/replicas-before";
+
+impl Workload {
+    /// The replicas this workload runs when no apply holds it scaled down: the desired count, or, at
+    /// zero, the count a scale-down recorded (an annotation left on a running object is stale).
+    pub fn usual_replicas(&self) -> u32 {
+        match (self.desired, self.replicas_before) {
+            (0, Some(before)) => before,
+            (desired, _) => desired,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

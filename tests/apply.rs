@@ -20,10 +20,11 @@ use kubectl_meshup::apply::lock::LockError;
 use kubectl_meshup::apply::{
     Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, StepEnd, Ui, apply,
 };
+use kubectl_meshup::client::{KubeconfigFiles, KubeconfigSource};
 use kubectl_meshup::error::apply_exit;
 use kubectl_meshup::plan::{
-    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, Step, Strategy, Target, Tool,
-    UpgradePlan, WaitCondition,
+    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, ReplicasBefore, Step,
+    Strategy, Target, Tool, UpgradePlan, WaitCondition,
 };
 use kubectl_meshup::snapshot::{
     Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, ObservedVersion, VersionSource,
@@ -33,8 +34,8 @@ use kubectl_meshup::version::{Flavor, KubeVersion, Version};
 
 mod support;
 use support::{
-    FIXTURES, copy_fixture, injected_pod, play_gloo_discovery, play_injector, read_journal,
-    seed_bookinfo_pods, stand_in_tools, tool_calls,
+    FIXTURES, cluster_flags, copy_fixture, injected_pod, play_gloo_discovery, play_injector,
+    read_journal, seed_bookinfo_pods, stand_in_tools, tool_calls, write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -43,11 +44,13 @@ const GLOO_REPO: &str = "https://storage.googleapis.com/gloo-mesh/gloo-mesh";
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// A fake cluster, a client for it, and a directory with the stand-in tools (and what they read).
+/// A fake cluster, a client for it, a directory with the stand-in tools (and what they read), and a
+/// kubeconfig naming the cluster's context, as a user's KUBECONFIG would.
 struct Harness {
     server: FakeApiServer,
     client: Client,
     bin: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl Harness {
@@ -56,10 +59,12 @@ impl Harness {
         server
             .seed_path(Path::new(FIXTURES).join(seed))
             .expect("seed fixtures");
-        let bin = stand_in_tools(&server, &["helm", "meshctl", "istioctl"]);
-        let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
+        let bin = stand_in_tools(&["helm", "meshctl", "istioctl"]);
+        let home = tempfile::tempdir().expect("tempdir");
+        write_kubeconfig(&home.path().join("config"), &[(CLUSTER, &server)], CLUSTER);
+        let kubeconfig = Kubeconfig::read_from(home.path().join("config")).expect("kubeconfig");
         let options = KubeConfigOptions {
-            context: Some(server.context().to_string()),
+            context: Some(CLUSTER.to_string()),
             ..KubeConfigOptions::default()
         };
         let config = Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -70,7 +75,34 @@ impl Harness {
             server,
             client,
             bin,
+            home,
         }
+    }
+
+    /// The kubeconfig the apply reads, as `KUBECONFIG` names it.
+    fn kubeconfig(&self) -> PathBuf {
+        self.home.path().join("config")
+    }
+
+    /// `snapshot` as apply's caller observes it: with the API server the cluster's context names.
+    fn observed(&self, snapshot: &ClusterSnapshot) -> ClusterSnapshot {
+        let mut observed = snapshot.clone();
+        for c in &mut observed.clusters {
+            if c.name == CLUSTER {
+                c.server = Some(self.server.url());
+            }
+        }
+        observed
+    }
+
+    /// `TOOL ARGS` as the stand-in records a call apply made: with the flags that point it at the
+    /// plan's cluster.
+    fn call(&self, tool_and_args: &str) -> String {
+        let tool = tool_and_args.split(' ').next().unwrap_or_default();
+        format!(
+            "{tool_and_args} {}",
+            cluster_flags(tool, &self.kubeconfig(), CLUSTER)
+        )
     }
 
     /// The version the stand-in `tool` reports as its own (`TOOL.version` beside it).
@@ -96,8 +128,16 @@ impl Harness {
             fingerprint: facts_fingerprint,
             diff: facts_diff,
         });
+        // These plans are built by hand with a test fingerprint, not by the planner, so the
+        // planner's scope (plan::check_scope) does not describe them; tests/scope.rs applies the
+        // planner's own plans and resealed hostile ones with the real check.
+        options.scope = |_, _| Ok(());
         options.yes = true;
         options.tool_path = Some(self.bin.path().as_os_str().to_owned());
+        options.kubeconfig = KubeconfigFiles {
+            files: vec![self.kubeconfig()],
+            source: KubeconfigSource::Env,
+        };
         options.plan_file = Some(PathBuf::from("plan.yaml"));
         options.poll_interval = Duration::from_millis(40);
         options.gate_timeout = Duration::from_secs(20);
@@ -174,6 +214,7 @@ fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload
         desired: 1,
         ready: 1,
         install: None,
+        replicas_before: None,
     }
 }
 
@@ -290,6 +331,7 @@ fn gloo_plan() -> UpgradePlan {
     let scale = |target: &ObjectRef, replicas| Action::Scale {
         target: target.clone(),
         replicas,
+        replicas_before: None,
     };
     let delete = |resource: &str| Action::DeleteCollection {
         group: "discovery.mesh.gloo.solo.io".into(),
@@ -516,7 +558,13 @@ fn gloo_state(h: &Harness) -> BTreeMap<String, String> {
             state.insert(plural.clone(), h.server.count(&plural, "").to_string());
         }
     }
-    let calls: BTreeSet<String> = h.tool_calls().into_iter().collect();
+    // The kubeconfig's path differs from run to run; the calls name it.
+    let kubeconfig = h.kubeconfig().display().to_string();
+    let calls: BTreeSet<String> = h
+        .tool_calls()
+        .into_iter()
+        .map(|c| c.replace(&kubeconfig, "KUBECONFIG"))
+        .collect();
     state.insert(
         "tool calls".into(),
         calls.into_iter().collect::<Vec<_>>().join(" | "),
@@ -637,7 +685,7 @@ async fn run(
 ) -> Result<ApplyOutcome, ApplyError> {
     tokio::time::timeout(
         Duration::from_secs(60),
-        apply(&h.target(), plan, snapshot, options, ui),
+        apply(&h.target(), plan, &h.observed(snapshot), options, ui),
     )
     .await
     .expect("apply finishes within a minute")
@@ -655,10 +703,11 @@ async fn run_until_killed(
     let mut ui = ScriptedUi::killing_at(at, signal.clone());
     let options = h.options();
     let target = h.target();
+    let observed = h.observed(snapshot);
     tokio::select! {
         biased;
         _ = signal.notified() => true,
-        result = apply(&target, plan, snapshot, &options, &mut ui) => {
+        result = apply(&target, plan, &observed, &options, &mut ui) => {
             panic!("apply ended before the kill at {at:?}: {result:?}")
         }
     }
@@ -680,15 +729,21 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
 
     assert_eq!(outcome.ran, plan.steps.len());
     assert_eq!(outcome.already_done, 0);
-    // The tools ran with exactly the plan's argument vectors, in order.
+    // The tools ran with exactly the plan's argument vectors, in order, each pointed at the plan's
+    // cluster (helm asked its version once, when first used). `cluster register` names its contexts
+    // itself and has no --kubecontext.
     assert_eq!(
         h.tool_calls(),
         vec![
-            "meshctl version".to_string(),
-            format!("helm show crds gloo-mesh --repo {GLOO_REPO} --version 1.0.0"),
-            format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --namespace gloo-mesh --version 1.0.0 --reuse-values"),
-            "meshctl cluster register --cluster-name remote-cluster --mgmt-context mgmt-cluster --remote-context remote-cluster".to_string(),
-            "meshctl check".to_string(),
+            h.call("meshctl version"),
+            h.call("helm version --short"),
+            h.call(&format!("helm show crds gloo-mesh --repo {GLOO_REPO} --version 1.0.0")),
+            h.call(&format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --namespace gloo-mesh --version 1.0.0 --reuse-values")),
+            format!(
+                "meshctl cluster register --cluster-name remote-cluster --mgmt-context mgmt-cluster --remote-context remote-cluster --kubeconfig {}",
+                h.kubeconfig().display()
+            ),
+            h.call("meshctl check"),
         ]
     );
     // Control plane back at one replica each, discovery resources written back by the new version.
@@ -918,7 +973,7 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
 async fn two_applies_at_once_one_wins_the_lock() {
     let h = gloo_harness().await;
     let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
     let (o1, o2) = (h.options(), h.options());
     let (mut u1, mut u2) = (ScriptedUi::unattended(), ScriptedUi::unattended());
     let target = h.target();
@@ -949,7 +1004,7 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
     assert!(matches!(err, ApplyError::Declined { .. }), "{err}");
     assert_eq!(apply_exit(&err).code(), 4);
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
-    assert_eq!(h.tool_calls(), vec!["meshctl version".to_string()]);
+    assert_eq!(h.tool_calls(), vec![h.call("meshctl version")]);
     // The only writes: the lock and the journal (and giving the lock back).
     for r in h.server.mutating_requests() {
         assert!(
@@ -1114,7 +1169,7 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
         "{message}"
     );
     assert!(!message.contains('\n'), "one line: {message}");
-    assert_eq!(h.tool_calls(), vec!["meshctl version".to_string()]);
+    assert_eq!(h.tool_calls(), vec![h.call("meshctl version")]);
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 
     // With the right meshctl on PATH the same plan resumes and passes the gate.
@@ -1199,6 +1254,139 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
 }
 
+/// [`gloo_plan`] as the planner writes it for a discovery observed at `discovery` replicas: the
+/// scale-downs record their count (`replicasBefore: record`), the scale-ups and the undo restore it.
+fn gloo_plan_keeping_replicas(discovery: u32) -> UpgradePlan {
+    let mut plan = gloo_plan();
+    for step in &mut plan.steps {
+        let Action::Scale { target, .. } = &step.action else {
+            continue;
+        };
+        let target = target.clone();
+        let observed = if target.name == "discovery" {
+            discovery
+        } else {
+            1
+        };
+        let restore = Action::Scale {
+            target: target.clone(),
+            replicas: observed,
+            replicas_before: Some(ReplicasBefore::Restore),
+        };
+        if step.id.contains("scale-down") {
+            step.action = Action::Scale {
+                target,
+                replicas: 0,
+                replicas_before: Some(ReplicasBefore::Record),
+            };
+            step.undo = Some(restore);
+        } else {
+            step.action = restore;
+        }
+    }
+    plan
+}
+
+fn discovery_replicas_and_annotation(h: &Harness) -> (Option<i64>, Option<String>) {
+    let d = h
+        .server
+        .get("deployments", "gloo-mesh", "discovery")
+        .expect("discovery");
+    (
+        d["spec"]["replicas"].as_i64(),
+        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+#[tokio::test]
+async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_annotation_kept() {
+    let h = gloo_harness().await;
+    h.server
+        .modify("deployments", "gloo-mesh", "discovery", |d| {
+            d["spec"]["replicas"] = json!(3);
+            d["status"]["readyReplicas"] = json!(3);
+        })
+        .expect("discovery is seeded");
+    let plan = gloo_plan_keeping_replicas(3);
+    let snapshot = gloo_snapshot("0.10.6");
+    // Killed right after both scale-downs: the count is in the journal and on the object.
+    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(3)).await);
+    assert_eq!(
+        discovery_replicas_and_annotation(&h),
+        (Some(0), Some("3".to_string()))
+    );
+    assert_eq!(
+        h.journal("gloo-mesh")
+            .expect("journal")
+            .undo("gm-02-scale-down-discovery"),
+        Some(&UndoRecord::Scale {
+            target: deployment("gloo-mesh", "discovery"),
+            replicas: 3
+        })
+    );
+    // The journal is lost.
+    assert!(
+        h.server
+            .remove("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .is_some()
+    );
+
+    // The rerun starts over, its gate fails, and the undo is accepted at the prompt.
+    let mut options = h.options();
+    options.yes = false;
+    options.break_lock = true;
+    options.gate_timeout = Duration::from_millis(300);
+    options.health_check = Some(Arc::new(|_cluster| {
+        Box::pin(async {
+            Ok(vec![
+                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
+            ])
+        })
+    }));
+    let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
+        .await
+        .expect_err("gate fails");
+    assert!(
+        err.to_string().contains("gm-05-networking-conforms"),
+        "{err}"
+    );
+    // The rerun scale-down recorded the annotation's 3 (not the 0 it found), and the undo restored it.
+    let lines = ui.lines();
+    let at = lines
+        .iter()
+        .position(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(
+        lines.get(at + 1).map(String::as_str),
+        Some("[2] Done 3 recorded in the journal and meshup.dev/replicas-before"),
+        "{lines:#?}"
+    );
+    assert!(
+        ui.lines().iter().any(|l| l
+            == "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3, the replicas \
+                recorded before the scale-down"),
+        "{:#?}",
+        ui.lines()
+    );
+    assert_eq!(discovery_replicas_and_annotation(&h), (Some(3), None));
+    assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
+    let journal = h.journal("gloo-mesh").expect("a new journal");
+    assert_eq!(
+        journal.undo("gm-02-scale-down-discovery"),
+        Some(&UndoRecord::Scale {
+            target: deployment("gloo-mesh", "discovery"),
+            replicas: 3
+        })
+    );
+    assert_eq!(
+        journal.state("gm-02-scale-down-discovery"),
+        StepState::Undone
+    );
+}
+
 #[tokio::test]
 async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     // Discovery never writes back here: the wait at step 12 waits until interrupted.
@@ -1209,7 +1397,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     let mut options = h.options();
     options.interrupt = Some(rx);
     let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
     let target = h.target();
     let mut ui = ScriptedUi::unattended();
     let interrupter = async {
@@ -1429,9 +1617,9 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
     assert_eq!(
         h.tool_calls(),
         vec![
-            "istioctl version --remote=false",
-            "istioctl install --set revision=1-24 --set tag=1.24.2 -y",
-            "istioctl uninstall --revision 1-23 -y",
+            h.call("istioctl version --remote=false"),
+            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
+            h.call("istioctl uninstall --revision 1-23 -y"),
         ]
     );
     assert!(
@@ -1479,6 +1667,162 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         h.journal("istio-system")
             .is_some_and(|j| j.finished_at.is_some())
     );
+}
+
+#[tokio::test]
+async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    // Another cluster with the same Istio; while the apply runs, someone points the plan's context
+    // at it (as soon as bookinfo is labelled, step 4 of 9).
+    let other = FakeApiServer::builder().auto_rollout(true).start();
+    other
+        .seed_path(Path::new(FIXTURES).join("istio/cluster.yaml"))
+        .expect("seed");
+    other.clear_requests();
+    let (kubeconfig, other_url) = (h.kubeconfig(), other.url());
+    h.server.on_change(move |change, _| {
+        if change.kind == "Namespace" && change.name == "bookinfo" {
+            let text = support::kubeconfig_yaml(&[(CLUSTER, other_url.as_str())], CLUSTER);
+            std::fs::write(&kubeconfig, text).expect("re-point the context");
+        }
+    });
+    let plan = istio_plan();
+    let mut ui = ScriptedUi::unattended();
+
+    let err = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .expect_err("refused at the uninstall");
+    assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "context {CLUSTER} now names API server {}, not {}, the one the plan was made against; nothing was run there: point the context back at {}, or make a new plan for the cluster it names now with `kubectl meshup --context {CLUSTER} plan --to istio=1.24.2 -o yaml > plan.yaml`",
+            other.url(),
+            h.server.url(),
+            h.server.url()
+        )
+    );
+    // The step line names the binary; the step ends refused.
+    let lines = ui.lines();
+    let uninstall = format!(
+        "[8/9] run istioctl uninstall --revision 1-23 -y (using {} 1.24.2)",
+        h.bin.path().join("istioctl").display()
+    );
+    let at = lines
+        .iter()
+        .position(|l| *l == uninstall)
+        .unwrap_or_else(|| panic!("{uninstall}\n{lines:#?}"));
+    assert_eq!(
+        lines[at + 1],
+        "[8] Failed refused before the tool ran",
+        "{lines:#?}"
+    );
+    // Install ran against the plan's cluster; the uninstall ran nowhere.
+    assert_eq!(
+        h.tool_calls(),
+        vec![
+            h.call("istioctl version --remote=false"),
+            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
+        ]
+    );
+    assert!(
+        h.server
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert!(
+        other
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert!(other.mutating_requests().is_empty());
+    let journal = h.journal("istio-system").expect("journal");
+    assert_ne!(journal.state("istio-07-uninstall-1-23"), StepState::Done);
+    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Done);
+}
+
+#[tokio::test]
+async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_runs() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    // Apply connected to (and observed) the plan's cluster; by the first tool step the context names
+    // another server.
+    let other = FakeApiServer::start();
+    std::fs::write(
+        h.kubeconfig(),
+        support::kubeconfig_yaml(&[(CLUSTER, other.url().as_str())], CLUSTER),
+    )
+    .expect("re-point");
+    let mut ui = ScriptedUi::unattended();
+
+    let err = run(&h, &istio_plan(), &istio_snapshot(), &h.options(), &mut ui)
+        .await
+        .expect_err("refused at the version gate");
+    assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    // Not even the version query ran; the refused step has its own line.
+    assert!(h.tool_calls().is_empty(), "{:?}", h.tool_calls());
+    assert_eq!(
+        ui.lines(),
+        vec![
+            "[1/9] gate: `istioctl version --remote=false` reports 1.24.2".to_string(),
+            "[1] Failed refused before the tool ran".to_string(),
+        ]
+    );
+    assert!(other.mutating_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
+    let h = Harness::start("istio/cluster.yaml").await;
+    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    let kubeconfig = h.kubeconfig();
+    h.server.on_change(move |change, _| {
+        if change.kind == "Namespace" && change.name == "bookinfo" {
+            let _ = std::fs::remove_file(&kubeconfig);
+        }
+    });
+    let plan = istio_plan();
+
+    let err = run(
+        &h,
+        &plan,
+        &istio_snapshot(),
+        &h.options(),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("refused at the uninstall");
+    assert!(matches!(err, ApplyError::ClusterUnknown { .. }), "{err}");
+    assert_eq!(apply_exit(&err).code(), 1);
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot tell which API server context {CLUSTER} names now (cannot read kubeconfig "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "nothing was run there: fix the kubeconfig, then resume with `kubectl meshup apply plan.yaml`"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        h.server
+            .get("deployments", "istio-system", "istiod-1-23")
+            .is_some()
+    );
+    assert_eq!(h.tool_calls().len(), 2, "{:?}", h.tool_calls());
 }
 
 #[tokio::test]

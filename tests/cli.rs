@@ -507,3 +507,148 @@ fn complete_prints_candidates_and_a_directive() {
     let out = meshup().args(["__complete", "apply", ""]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), ":0\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// replica state, and unread facts under --fail-on-unread
+
+/// `check -o json` against the server: exit code, the report, stderr.
+fn check_json(server: &FakeApiServer, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = meshup()
+        .args(["check", "-o", "json", "--date", "2026-01-10"])
+        .args(extra)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path())
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).expect("a CheckReport on stdout");
+    (
+        out.status.code(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn findings_of<'a>(report: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+#[test]
+fn istiod_with_no_ready_replica_blocks_check_with_exit_3_naming_the_fix() {
+    let server = seeded_server();
+    let (code, report, _) = check_json(&server, &[]);
+    assert_eq!(code, Some(0), "the seeded cluster passes: {report:#}");
+    server
+        .modify("deployments", "istio-system", "istiod-1-22", |d| {
+            d["status"]["readyReplicas"] = serde_json::json!(0);
+            d["status"]["availableReplicas"] = serde_json::json!(0);
+        })
+        .expect("istiod is seeded");
+    server.clear_requests();
+
+    let (code, report, stderr) = check_json(&server, &[]);
+    assert_eq!(code, Some(3), "{stderr}");
+    let failing: Vec<_> = findings_of(&report, "istio.replicas-ready")
+        .into_iter()
+        .filter(|f| f["subject"] == "istiod revision 1-22")
+        .collect();
+    assert_eq!(failing.len(), 1, "{report:#}");
+    assert_eq!(failing[0]["severity"], "fail");
+    assert_eq!(
+        failing[0]["message"],
+        "Deployment istio-system/istiod-1-22 (the Istio control plane of revision 1-22) has 0 of 2 replicas \
+         ready, so it is down; look at its pods: kubectl -n istio-system describe deployment istiod-1-22"
+    );
+    eprintln!("{}", failing[0]["message"]);
+    // check only reads: the Deployment is as it was.
+    assert!(server.mutating_requests().is_empty());
+    let istiod = server
+        .get("deployments", "istio-system", "istiod-1-22")
+        .expect("istiod still there");
+    assert_eq!(istiod["spec"]["replicas"], 2);
+    assert_eq!(istiod["status"]["readyReplicas"], 0);
+
+    // Scaled to zero: the same rule fails, with the scale command.
+    server
+        .modify("deployments", "istio-system", "istiod-1-22", |d| {
+            d["spec"]["replicas"] = serde_json::json!(0);
+        })
+        .expect("istiod is seeded");
+    let (code, report, _) = check_json(&server, &[]);
+    assert_eq!(code, Some(3));
+    let failing = findings_of(&report, "istio.replicas-ready");
+    assert_eq!(
+        failing[0]["subject"], "istiod revision 1-22",
+        "fails sort first"
+    );
+    assert_eq!(
+        failing[0]["message"],
+        "Deployment istio-system/istiod-1-22 (the Istio control plane of revision 1-22) is scaled to 0 \
+         replicas, so it is down; scale it back to the replicas it usually runs (at least 1): kubectl -n \
+         istio-system scale deployment istiod-1-22 --replicas=1"
+    );
+    let table = meshup()
+        .args(["check", "--date", "2026-01-10", "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .output()
+        .unwrap();
+    assert_eq!(table.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("FAIL  istiod revision 1-22: Deployment"),
+        "{text}"
+    );
+    eprintln!("{text}");
+}
+
+#[test]
+fn fail_on_unread_makes_a_forbidden_list_exit_3_and_without_it_the_exit_is_unchanged() {
+    let server = seeded_server();
+    server.deny("list", "", "pods");
+
+    let (code, report, stderr) = check_json(&server, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a 403 on one list alone does not block: {stderr}"
+    );
+    let unread = findings_of(&report, "snapshot.unread");
+    assert_eq!(unread.len(), 1, "{report:#}");
+    assert_eq!(unread[0]["severity"], "warn");
+    assert!(!stderr.contains("--fail-on-unread"), "{stderr}");
+
+    let (code, report_strict, stderr) = check_json(&server, &["--fail-on-unread"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(
+        report_strict["findings"], report["findings"],
+        "the flag changes the exit code, not the report"
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        "--fail-on-unread: 1 fact could not be read (pods in all namespaces in context fake-apiserver); \
+         exit 3 — grant read access and check again"
+    );
+    assert!(server.mutating_requests().is_empty());
+
+    // Nothing unread: the flag changes nothing.
+    server.clear_denials();
+    let (code, report, stderr) = check_json(&server, &["--fail-on-unread"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(findings_of(&report, "snapshot.unread").is_empty());
+}
+
+#[test]
+fn check_help_documents_fail_on_unread_and_its_exit_code() {
+    meshup()
+        .args(["check", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--fail-on-unread"))
+        .stdout(predicate::str::contains(
+            "(with --fail-on-unread, also when a fact could not be read)",
+        ));
+}

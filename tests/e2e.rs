@@ -16,15 +16,17 @@ use kubectl_meshup::plan::{self, Action};
 
 mod support;
 use support::{
-    FIXTURES, binary, copy_fixture, play_gloo_discovery, read_journal, stand_in_tools, text,
-    tool_calls,
+    FIXTURES, binary, cluster_flags, copy_fixture, play_gloo_discovery, read_journal,
+    stand_in_tools, text, tool_calls,
 };
 
 /// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), and a
-/// directory with the stand-in tools, the CRDs `helm show crds` prints, and a kubeconfig for them.
+/// directory with the stand-in tools and the CRDs `helm show crds` prints, and a kubeconfig for the
+/// cluster (given to the plugin with --kubeconfig; the tools get it from apply).
 struct GlooCluster {
     server: FakeApiServer,
     tools: tempfile::TempDir,
+    home: tempfile::TempDir,
     cache: tempfile::TempDir,
 }
 
@@ -38,13 +40,18 @@ impl GlooCluster {
             .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
             .expect("seed");
         play_gloo_discovery(&server, Duration::from_millis(300));
-        let tools = stand_in_tools(&server, &["helm", "meshctl"]);
+        let tools = stand_in_tools(&["helm", "meshctl"]);
+        let home = tempfile::tempdir().expect("tempdir");
+        server
+            .write_kubeconfig(home.path().join("kubeconfig"))
+            .expect("kubeconfig");
         copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
         // The meshctl on PATH is the one of the target version, as runbook step 1 asks.
         std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("meshctl version");
         Self {
             server,
             tools,
+            home,
             cache: tempfile::tempdir().expect("tempdir"),
         }
     }
@@ -62,7 +69,7 @@ impl GlooCluster {
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.tools.path().join("kubeconfig")
+        self.home.path().join("kubeconfig")
     }
 
     /// `kubectl-meshup --kubeconfig K ARGS`, run directly.
@@ -145,7 +152,19 @@ impl GlooCluster {
                 .any(|c| c.starts_with("helm upgrade gloo-mesh")),
             "{calls:?}"
         );
-        assert!(calls.iter().any(|c| c == "meshctl check"), "{calls:?}");
+        let check = format!(
+            "meshctl check {}",
+            cluster_flags("meshctl", &self.kubeconfig(), self.server.context())
+        );
+        assert!(calls.contains(&check), "{calls:?}");
+        // Every call apply made names the kubeconfig it was given (`cluster register` names its
+        // contexts itself, every other call the plan's context).
+        for call in &calls {
+            assert!(
+                call.contains(&format!("--kubeconfig {}", self.kubeconfig().display())),
+                "{call}"
+            );
+        }
         let plan = plan::load(&std::fs::read_to_string(plan_file).expect("read")).expect("load");
         let journal = self.journal();
         for step in &plan.steps {
@@ -278,7 +297,8 @@ fn without_a_terminal_and_without_yes_nothing_starts_and_exit_2_names_yes() {
 }
 
 /// Drives `kubectl-meshup apply PLAN` on a pseudo-terminal (python3's pty: a real controlling
-/// terminal for stdin and stderr), pressing Enter at each prompt: the default answer, `yes`.
+/// terminal for stdin and stderr), pressing Enter at each menu (the default answer, `yes`) and typing
+/// `yes` where an irreversible step asks for it.
 const PTY_DRIVER: &str = r#"
 import os, pty, sys, time, select
 argv, log = sys.argv[2:], sys.argv[1]
@@ -305,6 +325,12 @@ while True:
     if seen.find(b"abort: stop", answered) >= 0:
         time.sleep(0.1)
         os.write(fd, b"\r")
+        prompts += 1
+        answered = len(seen)
+    # An irreversible step asks for the typed word (a bare Enter would decline it).
+    elif seen.find(b"Enter declines): ", answered) >= 0:
+        time.sleep(0.1)
+        os.write(fd, b"yes\r")
         prompts += 1
         answered = len(seen)
 _, status = os.waitpid(pid, 0)

@@ -1104,7 +1104,8 @@ fn a_plan_made_for_another_cluster_is_refused_at_apply() {
         "{err}"
     );
 
-    // A context of that name, but another cluster: the facts differ from the plan's fingerprint.
+    // A context of that name, but another cluster: its API server is not the one the plan recorded
+    // (checked before the other facts of the fingerprint, which differ too).
     let kubeconfig = std::fs::read_to_string(server.kubeconfig_path())
         .unwrap()
         .replace("fake-apiserver", "prod-eu");
@@ -1119,9 +1120,14 @@ fn a_plan_made_for_another_cluster_is_refused_at_apply() {
     assert!(server.mutating_requests().is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("the plan is stale")
-            && stderr.contains("make a new plan with `kubectl meshup --context prod-eu plan"),
-        "names the changed facts and the replan: {stderr}"
+        stderr.contains(&format!(
+            "error: context prod-eu now names API server {}, not https://4A5B6C.gr7.eu-west-1.eks.amazonaws.com, the one the plan was made against",
+            server.url()
+        )) && stderr.contains(&format!(
+            "make a new plan for the cluster it names now with `kubectl meshup --kubeconfig {} --context prod-eu plan",
+            renamed.display()
+        )),
+        "names both servers and the replan: {stderr}"
     );
     assert!(!stderr.contains("panicked"));
 }
@@ -1189,6 +1195,7 @@ fn tool_arguments_reach_the_tool_literally_without_a_shell() {
         &located,
         "helm",
         &hostile,
+        &[],
         Duration::from_secs(10),
         false,
         &mut |_| {},

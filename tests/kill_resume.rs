@@ -14,7 +14,10 @@
 //! tool may run twice when the kill lands while it runs (or after it ended and before `done` was
 //! recorded): acceptable because the runbooks' commands converge when repeated (`helm upgrade`,
 //! `istioctl install`, `istioctl uninstall`, `meshctl check`, version queries); the tests allow a
-//! repeated call only for such a step and only when it was not recorded done.
+//! repeated call only for such a step and only when it was not recorded done. Each run asks a tool its
+//! version once, when it first uses it: those queries change nothing and may repeat with every run.
+//! Calls are compared with the kubeconfig's path (which differs from cluster to cluster) written
+//! `KUBECONFIG`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -27,7 +30,7 @@ use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::{Value, json};
 
 use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
-use kubectl_meshup::plan::{self, Action, Gate, UpgradePlan};
+use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 mod support;
 use support::{
@@ -87,6 +90,8 @@ struct MeshCluster {
     mesh: Mesh,
     server: FakeApiServer,
     tools: tempfile::TempDir,
+    /// The kubeconfig (given with --kubeconfig; apply hands it to the tools).
+    home: tempfile::TempDir,
     cache: tempfile::TempDir,
 }
 
@@ -100,7 +105,11 @@ impl MeshCluster {
             .server_version(version)
             .auto_rollout_after(Some(ROLLOUT_DELAY))
             .start();
-        let tools = stand_in_tools(&server, &["helm", "meshctl", "istioctl"]);
+        let tools = stand_in_tools(&["helm", "meshctl", "istioctl"]);
+        let home = tempfile::tempdir().expect("tempdir");
+        server
+            .write_kubeconfig(home.path().join("kubeconfig"))
+            .expect("kubeconfig");
         match mesh {
             Mesh::GlooMesh => {
                 server
@@ -130,6 +139,7 @@ impl MeshCluster {
             mesh,
             server,
             tools,
+            home,
             cache: tempfile::tempdir().expect("tempdir"),
         }
     }
@@ -147,7 +157,7 @@ impl MeshCluster {
     fn meshup(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary());
         cmd.arg("--kubeconfig")
-            .arg(self.tools.path().join("kubeconfig"))
+            .arg(self.kubeconfig())
             .args(args)
             .env("PATH", self.path())
             .env("KUBECACHEDIR", self.cache.path())
@@ -188,8 +198,22 @@ impl MeshCluster {
         read_journal(&self.server, self.mesh.journal_namespace())
     }
 
+    fn kubeconfig(&self) -> PathBuf {
+        self.home.path().join("kubeconfig")
+    }
+
+    /// The calls the stand-in tools recorded, the kubeconfig's path written `KUBECONFIG`; each names
+    /// the kubeconfig apply was given.
     fn tool_calls(&self) -> Vec<String> {
-        tool_calls(self.tools.path())
+        let path = self.kubeconfig().display().to_string();
+        let calls = tool_calls(self.tools.path());
+        for call in &calls {
+            assert!(call.contains(&format!("--kubeconfig {path}")), "{call}");
+        }
+        calls
+            .into_iter()
+            .map(|c| c.replace(&path, "KUBECONFIG"))
+            .collect()
     }
 
     /// The cluster as the upgrade leaves it, without what differs from run to run: per object its
@@ -350,6 +374,7 @@ fn assert_zero_replicas_are_recorded(cluster: &MeshCluster, plan: &UpgradePlan, 
         let Action::Scale {
             target,
             replicas: 0,
+            ..
         } = &step.action
         else {
             continue;
@@ -404,7 +429,7 @@ fn assert_calls(
     }
     for (call, n) in counts {
         let once = base.calls.iter().filter(|c| *c == call).count();
-        if n <= once {
+        if n <= once || is_version_query(call) {
             continue;
         }
         let step = plan
@@ -420,24 +445,59 @@ fn assert_calls(
     }
 }
 
-/// The stand-in tool lines a step produces (`helm upgrade ...`), as calls.log records them.
+/// Whether `call` is a tool's own version query (asked once per run).
+fn is_version_query(call: &str) -> bool {
+    [Tool::Helm, Tool::Istioctl, Tool::Meshctl]
+        .iter()
+        .any(|t| call.starts_with(&format!("{} {} ", t.program(), t.version_args().join(" "))))
+}
+
+/// The stand-in tool lines a step produces (`helm upgrade ...`), as calls.log records them (the
+/// kubeconfig written `KUBECONFIG`): the plan's arguments, then the kubeconfig and the context.
 fn step_calls(step: &plan::Step) -> Vec<String> {
+    let call = |tool: Tool, args: &[String]| {
+        let context_flag = match tool {
+            Tool::Helm => "--kube-context",
+            Tool::Istioctl => "--context",
+            Tool::Meshctl => "--kubecontext",
+        };
+        let names_contexts = args.iter().any(|a| a == "--mgmt-context");
+        let context = if names_contexts {
+            String::new()
+        } else {
+            format!(" {context_flag} {}", step.cluster)
+        };
+        format!(
+            "{} {} --kubeconfig KUBECONFIG{context}",
+            tool.program(),
+            args.join(" ")
+        )
+    };
     match &step.action {
-        Action::Run { tool, args, .. } => vec![format!("{} {}", tool.program(), args.join(" "))],
+        Action::Run {
+            tool, args, config, ..
+        } => {
+            // A carried configuration reaches the tool as a file (a fresh path each run): the stand-in
+            // logs it as FILE.
+            let mut args = args.clone();
+            if let Some(config) = config {
+                args.extend([config.kind.flag().to_string(), "FILE".to_string()]);
+            }
+            vec![call(*tool, &args)]
+        }
         Action::Gate {
             gate: Gate::ToolVersion { tool, .. },
-        } => vec![format!(
-            "{} {}",
-            tool.program(),
-            tool.version_args().join(" ")
-        )],
+        } => {
+            let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+            vec![call(*tool, &args)]
+        }
         Action::ApplyCrds {
             chart,
             repo,
             version,
-        } => vec![format!(
-            "helm {}",
-            kubectl_meshup::apply::describe::helm_show_crds_args(chart, repo, version).join(" ")
+        } => vec![call(
+            Tool::Helm,
+            &kubectl_meshup::apply::describe::helm_show_crds_args(chart, repo, version),
         )],
         _ => Vec::new(),
     }
@@ -739,6 +799,11 @@ fn under_random_api_faults_the_istio_canary_completes_with_each_step_applied_onc
         for call in step_calls(step) {
             let n = calls.iter().filter(|c| **c == call).count() as u32;
             let attempts = journal.steps[&step.id].attempts;
+            if is_version_query(&call) {
+                // Asked once per run that uses the tool, whatever the gate's attempts.
+                assert!(n >= 1, "{call}: never asked\n{runs:#?}");
+                continue;
+            }
             assert!(
                 n >= 1 && n <= attempts,
                 "{call}: {n} calls, {attempts} attempts of {}\n{runs:#?}",
@@ -753,4 +818,390 @@ fn under_random_api_faults_the_istio_canary_completes_with_each_step_applied_onc
             assert_bookinfo_restarted_once_at(&cluster, &at);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica counts when the journal is lost
+
+const REPLICAS_BEFORE: &str = "meshup.dev/replicas-before";
+
+/// The Gloo Mesh cluster with discovery running 3 replicas, its plan, and the 1-based position of
+/// the last scale-down (networking's).
+fn gloo_at_three_replicas(dir: &Path) -> (MeshCluster, PathBuf, UpgradePlan, usize) {
+    let cluster = MeshCluster::start(Mesh::GlooMesh);
+    cluster
+        .server
+        .modify("deployments", "gloo-mesh", "discovery", |d| {
+            d["spec"]["replicas"] = json!(3);
+            for field in [
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+            ] {
+                d["status"][field] = json!(3);
+            }
+        })
+        .expect("discovery is seeded");
+    let (file, plan) = cluster.plan(dir);
+    // The plan records the 3 it observed: scaled down from 3, and back to 3 (not 1).
+    let step = |suffix: &str| {
+        plan.steps
+            .iter()
+            .position(|s| s.id.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no step *{suffix}"))
+    };
+    let down = &plan.steps[step("scale-down-discovery")];
+    assert_eq!(down.title, "Scale gloo-mesh/discovery from 3 to 0 replicas");
+    assert!(
+        matches!(&down.undo, Some(Action::Scale { replicas: 3, .. })),
+        "{down:?}"
+    );
+    let up = &plan.steps[step("scale-up-discovery")];
+    assert_eq!(up.title, "Scale gloo-mesh/discovery back to 3 replicas");
+    assert!(
+        matches!(&up.action, Action::Scale { replicas: 3, .. }),
+        "{up:?}"
+    );
+    let last_down = step("scale-down-networking") + 1;
+    (cluster, file, plan, last_down)
+}
+
+fn discovery(cluster: &MeshCluster) -> (Option<i64>, Option<String>) {
+    let d = cluster
+        .server
+        .get("deployments", "gloo-mesh", "discovery")
+        .expect("discovery exists");
+    (
+        d["spec"]["replicas"].as_i64(),
+        d["metadata"]["annotations"][REPLICAS_BEFORE]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+/// Kill the apply right after both scale-downs, then delete its journal (as a lost ConfigMap or an
+/// API server restored from an old backup would): discovery is at 0, and only its annotation
+/// remembers the 3.
+fn kill_after_the_scale_downs_and_lose_the_journal(
+    cluster: &MeshCluster,
+    file: &Path,
+    plan: &UpgradePlan,
+    last_down: usize,
+) -> String {
+    let total = plan.steps.len();
+    // The step after the scale-downs deletes discovery's meshes: its list waits, so the kill lands
+    // before any delete (a delete would make the plan stale; see the next test for that case).
+    let slow_list = cluster.server.inject(
+        Fault::latency(Duration::from_secs(2))
+            .method("GET")
+            .on("/apis/discovery.mesh.gloo.solo.io/v1alpha2/meshes"),
+    );
+    let (seen, killed) = run_and_kill(
+        cluster.apply(file, plan, &[]),
+        KillAt::After(last_down),
+        total,
+    );
+    cluster.server.remove_fault(slow_list);
+    assert!(killed, "{seen}");
+    eprintln!("{seen}");
+    assert_eq!(
+        discovery(cluster),
+        (Some(0), Some("3".to_string())),
+        "{seen}"
+    );
+    let journal = cluster.journal().expect("journal written");
+    let down = plan
+        .steps
+        .iter()
+        .find(|s| s.id.ends_with("scale-down-discovery"))
+        .expect("scale-down step");
+    assert!(
+        matches!(
+            journal.undo(&down.id),
+            Some(UndoRecord::Scale { replicas: 3, .. })
+        ),
+        "the journal records the 3 seen just before the scale-down: {journal:?}"
+    );
+    assert!(
+        cluster
+            .server
+            .remove("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .is_some()
+    );
+    assert!(cluster.journal().is_none());
+    seen
+}
+
+#[test]
+fn a_lost_journal_still_restores_three_replicas_on_resume_from_the_annotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, file, plan, last_down) = gloo_at_three_replicas(dir.path());
+    let seen = kill_after_the_scale_downs_and_lose_the_journal(&cluster, &file, &plan, last_down);
+
+    // check names the component at 0 and the count to bring back.
+    let out = cluster
+        .meshup(&["check", "-o", "json"])
+        .output()
+        .expect("check runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == "gloo-mesh.replicas-ready" && f["subject"] == "Gloo Mesh discovery")
+        .expect("discovery judged");
+    assert_eq!(finding["severity"], "fail");
+    assert_eq!(
+        finding["message"],
+        "Deployment gloo-mesh/discovery (Gloo Mesh discovery) is scaled to 0 replicas, so it is down; an \
+         unfinished `kubectl meshup apply` scaled it down from 3 (annotation meshup.dev/replicas-before): \
+         resume that apply, or scale it back: kubectl -n gloo-mesh scale deployment discovery --replicas=3"
+    );
+    eprintln!("{}", finding["message"]);
+
+    // The same plan still applies (the annotation keeps the fingerprint's 3), from the start.
+    let resumed = cluster
+        .apply(&file, &plan, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}\n{seen}");
+    eprintln!("{stderr}");
+    let total = plan.steps.len();
+    let up = plan
+        .steps
+        .iter()
+        .position(|s| s.id.ends_with("scale-up-discovery"))
+        .expect("scale-up step")
+        + 1;
+    let restored = format!(
+        "[{up}/{total}] scale Deployment gloo-mesh/discovery 0 -> 3 ... done (3 restored from the journal)"
+    );
+    assert!(
+        stderr.lines().any(|l| l == restored),
+        "{restored}\n{stderr}"
+    );
+    // The deployment ends at 3, its annotation gone; networking back at its 1.
+    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
+    let networking = cluster
+        .server
+        .get("deployments", "gloo-mesh", "networking")
+        .expect("networking");
+    assert_eq!(networking["spec"]["replicas"], 1);
+    assert!(networking["metadata"]["annotations"][REPLICAS_BEFORE].is_null());
+    // The new journal recorded the 3 again, from the annotation, when the scale-down re-ran.
+    let journal = cluster.journal().expect("a new journal");
+    assert!(journal.is_finished());
+    let down = plan
+        .steps
+        .iter()
+        .find(|s| s.id.ends_with("scale-down-discovery"))
+        .expect("scale-down step");
+    assert!(
+        matches!(
+            journal.undo(&down.id),
+            Some(UndoRecord::Scale { replicas: 3, .. })
+        ),
+        "{journal:?}"
+    );
+}
+
+#[test]
+fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, file, plan, last_down) = gloo_at_three_replicas(dir.path());
+    kill_after_the_scale_downs_and_lose_the_journal(&cluster, &file, &plan, last_down);
+
+    // helm now fails: the CRD step after the deletes stops the resumed run.
+    let helm = cluster.tools.path().join("helm");
+    std::fs::write(
+        &helm,
+        "#!/bin/sh\necho 'Error: chart repository unreachable' >&2\nexit 1\n",
+    )
+    .expect("write helm");
+    let failed = cluster
+        .apply(&file, &plan, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    eprintln!("{error}");
+    let (_, undo) = error
+        .split_once("; to undo the steps done: ")
+        .unwrap_or_else(|| panic!("no undo commands: {stderr}"));
+    // apply was given --kubeconfig, so every hint carries it with the context (one home: tools::cluster_flags).
+    let context = format!(
+        "kubectl --kubeconfig {} --context fake-apiserver -n gloo-mesh",
+        cluster.kubeconfig().display()
+    );
+    assert_eq!(
+        undo,
+        format!(
+            "{context} scale deployment/networking --replicas=1 && {context} annotate deployment/networking \
+             {REPLICAS_BEFORE}- && {context} scale deployment/discovery --replicas=3 && {context} annotate \
+             deployment/discovery {REPLICAS_BEFORE}-"
+        )
+    );
+    assert_eq!(discovery(&cluster), (Some(0), Some("3".to_string())));
+
+    // The printed undo, run as a person would (kubectl against the same cluster).
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+    let script = undo.replace("kubectl ", &format!("{kubectl} "));
+    let ran = Command::new("sh")
+        .args(["-c", &script])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("KUBECACHEDIR", cluster.cache.path())
+        .output()
+        .expect("sh runs");
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    assert_eq!(discovery(&cluster), (Some(3), None));
+}
+
+#[test]
+fn the_final_check_gate_fails_on_a_gloo_mesh_component_with_no_ready_replica() {
+    let cluster = MeshCluster::start(Mesh::GlooMesh);
+    // A cert-agent whose pod never becomes ready; no step of the plan touches it.
+    cluster
+        .server
+        .seed(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "cert-agent", "namespace": "gloo-mesh", "labels": {"app": "cert-agent"}, "generation": 1},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "cert-agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "cert-agent"}},
+                    "spec": {"containers": [{"name": "cert-agent", "image": "gcr.io/gloo-mesh/cert-agent:0.10.6"}]}
+                }
+            },
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}
+        }))
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, plan) = cluster.plan(dir.path());
+    let gate = plan.steps.last().expect("steps");
+    assert!(
+        matches!(
+            gate.action,
+            Action::Gate {
+                gate: Gate::CheckPasses
+            }
+        ),
+        "{gate:?}"
+    );
+    let out = cluster
+        .apply(&file, &plan, &["--step-timeout", "2s"])
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    eprintln!("{error}");
+    assert!(
+        error.starts_with(&format!("error: step {} failed: ", gate.id)),
+        "{stderr}"
+    );
+    assert!(
+        error.contains(
+            "gloo-mesh.replicas-ready Gloo Mesh cert-agent: Deployment gloo-mesh/cert-agent (the Gloo Mesh agent) \
+             has 0 of 1 replica ready, so it is down; look at its pods: kubectl -n gloo-mesh describe deployment \
+             cert-agent"
+        ),
+        "{stderr}"
+    );
+    // Every step before the gate ran; the gate is recorded failed, not done.
+    let journal = cluster.journal().expect("journal");
+    assert_eq!(journal.state(&gate.id), StepState::Failed);
+    assert_eq!(journal.done_count(), plan.steps.len() - 1);
+    assert!(!journal.is_finished());
+}
+
+#[test]
+fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_replicas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, file, plan, last_down) = gloo_at_three_replicas(dir.path());
+    let total = plan.steps.len();
+    // Killed right after the first delete (the next delete's list waits, so the kill lands first).
+    let slow_list = cluster.server.inject(
+        Fault::latency(Duration::from_secs(2))
+            .method("GET")
+            .on("/apis/discovery.mesh.gloo.solo.io/v1alpha2/traffictargets"),
+    );
+    let (seen, killed) = run_and_kill(
+        cluster.apply(&file, &plan, &[]),
+        KillAt::After(last_down + 1),
+        total,
+    );
+    cluster.server.remove_fault(slow_list);
+    assert!(killed, "{seen}");
+    assert_eq!(
+        discovery(&cluster),
+        (Some(0), Some("3".to_string())),
+        "{seen}"
+    );
+    assert!(
+        cluster
+            .server
+            .remove("configmaps", "gloo-mesh", "kubectl-meshup-journal")
+            .is_some()
+    );
+
+    // Without its journal the old plan is stale (the deleted meshes); the refusal changes nothing.
+    cluster.server.clear_requests();
+    let refused = cluster
+        .apply(&file, &plan, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    eprintln!("{stderr}");
+    assert!(
+        stderr.contains("error: the plan is stale: the cluster changed since it was made (fake-apiserver/gloo-mesh/group/discovery.mesh.gloo.solo.io: v1alpha2 meshes,traffictargets,workloads -> v1alpha2 meshes,traffictargets,workloads (empty: meshes)); make a new plan"),
+        "{stderr}"
+    );
+    assert!(
+        cluster
+            .server
+            .mutating_requests()
+            .iter()
+            .all(|r| !r.path.contains("/deployments/")),
+        "the refused apply changed a deployment"
+    );
+
+    // A new plan, made while discovery is held at 0, still knows the 3 from the annotation.
+    let again_dir = tempfile::tempdir().expect("tempdir");
+    let (again_file, again) = cluster.plan(again_dir.path());
+    let title = |suffix: &str| {
+        again
+            .steps
+            .iter()
+            .find(|s| s.id.ends_with(suffix))
+            .map(|s| s.title.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        title("scale-down-discovery"),
+        "Scale gloo-mesh/discovery from 3 to 0 replicas"
+    );
+    assert_eq!(
+        title("scale-up-discovery"),
+        "Scale gloo-mesh/discovery back to 3 replicas"
+    );
+    let applied = cluster
+        .apply(&again_file, &again, &["--break-lock"])
+        .output()
+        .expect("runs");
+    let stderr = text(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(0), "{stderr}");
+    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
 }

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use crate::plan::{ObjectRef, Renewal};
+use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
 use super::wait::served_resource;
 
@@ -97,6 +98,111 @@ pub async fn scale(
             .map(drop),
         "Deployment" => Api::<Deployment>::namespaced(client.clone(), &target.namespace)
             .patch_scale(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        other => return Err(unscalable(other)),
+    }
+    .map_err(api_err(what))
+}
+
+/// Where the count a restoring scale-up brings back came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoredFrom {
+    Journal,
+    Annotation,
+    Plan,
+}
+
+impl RestoredFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoredFrom::Journal => "the journal",
+            RestoredFrom::Annotation => REPLICAS_BEFORE_ANNOTATION,
+            RestoredFrom::Plan => "the plan",
+        }
+    }
+}
+
+/// The count a restoring scale-up brings back: the journal's (what the scale-down saw just before it
+/// scaled), else the object's annotation, else the count the plan observed. A recorded zero counts as
+/// none: a scale-up never restores to zero.
+pub fn restore_count(
+    journal: Option<u32>,
+    annotated: Option<u32>,
+    planned: u32,
+) -> (u32, RestoredFrom) {
+    match (journal.filter(|n| *n > 0), annotated.filter(|n| *n > 0)) {
+        (Some(n), _) => (n, RestoredFrom::Journal),
+        (None, Some(n)) => (n, RestoredFrom::Annotation),
+        (None, None) => (planned, RestoredFrom::Plan),
+    }
+}
+
+/// The count a recording scale-down keeps: the live count, unless the object is at zero and an
+/// earlier scale-down left its count on it (then that one: the zero is that scale-down's doing). An
+/// annotation on a running object is stale and loses to the live count.
+pub fn count_before(annotated: Option<u32>, live: u32) -> u32 {
+    if live > 0 {
+        live
+    } else {
+        annotated.unwrap_or(0)
+    }
+}
+
+/// The count a scale-down recorded on the object in [`REPLICAS_BEFORE_ANNOTATION`], if any (a
+/// count that is not a number counts as none).
+pub async fn recorded_replicas(
+    client: &Client,
+    target: &ObjectRef,
+) -> Result<Option<u32>, ActionError> {
+    let what = format!("read {} {}/{}", target.kind, target.namespace, target.name);
+    let ns = &target.namespace;
+    let meta = match target.kind.as_str() {
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get(&target.name)
+            .await
+            .map(|o| o.metadata),
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns)
+            .get(&target.name)
+            .await
+            .map(|o| o.metadata),
+        other => return Err(unscalable(other)),
+    }
+    .map_err(api_err(what))?;
+    Ok(crate::observe::workload::replicas_before(&meta))
+}
+
+/// Write `Some(n)` into the object's [`REPLICAS_BEFORE_ANNOTATION`], or remove it with `None` (a
+/// merge patch of the annotation alone).
+pub async fn record_replicas(
+    client: &Client,
+    target: &ObjectRef,
+    replicas: Option<u32>,
+    dry_run: bool,
+) -> Result<(), ActionError> {
+    let value = replicas.map(|n| n.to_string());
+    let what = match &value {
+        Some(n) => format!(
+            "annotate {} {}/{} with {REPLICAS_BEFORE_ANNOTATION}={n}",
+            target.kind, target.namespace, target.name
+        ),
+        None => format!(
+            "remove the {REPLICAS_BEFORE_ANNOTATION} annotation of {} {}/{}",
+            target.kind, target.namespace, target.name
+        ),
+    };
+    let body = Patch::Merge(json!({
+        "metadata": { "annotations": { REPLICAS_BEFORE_ANNOTATION: value } }
+    }));
+    let pp = patch_params(dry_run);
+    let ns = &target.namespace;
+    match target.kind.as_str() {
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .patch(&target.name, &pp, &body)
+            .await
+            .map(drop),
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns)
+            .patch(&target.name, &pp, &body)
             .await
             .map(drop),
         other => return Err(unscalable(other)),
@@ -285,6 +391,34 @@ pub async fn restart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_takes_the_journal_then_the_annotation_then_the_plan_and_never_zero() {
+        assert_eq!(
+            restore_count(Some(3), Some(2), 1),
+            (3, RestoredFrom::Journal)
+        );
+        assert_eq!(
+            restore_count(None, Some(2), 1),
+            (2, RestoredFrom::Annotation)
+        );
+        assert_eq!(
+            restore_count(Some(0), Some(2), 1),
+            (2, RestoredFrom::Annotation)
+        );
+        assert_eq!(restore_count(None, None, 3), (3, RestoredFrom::Plan));
+        assert_eq!(restore_count(Some(0), Some(0), 1), (1, RestoredFrom::Plan));
+    }
+
+    #[test]
+    fn a_second_scale_down_keeps_the_first_ones_count() {
+        assert_eq!(count_before(None, 3), 3);
+        assert_eq!(count_before(Some(3), 0), 3);
+        assert_eq!(count_before(Some(0), 2), 2);
+        // A count left behind on a running object is stale: the live one wins.
+        assert_eq!(count_before(Some(3), 5), 5);
+        assert_eq!(count_before(None, 0), 0);
+    }
 
     #[test]
     fn workloads_are_kind_slash_name() {

@@ -1,7 +1,11 @@
 //! The exact commands that do or undo a step by hand, and which steps change the cluster. Pure. The
 //! one-line description of an action is `plan::describe_action`, shared with the plan's renderers.
 
-use crate::plan::{Action, Gate, Tool, command_line, tool_version_command};
+use std::path::Path;
+
+use super::tools::{Program, cluster_flags};
+use crate::plan::{Action, Gate, ReplicasBefore, Tool, command_line};
+use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
 pub use crate::plan::describe_action as action;
 
@@ -18,16 +22,55 @@ pub fn helm_show_crds_args(chart: &str, repo: &str, version: &str) -> Vec<String
         .collect()
 }
 
-/// What a person types to do the action by hand (shown for manual fallbacks and undo hints).
-pub fn command(cluster: &str, step_action: &Action) -> String {
-    let kubectl = format!("kubectl --context {cluster}");
+/// The cluster a hint is for, as a person selects it: the plan's context, and `--kubeconfig` when apply
+/// was given one (otherwise the person's shell finds the same files apply read).
+#[derive(Debug, Clone, Copy)]
+pub struct HintTarget<'a> {
+    pub context: &'a str,
+    pub kubeconfig: Option<&'a Path>,
+}
+
+impl HintTarget<'_> {
+    /// `program` and `args`, then the flags that point `program` at this cluster.
+    pub fn command_line(&self, program: Program, args: &[String]) -> String {
+        let name = match program {
+            Program::Kubectl => "kubectl",
+            Program::Tool(tool) => tool.program(),
+        };
+        let mut all = args.to_vec();
+        all.extend(cluster_flags(program, args, self.kubeconfig, self.context));
+        command_line(name, &all)
+    }
+
+    /// `kubectl --kubeconfig F --context C`, the start of every kubectl hint.
+    pub fn kubectl(&self) -> String {
+        self.command_line(Program::Kubectl, &[])
+    }
+}
+
+/// What a person types to do the action by hand (shown for manual fallbacks and undo hints), pointed
+/// at `at`'s cluster.
+pub fn command(at: HintTarget<'_>, step_action: &Action) -> String {
+    let kubectl = at.kubectl();
     match step_action {
-        Action::Scale { target, replicas } => format!(
-            "{kubectl} -n {} scale {}/{} --replicas={replicas}",
-            target.namespace,
-            target.kind.to_lowercase(),
-            target.name
-        ),
+        Action::Scale {
+            target,
+            replicas,
+            replicas_before,
+        } => {
+            let object = format!("{}/{}", target.kind.to_lowercase(), target.name);
+            let ns = &target.namespace;
+            let scale = format!("{kubectl} -n {ns} scale {object} --replicas={replicas}");
+            match replicas_before {
+                Some(ReplicasBefore::Restore) => format!(
+                    "{scale} && {kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}-"
+                ),
+                Some(ReplicasBefore::Record) => format!(
+                    "{kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}=<current replicas> && {scale}"
+                ),
+                None => scale,
+            }
+        }
         Action::DeleteCollection {
             group,
             resource,
@@ -51,7 +94,7 @@ pub fn command(cluster: &str, step_action: &Action) -> String {
                 &helm_show_crds_args(chart, repo, version)
             )
         ),
-        Action::Run { tool, args, .. } => command_line(tool.program(), args),
+        Action::Run { tool, args, .. } => at.command_line(Program::Tool(*tool), args),
         Action::LabelNamespace { namespace, labels } => {
             let changes: Vec<String> = labels
                 .iter()
@@ -82,7 +125,10 @@ pub fn command(cluster: &str, step_action: &Action) -> String {
         } => argv.join(" "),
         Action::Gate {
             gate: Gate::ToolVersion { tool, .. },
-        } => tool_version_command(*tool),
+        } => {
+            let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+            at.command_line(Program::Tool(*tool), &args)
+        }
         other => action(other, None),
     }
 }
@@ -106,6 +152,7 @@ mod tests {
         let scale = Action::Scale {
             target: discovery(),
             replicas: 0,
+            replicas_before: None,
         };
         assert_eq!(
             action(&scale, Some(1)),
@@ -114,10 +161,89 @@ mod tests {
         let undo = Action::Scale {
             target: discovery(),
             replicas: 1,
+            replicas_before: None,
+        };
+        let mgmt = HintTarget {
+            context: "mgmt",
+            kubeconfig: None,
         };
         assert_eq!(
-            command("mgmt", &undo),
+            command(mgmt, &undo),
             "kubectl --context mgmt -n gloo-mesh scale deployment/discovery --replicas=1"
+        );
+    }
+
+    #[test]
+    fn a_restoring_scale_also_removes_the_recorded_count() {
+        let restore = Action::Scale {
+            target: discovery(),
+            replicas: 3,
+            replicas_before: Some(ReplicasBefore::Restore),
+        };
+        assert_eq!(
+            command(
+                HintTarget {
+                    context: "mgmt",
+                    kubeconfig: None
+                },
+                &restore
+            ),
+            "kubectl --context mgmt -n gloo-mesh scale deployment/discovery --replicas=3 && kubectl --context mgmt \
+             -n gloo-mesh annotate deployment/discovery meshup.dev/replicas-before-"
+        );
+        assert_eq!(
+            action(&restore, None),
+            "scale Deployment gloo-mesh/discovery to 3, the replicas recorded before the scale-down"
+        );
+        assert_eq!(
+            action(&restore, Some(0)),
+            "scale Deployment gloo-mesh/discovery 0 -> 3"
+        );
+    }
+
+    #[test]
+    fn hints_carry_the_kubeconfig_apply_was_given_and_the_context() {
+        let at = HintTarget {
+            context: "staging",
+            kubeconfig: Some(Path::new("/work/my kubeconfig")),
+        };
+        let undo = Action::Scale {
+            target: discovery(),
+            replicas: 1,
+            replicas_before: None,
+        };
+        assert_eq!(
+            command(at, &undo),
+            "kubectl --kubeconfig '/work/my kubeconfig' --context staging -n gloo-mesh scale deployment/discovery --replicas=1"
+        );
+        let uninstall = Action::Run {
+            tool: Tool::Istioctl,
+            args: vec![
+                "uninstall".into(),
+                "--revision".into(),
+                "1-23".into(),
+                "-y".into(),
+            ],
+            timeout_seconds: 300,
+            config: None,
+        };
+        assert_eq!(
+            command(at, &uninstall),
+            "istioctl uninstall --revision 1-23 -y --kubeconfig '/work/my kubeconfig' --context staging"
+        );
+        let helm = Action::Run {
+            tool: Tool::Helm,
+            args: vec!["upgrade".into(), "gloo-mesh".into()],
+            timeout_seconds: 300,
+            config: None,
+        };
+        let no_flag = HintTarget {
+            context: "mgmt",
+            kubeconfig: None,
+        };
+        assert_eq!(
+            command(no_flag, &helm),
+            "helm upgrade gloo-mesh --kube-context mgmt"
         );
     }
 

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plan::{Mesh, ObjectRef, UpgradePlan};
+use crate::plan::{Action, Mesh, ObjectRef, ReplicasBefore, UpgradePlan};
 use crate::snapshot::{Cluster, ClusterSnapshot};
 
 pub const JOURNAL_NAME: &str = "kubectl-meshup-journal";
@@ -39,7 +39,9 @@ pub enum StepState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum UndoRecord {
-    /// The replicas the workload had before the step scaled it.
+    /// The replicas the workload had just before the step scaled it (which may differ from the count
+    /// the plan observed; for a recording scale-down that found the workload already at zero with its
+    /// `meshup.dev/replicas-before` annotation, the annotation's count).
     Scale { target: ObjectRef, replicas: u32 },
 }
 
@@ -66,6 +68,18 @@ pub struct StepRecord {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The binary a tool step ran (or would have run): absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolRecord>,
+}
+
+/// Which binary a tool step used: its absolute path and the version it reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub path: String,
+    /// `None` when the tool printed no version apply could read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// How a manual step was confirmed done.
@@ -96,6 +110,7 @@ impl StepRecord {
             restarted_at: None,
             confirmed: None,
             error: None,
+            tool: None,
         }
     }
 }
@@ -147,6 +162,24 @@ impl Journal {
 
     pub fn undo(&self, step_id: &str) -> Option<&UndoRecord> {
         self.steps.get(step_id).and_then(|r| r.undo.as_ref())
+    }
+
+    /// The replicas a recording scale-down of `target` (a step of `plan`) saw before it scaled, when
+    /// this journal has one above zero: what the matching scale-up restores.
+    pub fn replicas_before(&self, plan: &UpgradePlan, target: &ObjectRef) -> Option<u32> {
+        plan.steps
+            .iter()
+            .filter(|s| {
+                matches!(&s.action, Action::Scale {
+                    target: t,
+                    replicas_before: Some(ReplicasBefore::Record),
+                    ..
+                } if t == target)
+            })
+            .find_map(|s| match self.undo(&s.id) {
+                Some(UndoRecord::Scale { replicas, .. }) if *replicas > 0 => Some(*replicas),
+                _ => None,
+            })
     }
 
     pub fn done_count(&self) -> usize {
@@ -331,7 +364,7 @@ impl JournalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
+    use crate::plan::{Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
     use crate::version::Version;
 
     fn plan_with(steps: Vec<Step>) -> UpgradePlan {
@@ -399,6 +432,26 @@ mod tests {
         assert_eq!(j.steps.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(j.state("a"), StepState::Pending);
         assert_eq!(j.targets, "gloo-mesh=1.0.0");
+    }
+
+    #[test]
+    fn a_journal_written_before_tool_records_still_reads() {
+        let old = r#"{"plan":"abc","targets":"istio=1.24.2","startedAt":"2026-01-01T00:00:00Z",
+            "steps":{"istio-01":{"state":"done","attempts":1}}}"#;
+        let j: Journal = serde_json::from_str(old).expect("old journal");
+        assert_eq!(j.state("istio-01"), StepState::Done);
+        assert_eq!(j.steps["istio-01"].tool, None);
+        let mut new = j.clone();
+        new.record_mut("istio-01").tool = Some(ToolRecord {
+            path: "/usr/local/bin/istioctl".into(),
+            version: Some("1.24.2".into()),
+        });
+        let text = serde_json::to_string(&new).expect("write");
+        assert!(
+            text.contains(r#""tool":{"path":"/usr/local/bin/istioctl","version":"1.24.2"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Journal>(&text).expect("read"), new);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! The holder renews it every third of its duration while the apply runs (a background task that stops
 //! when the [`LockGuard`] is dropped, so a killed or dropped apply lets it expire). A second apply is
 //! refused while the lease is held and not expired; `--break-lock` takes it over regardless.
+//!
+//! [`while_held`] runs the apply with the locks and gives them back on every way out: success, error,
+//! interrupt, and a panic (released, then the panic goes on).
 
 use std::time::Duration;
 
@@ -97,6 +100,25 @@ impl LockGuard {
                 let _ = self.api.delete(LOCK_NAME, &DeleteParams::default()).await;
             }
         }
+    }
+}
+
+/// Run `work` holding `locks`, then release them, whatever `work` ends with. A panic in `work` is
+/// caught, the locks are released, and the panic resumes.
+pub async fn while_held<T>(locks: Vec<LockGuard>, work: impl Future<Output = T>) -> T {
+    use futures::FutureExt as _;
+    let outcome = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+    release_all(locks).await;
+    match outcome {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Give every lock back, in order.
+pub async fn release_all(locks: Vec<LockGuard>) {
+    for guard in locks {
+        guard.release().await;
     }
 }
 

@@ -1,7 +1,8 @@
 //! `apply`: execute a reviewed `UpgradePlan` step by step — the act part of observe → decide → act.
 //!
 //! Order of business, nothing changed until the last of the checks passed:
-//! 1. the plan names only clusters we have clients for, and step ids are unique;
+//! 1. the plan names only clusters we have clients for, and step ids are unique; every step stays in
+//!    the plan's scope ([`crate::plan::check_scope`] against the fresh snapshot, dry runs included);
 //! 2. without `--yes` (and not `--dry-run`) the [`Ui`] must be able to prompt, or we refuse;
 //! 3. the caller's fresh snapshot gives the same fingerprint as the plan's, or the plan is stale
 //!    (unless a journal shows this plan's apply unfinished: its own steps changed those facts);
@@ -29,6 +30,13 @@
 //! automatically and the exact commands are printed instead (an unattended run should not take a second
 //! decision on its own).
 //!
+//! Tools: each is found once per apply on an absolute `PATH` entry ([`tools::locate`]), asked its
+//! version once, and run with the plan step's cluster spelled out (`--kubeconfig` with apply's file,
+//! the context flag, `KUBECONFIG` set to apply's files: [`tools::cluster_command`]). Before a tool runs,
+//! the step's context must still name the API server the plan was made against (read afresh from the
+//! kubeconfig, as the tool will), or apply stops with [`ApplyError::ClusterMoved`]. The step line shows
+//! the binary's path and version, and the journal records them.
+//!
 //! Exit codes are mapped in [`crate::error::apply_exit`]: declined 4, interrupted 130, no terminal
 //! without `--yes` 2, everything else 1.
 
@@ -38,6 +46,7 @@ pub mod gates;
 pub mod journal;
 pub mod lock;
 pub mod permissions;
+pub mod timing;
 pub mod tools;
 pub mod ui;
 pub mod wait;
@@ -52,16 +61,22 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::plan::{Action, Fingerprint, Gate, Step, Target, Tool, UpgradePlan, WaitCondition};
-use crate::snapshot::ClusterSnapshot;
+use crate::client::KubeconfigFiles;
+use crate::plan::{
+    Action, Fingerprint, Gate, ReplicasBefore, ScopeViolation, Step, Target, Tool, UpgradePlan,
+    WaitCondition, recorded_server, server_identity,
+};
+use crate::snapshot::{ClusterSnapshot, REPLICAS_BEFORE_ANNOTATION};
 use crate::version::Version;
 
+use describe::HintTarget;
 use journal::{
-    Confirmation, ConfirmedBy, Journal, JournalError, JournalStore, StepState, UndoRecord,
+    Confirmation, ConfirmedBy, Journal, JournalError, JournalStore, StepState, ToolRecord,
+    UndoRecord,
 };
 use lock::{LockError, LockGuard};
 use permissions::Permission;
-use tools::ToolError;
+use tools::{NotFound, ToolError};
 pub use ui::{Answer, PlainUi, PromptError, StepEnd, TerminalUi, Ui};
 use wait::Progress;
 
@@ -124,10 +139,17 @@ pub struct ApplyOptions {
     /// Overrides every wait, gate and tool timeout.
     pub step_timeout: Option<Duration>,
     /// Where helm, istioctl and meshctl are looked up (`PATH` syntax); `None`: the process's `PATH`.
+    /// Only absolute entries are used.
     pub tool_path: Option<OsString>,
+    /// The kubeconfig file(s) apply reads (`--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`):
+    /// every tool is given exactly these, with the plan step's context.
+    pub kubeconfig: KubeconfigFiles,
     /// The plan file, for the resume and re-plan commands in messages.
     pub plan_file: Option<PathBuf>,
     pub staleness: Staleness,
+    /// Whether every step stays inside what `kubectl meshup plan` writes for the observed clusters
+    /// (`plan::check_scope` with the fresh snapshot); checked before anything else, dry runs included.
+    pub scope: fn(&UpgradePlan, &ClusterSnapshot) -> Result<(), ScopeViolation>,
     pub health_check: Option<HealthCheck>,
     /// Set to `true` to interrupt; `None`: listen for Ctrl-C.
     pub interrupt: Option<watch::Receiver<bool>>,
@@ -154,8 +176,10 @@ impl ApplyOptions {
             break_lock: false,
             step_timeout: None,
             tool_path: None,
+            kubeconfig: KubeconfigFiles::resolve(None),
             plan_file: None,
             staleness,
+            scope: |plan, current| crate::plan::check_scope(plan, Some(current)),
             health_check: None,
             interrupt: None,
             poll_interval: Duration::from_secs(2),
@@ -245,6 +269,27 @@ pub enum ApplyError {
     UnknownCluster { cluster: String },
     #[error("the plan is not valid: {0}; make a new plan")]
     InvalidPlan(String),
+    #[error(
+        "context {context} now names API server {actual}, not {expected}, the one the plan was made against; nothing was run there: point the context back at {expected}, or make a new plan for the cluster it names now with `{replan}`"
+    )]
+    ClusterMoved {
+        context: String,
+        expected: String,
+        actual: String,
+        replan: String,
+    },
+    #[error(
+        "cannot tell which API server context {context} names now ({reason}); nothing was run there: fix the kubeconfig, then resume with `{resume}`"
+    )]
+    ClusterUnknown {
+        context: String,
+        reason: String,
+        resume: String,
+    },
+    #[error(
+        "the plan reaches outside its scope at {0}; nothing was changed: apply only runs what `kubectl meshup plan` writes for these clusters, so make a new plan instead of editing one"
+    )]
+    OutOfScope(ScopeViolation),
     #[error("step {step} failed: {reason}{}", undo_text(.undo))]
     StepFailed {
         step: String,
@@ -265,6 +310,8 @@ pub struct UnfinishedApply {
     pub done: usize,
     pub total: usize,
     pub started_at: String,
+    /// `kubectl --kubeconfig F --context C` for the delete hint.
+    pub kubectl: String,
 }
 
 impl std::fmt::Display for UnfinishedApply {
@@ -272,7 +319,7 @@ impl std::fmt::Display for UnfinishedApply {
         let name = journal::JOURNAL_NAME;
         write!(
             f,
-            "cluster {c} has an unfinished apply of another plan ({t}, {d} of {n} steps done, started {s}, plan {p}) in ConfigMap {ns}/{name}; resume it with its own plan file, or if it is abandoned, delete it: `kubectl --context {c} -n {ns} delete configmap {name}`",
+            "cluster {c} has an unfinished apply of another plan ({t}, {d} of {n} steps done, started {s}, plan {p}) in ConfigMap {ns}/{name}; resume it with its own plan file, or if it is abandoned, delete it: `{k} -n {ns} delete configmap {name}`",
             c = self.cluster,
             t = self.targets,
             d = self.done,
@@ -280,6 +327,7 @@ impl std::fmt::Display for UnfinishedApply {
             s = self.started_at,
             p = self.plan,
             ns = self.namespace,
+            k = self.kubectl,
         )
     }
 }
@@ -333,6 +381,10 @@ enum StepError {
     Failed(String),
     Interrupted,
     Declined,
+    /// Stopped before a tool ran, for a reason that is not the step's (the context moved): the whole
+    /// apply ends with this error, and nothing is offered to undo (the hints would reach the same
+    /// context).
+    Refused(Box<ApplyError>),
 }
 
 impl From<actions::ActionError> for StepError {
@@ -373,10 +425,25 @@ async fn run(
     for c in &clusters {
         target.client(c)?;
     }
+    (options.scope)(plan, current).map_err(ApplyError::OutOfScope)?;
     if !options.dry_run && !options.yes && !ui.can_prompt() {
         return Err(ApplyError::NeedsConfirmation);
     }
     check_confirmed_ids(plan, &options.confirmed_manual)?;
+    let servers = expected_servers(plan, current, &clusters);
+    for c in &clusters {
+        let observed = journal::snapshot_cluster(current, c).and_then(|o| o.server.as_deref());
+        if let (Some(expected), Some(observed)) = (&servers[c], observed)
+            && server_identity(observed) != *expected
+        {
+            return Err(ApplyError::ClusterMoved {
+                context: c.clone(),
+                expected: expected.clone(),
+                actual: server_identity(observed),
+                replan: replan_command(plan, options),
+            });
+        }
+    }
     let namespaces: BTreeMap<String, String> = clusters
         .iter()
         .map(|c| {
@@ -435,6 +502,8 @@ async fn run(
         ui,
         interrupt,
         books: BTreeMap::new(),
+        servers,
+        tools: BTreeMap::new(),
     };
     if options.dry_run {
         return executor.run_steps().await;
@@ -460,16 +529,14 @@ async fn run(
             }
         }
     }
-    let result = async {
+    lock::while_held(locks, async {
         for c in &clusters {
-            let book = open_journal(target.client(c)?, c, &namespaces[c], plan).await?;
+            let book = open_journal(target.client(c)?, c, &namespaces[c], plan, options).await?;
             executor.books.insert(c.clone(), book);
         }
         executor.run_steps().await
-    }
-    .await;
-    release(locks).await;
-    result
+    })
+    .await
 }
 
 /// The journals of an unfinished apply of this very plan, per cluster. A journal that cannot be read
@@ -545,9 +612,7 @@ pub fn unconfirmed_manual_steps(
 }
 
 async fn release(locks: Vec<LockGuard>) {
-    for guard in locks {
-        guard.release().await;
-    }
+    lock::release_all(locks).await;
 }
 
 /// The plan's clusters that have steps, in the plan's order; and the plan's basic soundness.
@@ -582,13 +647,59 @@ fn plan_file_text(options: &ApplyOptions) -> String {
         .unwrap_or_else(|| "PLAN_FILE".to_string())
 }
 
-/// The command that resumes this apply.
+/// The command that resumes this apply (with the `--kubeconfig` it was given).
 pub fn resume_command(options: &ApplyOptions) -> String {
-    format!("kubectl meshup apply {}", plan_file_text(options))
+    format!(
+        "kubectl meshup{} apply {}",
+        kubeconfig_flag(options),
+        plan_file_text(options)
+    )
+}
+
+/// ` --kubeconfig FILE` when apply was given one, else nothing.
+fn kubeconfig_flag(options: &ApplyOptions) -> String {
+    options
+        .kubeconfig
+        .flag()
+        .map(|f| {
+            format!(
+                " {}",
+                crate::plan::command_line("--kubeconfig", &[f.display().to_string()])
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The API server each cluster must name for tools to run: the one the plan recorded, else (a plan
+/// made before servers were recorded) the one apply observed the cluster at just now.
+fn expected_servers(
+    plan: &UpgradePlan,
+    current: &ClusterSnapshot,
+    clusters: &[String],
+) -> BTreeMap<String, Option<String>> {
+    clusters
+        .iter()
+        .map(|c| {
+            let recorded = recorded_server(&plan.fingerprint, c).map(String::from);
+            let observed = journal::snapshot_cluster(current, c)
+                .and_then(|o| o.server.as_deref())
+                .map(server_identity);
+            (c.clone(), recorded.or(observed))
+        })
+        .collect()
+}
+
+/// Where hints for `cluster` point: its context, and `--kubeconfig` when apply was given one.
+fn hint_target<'a>(options: &'a ApplyOptions, cluster: &'a str) -> HintTarget<'a> {
+    HintTarget {
+        context: cluster,
+        kubeconfig: options.kubeconfig.flag(),
+    }
 }
 
 /// The command that makes a fresh plan for the same targets and clusters.
 pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
+    let kubeconfig = kubeconfig_flag(options);
     let contexts: String = plan
         .clusters
         .iter()
@@ -600,9 +711,17 @@ pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
         .map(|t| format!(" --to {}={}", t.mesh, t.version))
         .collect();
     format!(
-        "kubectl meshup{contexts} plan{targets} -o yaml > {}",
+        "kubectl meshup{kubeconfig}{contexts} plan{targets} -o yaml > {}",
         plan_file_text(options)
     )
+}
+
+/// What a scale step found before acting: the live replicas, and the count the object's
+/// `meshup.dev/replicas-before` annotation recorded (read only for scales that keep their count).
+#[derive(Debug, Clone, Copy, Default)]
+struct ScaleFacts {
+    live: u32,
+    annotated: Option<u32>,
 }
 
 /// One cluster's journal and where it lives.
@@ -616,6 +735,7 @@ async fn open_journal(
     cluster: &str,
     namespace: &str,
     plan: &UpgradePlan,
+    options: &ApplyOptions,
 ) -> Result<Book, ApplyError> {
     let journal_err = |source| ApplyError::Journal {
         cluster: cluster.to_string(),
@@ -635,6 +755,7 @@ async fn open_journal(
                 done: j.done_count(),
                 total: j.steps.len(),
                 started_at: j.started_at.clone(),
+                kubectl: hint_target(options, cluster).kubectl(),
             })));
         }
         _ => {
@@ -699,6 +820,79 @@ struct Executor<'a> {
     interrupt: &'a mut Interrupt,
     /// Per cluster; empty in a dry run.
     books: BTreeMap<String, Book>,
+    /// The API server each cluster must still name when a tool runs ([`expected_servers`]).
+    servers: BTreeMap<String, Option<String>>,
+    /// Each tool as found once for this apply, by program name.
+    tools: BTreeMap<&'static str, Located>,
+}
+
+/// A tool as this apply found it.
+#[derive(Debug, Clone)]
+enum Located {
+    Found(FoundTool),
+    Missing(NotFound),
+}
+
+#[derive(Debug, Clone)]
+struct FoundTool {
+    path: PathBuf,
+    version: VersionReading,
+}
+
+/// What the tool's version command gave.
+#[derive(Debug, Clone)]
+enum VersionReading {
+    Found(Version),
+    /// It ran and printed no version apply can read: its first line.
+    NoVersion(String),
+    /// It did not run to the end.
+    Failed(String),
+}
+
+impl FoundTool {
+    /// `/usr/local/bin/istioctl 1.24.6`, for the step line.
+    fn describe(&self) -> String {
+        let version = match &self.version {
+            VersionReading::Found(v) => v.to_string(),
+            _ => "(version unknown)".to_string(),
+        };
+        format!("{} {version}", self.path.display())
+    }
+
+    fn record(&self) -> ToolRecord {
+        ToolRecord {
+            path: self.path.display().to_string(),
+            version: match &self.version {
+                VersionReading::Found(v) => Some(v.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A tool's command line as `-v` shows it: `KUBECONFIG=a:b` first when it lists several files (then
+/// no `--kubeconfig` flag says which), the binary by its absolute path, every argument.
+fn shown_command(path: &std::path::Path, args: &[String], env: &[(String, OsString)]) -> String {
+    let line = crate::plan::command_line(&path.display().to_string(), args);
+    if args.iter().any(|a| a == "--kubeconfig") {
+        return line;
+    }
+    match env.iter().find(|(k, _)| k == "KUBECONFIG") {
+        Some((k, v)) => format!("{k}={} {line}", v.to_string_lossy()),
+        None => line,
+    }
+}
+
+/// The tool a step runs, if any.
+fn step_tool(action: &Action) -> Option<Tool> {
+    match action {
+        Action::Run { tool, .. } => Some(*tool),
+        Action::ApplyCrds { .. } => Some(Tool::Helm),
+        Action::Gate {
+            gate: Gate::ToolVersion { tool, .. },
+        } => Some(*tool),
+        _ => None,
+    }
 }
 
 /// Run `fut` unless interrupted first.
@@ -729,11 +923,11 @@ impl Executor<'_> {
     }
 
     fn timeout(&self, planned_seconds: Option<u64>) -> Duration {
-        self.options.step_timeout.unwrap_or_else(|| {
-            planned_seconds
-                .map(Duration::from_secs)
-                .unwrap_or(self.options.gate_timeout)
-        })
+        timing::step_timeout(
+            self.options.step_timeout,
+            planned_seconds,
+            self.options.gate_timeout,
+        )
     }
 
     fn state(&self, step: &Step) -> StepState {
@@ -808,6 +1002,11 @@ impl Executor<'_> {
                     self.ui.step_finished(StepEnd::Failed, &reason);
                     return Err(self.fail(step, reason).await);
                 }
+                Err(StepError::Refused(error)) => {
+                    self.ui
+                        .step_finished(StepEnd::Failed, "refused before the tool ran");
+                    return Err(*error);
+                }
             }
         }
         if !self.dry() {
@@ -839,19 +1038,45 @@ impl Executor<'_> {
         multi_cluster: bool,
     ) -> Result<(), StepError> {
         let client = self.client(&step.cluster)?;
-        // Live facts for the description: the replicas a scale starts from.
-        let live_replicas = match &step.action {
-            Action::Scale { target, .. } => Some(
+        // Live facts for the description: the replicas a scale starts from (and, for a scale that
+        // keeps its count, what the object's annotation recorded).
+        let scale_facts = match &step.action {
+            Action::Scale {
+                target,
+                replicas_before,
+                ..
+            } => Some(
                 or_interrupt(self.interrupt, async {
-                    Ok(actions::current_replicas(&client, target).await?)
+                    let live = actions::current_replicas(&client, target).await?;
+                    let annotated = match replicas_before {
+                        Some(_) => actions::recorded_replicas(&client, target).await?,
+                        None => None,
+                    };
+                    Ok(ScaleFacts { live, annotated })
                 })
                 .await?,
             ),
             _ => None,
         };
-        let mut description = describe::action(&step.action, live_replicas);
+        let live_replicas = scale_facts.map(|f| f.live);
+        let (action, restored_from) = self.effective_action(step, scale_facts);
+        let mut description = describe::action(&action, live_replicas);
         if multi_cluster {
             description = format!("[{}] {description}", step.cluster);
+        }
+        let tool = match step_tool(&step.action) {
+            Some(tool) if !self.dry() => match self.locate(&step.cluster, tool).await {
+                Ok(located) => Some(located),
+                Err(e) => {
+                    // The step line first, so that its end (refused, interrupted) has a step to end.
+                    self.ui.step_started(index, total, &description);
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
+        if let Some(Located::Found(found)) = &tool {
+            description = format!("{description} (using {})", found.describe());
         }
 
         if describe::changes_cluster(&step.action) && !self.options.yes && !self.dry() {
@@ -870,7 +1095,12 @@ impl Executor<'_> {
                 );
             }
             let question = format!("[{index}/{total}] run this step?");
-            match self.ui.confirm(&question, &details) {
+            let answer = if step.irreversible {
+                self.ui.confirm_irreversible(&question, &details)
+            } else {
+                self.ui.confirm(&question, &details)
+            };
+            match answer {
                 Ok(Answer::Yes) => {}
                 Ok(Answer::No) => return Err(StepError::Declined),
                 Ok(Answer::Abort) => {
@@ -906,9 +1136,22 @@ impl Executor<'_> {
             record.started_at = Some(now.clone());
             record.finished_at = None;
             record.error = None;
-            if let (Action::Scale { target, .. }, Some(before)) = (&step.action, live_replicas)
+            if let (
+                Action::Scale {
+                    target,
+                    replicas_before,
+                    ..
+                },
+                Some(facts),
+            ) = (&step.action, scale_facts)
                 && record.undo.is_none()
             {
+                let before = match replicas_before {
+                    Some(ReplicasBefore::Record) => {
+                        actions::count_before(facts.annotated, facts.live)
+                    }
+                    _ => facts.live,
+                };
                 record.undo = Some(UndoRecord::Scale {
                     target: target.clone(),
                     replicas: before,
@@ -919,12 +1162,32 @@ impl Executor<'_> {
             {
                 record.restarted_at = Some(now);
             }
+            if let Some(Located::Found(found)) = &tool {
+                record.tool = Some(found.record());
+            }
         }
         self.save(&step.cluster)
             .await
             .map_err(|e| StepError::Failed(e.to_string()))?;
 
-        let note = self.execute(&client, step).await?;
+        let mut note = self.execute(&client, step, &action, scale_facts).await?;
+        match (&action, restored_from, scale_facts) {
+            (Action::Scale { replicas, .. }, Some(from), _) => {
+                note = format!("{replicas} restored from {}", from.as_str());
+            }
+            (
+                Action::Scale {
+                    replicas_before: Some(ReplicasBefore::Record),
+                    ..
+                },
+                _,
+                Some(facts),
+            ) => {
+                let before = actions::count_before(facts.annotated, facts.live);
+                note = format!("{before} recorded in the journal and {REPLICAS_BEFORE_ANNOTATION}");
+            }
+            _ => {}
+        }
 
         if let Some(record) = self.record(step) {
             record.state = StepState::Done;
@@ -937,13 +1200,74 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Carry out the step's action and its wait; returns a short note for the step line.
-    async fn execute(&mut self, client: &kube::Client, step: &Step) -> Result<String, StepError> {
-        let dry_run = false;
+    /// The action a step takes now: a restoring scale-up goes to the count the journal recorded, else
+    /// the object's annotation, else the plan's (and says which); every other action as planned.
+    fn effective_action(
+        &self,
+        step: &Step,
+        facts: Option<ScaleFacts>,
+    ) -> (Action, Option<actions::RestoredFrom>) {
         match &step.action {
-            Action::Scale { target, replicas } => {
+            Action::Scale {
+                target,
+                replicas,
+                replicas_before: Some(ReplicasBefore::Restore),
+            } => {
+                let journal = self
+                    .books
+                    .get(&step.cluster)
+                    .and_then(|b| b.journal.replicas_before(self.plan, target));
+                let annotated = facts.and_then(|f| f.annotated);
+                let (count, from) = actions::restore_count(journal, annotated, *replicas);
+                let action = Action::Scale {
+                    target: target.clone(),
+                    replicas: count,
+                    replicas_before: Some(ReplicasBefore::Restore),
+                };
+                (action, Some(from))
+            }
+            other => (other.clone(), None),
+        }
+    }
+
+    /// Carry out the step's action (`action`: the step's, with a restored count resolved) and its
+    /// wait; returns a short note for the step line.
+    async fn execute(
+        &mut self,
+        client: &kube::Client,
+        step: &Step,
+        action: &Action,
+        scale_facts: Option<ScaleFacts>,
+    ) -> Result<String, StepError> {
+        let dry_run = false;
+        match action {
+            Action::Scale {
+                target,
+                replicas,
+                replicas_before,
+            } => {
+                let facts = scale_facts.unwrap_or_default();
                 or_interrupt(self.interrupt, async {
-                    Ok(actions::scale(client, target, *replicas, dry_run).await?)
+                    match replicas_before {
+                        Some(ReplicasBefore::Record) => {
+                            // The count goes on the object before the scale, so a lost journal
+                            // still knows it; an earlier scale-down's count is kept.
+                            let before = actions::count_before(facts.annotated, facts.live);
+                            if facts.annotated != Some(before) && before > 0 {
+                                actions::record_replicas(client, target, Some(before), dry_run)
+                                    .await?;
+                            }
+                            actions::scale(client, target, *replicas, dry_run).await?;
+                        }
+                        Some(ReplicasBefore::Restore) => {
+                            actions::scale(client, target, *replicas, dry_run).await?;
+                            if facts.annotated.is_some() {
+                                actions::record_replicas(client, target, None, dry_run).await?;
+                            }
+                        }
+                        None => actions::scale(client, target, *replicas, dry_run).await?,
+                    }
+                    Ok(())
                 })
                 .await?;
                 Ok(String::new())
@@ -1161,43 +1485,114 @@ impl Executor<'_> {
     ) -> Result<String, StepError> {
         let name = tool.program();
         let url = tool.release_url(want);
-        let command = crate::plan::tool_version_command(tool);
+        let command = describe::command(hint_target(self.options, &step.cluster), &step.action);
         let resume = resume_command(self.options);
-        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
-            if self.options.yes || !self.ui.can_prompt() {
-                return Err(StepError::Failed(format!(
-                    "{name} is not on PATH: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
-                )));
+        let found = match self.locate(&step.cluster, tool).await? {
+            Located::Found(found) => found,
+            Located::Missing(missing) => {
+                let why = missing.describe(name);
+                if self.options.yes || !self.ui.can_prompt() {
+                    return Err(StepError::Failed(format!(
+                        "{why}: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
+                    )));
+                }
+                let instructions = format!(
+                    "{why}: use {name} {want} (download: {url}) wherever you run the {name} steps, and check that `{command}` prints {want}"
+                );
+                self.manual(step, &instructions, Some(&command))?;
+                return Ok("confirmed by hand".to_string());
             }
-            let instructions = format!(
-                "{name} was not found on PATH: use {name} {want} (download: {url}) wherever you run the {name} steps, and check that `{command}` prints {want}"
-            );
-            self.manual(step, &instructions, Some(&command))?;
-            return Ok("confirmed by hand".to_string());
         };
-        let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+        let at = found.path.display();
+        match &found.version {
+            VersionReading::Found(v) if v.satisfies(&want) => Ok(format!("{name} {v}")),
+            VersionReading::Found(v) => Err(StepError::Failed(format!(
+                "{name} on PATH ({at}) is {v}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
+            ))),
+            VersionReading::NoVersion(first_line) => Err(StepError::Failed(format!(
+                "`{command}` ({at}) printed no version (first line: {first_line:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
+            ))),
+            VersionReading::Failed(why) => Err(StepError::Failed(why.clone())),
+        }
+    }
+
+    /// The step's context must still name the API server the plan was made against, read afresh from
+    /// the kubeconfig files the tool is given; otherwise the tool would act on another cluster.
+    fn check_server(&self, cluster: &str) -> Result<(), StepError> {
+        let refuse = |e: ApplyError| Err(StepError::Refused(Box::new(e)));
+        let Some(Some(expected)) = self.servers.get(cluster) else {
+            return refuse(ApplyError::ClusterUnknown {
+                context: cluster.to_string(),
+                reason:
+                    "neither the plan nor this apply's reading of the cluster names its API server"
+                        .to_string(),
+                resume: resume_command(self.options),
+            });
+        };
+        match crate::client::context_server(&self.options.kubeconfig, cluster) {
+            Ok(now) if server_identity(&now) == *expected => Ok(()),
+            Ok(now) => refuse(ApplyError::ClusterMoved {
+                context: cluster.to_string(),
+                expected: expected.clone(),
+                actual: server_identity(&now),
+                replan: replan_command(self.plan, self.options),
+            }),
+            Err(e) => refuse(ApplyError::ClusterUnknown {
+                context: cluster.to_string(),
+                reason: e.to_string(),
+                resume: resume_command(self.options),
+            }),
+        }
+    }
+
+    /// `tool` as this apply uses it: found on an absolute PATH entry and asked its version (pointed at
+    /// `cluster`, after checking that the context still names the plan's server), once per apply.
+    async fn locate(&mut self, cluster: &str, tool: Tool) -> Result<Located, StepError> {
+        let name = tool.program();
+        if let Some(known) = self.tools.get(name) {
+            return Ok(known.clone());
+        }
+        let path = match tools::locate(tool, self.options.tool_path.as_deref()) {
+            Ok(path) => path,
+            Err(missing) => {
+                tracing::info!("{}", missing.describe(name));
+                let located = Located::Missing(missing);
+                self.tools.insert(name, located.clone());
+                return Ok(located);
+            }
+        };
+        self.check_server(cluster)?;
+        let version_args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
+        let (args, env) =
+            tools::cluster_command(tool, &version_args, &self.options.kubeconfig, cluster);
+        tracing::info!(
+            "asking {name} its version: {}",
+            shown_command(&path, &args, &env)
+        );
         let timeout = self.timeout(Some(TOOL_VERSION_TIMEOUT_SECONDS));
         let ui = &mut *self.ui;
         let mut on_line = |line: &str| ui.step_progress(line);
         let output = or_interrupt(self.interrupt, async {
-            Ok(tools::run(&program, name, &args, timeout, true, &mut on_line).await?)
+            Ok(tools::run(&path, name, &args, &env, timeout, true, &mut on_line).await)
         })
         .await?;
-        let at = program.display();
-        match tools::reported_version(&output.stdout) {
-            Some(found) if found.satisfies(&want) => Ok(format!("{name} {found}")),
-            Some(found) => Err(StepError::Failed(format!(
-                "{name} on PATH ({at}) is {found}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
-            ))),
-            None => Err(StepError::Failed(format!(
-                "`{command}` ({at}) printed no version (first line: {:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`",
-                output.stdout.lines().next().unwrap_or("")
-            ))),
-        }
+        let version = match output {
+            Ok(out) => match tools::reported_version(&out.stdout) {
+                Some(v) => VersionReading::Found(v),
+                None => VersionReading::NoVersion(out.stdout.lines().next().unwrap_or("").into()),
+            },
+            Err(e) => VersionReading::Failed(e.to_string()),
+        };
+        let found = FoundTool { path, version };
+        tracing::info!("{name}: using {}", found.describe());
+        let located = Located::Found(found);
+        self.tools.insert(name, located.clone());
+        Ok(located)
     }
 
-    /// Run a tool (stdout streamed, or captured and returned when `capture`). A tool that is not on the
-    /// search path becomes a manual step; `Ok(None)` then means the person confirmed doing it.
+    /// Run a tool (stdout streamed, or captured and returned when `capture`), pointed at the step's
+    /// cluster. A tool that is not on the search path becomes a manual step; `Ok(None)` then means the
+    /// person confirmed doing it.
     async fn run_tool(
         &mut self,
         step: &Step,
@@ -1206,19 +1601,28 @@ impl Executor<'_> {
         planned_timeout: Option<u64>,
         capture: bool,
     ) -> Result<Option<String>, StepError> {
-        let Some(program) = tools::locate(tool, self.options.tool_path.as_deref()) else {
-            let command = describe::command(&step.cluster, &step.action);
-            let instructions = format!("{} was not found on PATH; run it yourself", tool.program());
-            self.manual(step, &instructions, Some(&command))?;
-            return Ok(None);
+        let found = match self.locate(&step.cluster, tool).await? {
+            Located::Found(found) => found,
+            Located::Missing(missing) => {
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
+                let instructions = format!("{}; run it yourself", missing.describe(tool.program()));
+                self.manual(step, &instructions, Some(&command))?;
+                return Ok(None);
+            }
         };
+        self.check_server(&step.cluster)?;
+        let (full, env) =
+            tools::cluster_command(tool, args, &self.options.kubeconfig, &step.cluster);
+        tracing::info!("running {}", shown_command(&found.path, &full, &env));
         let timeout = self.timeout(planned_timeout);
         let ui = &mut *self.ui;
         let mut on_line = |line: &str| ui.step_progress(line);
         let output = tools::run(
-            &program,
+            &found.path,
             tool.program(),
-            args,
+            &full,
+            &env,
             timeout,
             capture,
             &mut on_line,
@@ -1237,7 +1641,7 @@ impl Executor<'_> {
         check: &Check,
         timeout: Duration,
     ) -> Result<Option<String>, StepError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = timing::deadline(tokio::time::Instant::now(), timeout);
         let mut last = String::from("not checked yet");
         // Since when only a person can change what is awaited.
         let mut needs_person_since: Option<tokio::time::Instant> = None;
@@ -1260,8 +1664,11 @@ impl Executor<'_> {
                 }
                 Ok(Progress::NeedsPerson(why)) => {
                     let since = *needs_person_since.get_or_insert_with(tokio::time::Instant::now);
-                    let grace =
-                        (self.options.poll_interval * self.options.hand_work_polls).min(timeout);
+                    let grace = timing::grace(
+                        self.options.poll_interval,
+                        self.options.hand_work_polls,
+                        timeout,
+                    );
                     if since.elapsed() >= grace {
                         return Err(StepError::Failed(format!(
                             "{why}; then resume with `{}`",
@@ -1298,7 +1705,9 @@ impl Executor<'_> {
     async fn dry_run_step(&mut self, client: &kube::Client, step: &Step) -> Result<(), StepError> {
         let dry_run = true;
         match &step.action {
-            Action::Scale { target, replicas } => {
+            Action::Scale {
+                target, replicas, ..
+            } => {
                 actions::scale(client, target, *replicas, dry_run).await?;
             }
             Action::DeleteCollection {
@@ -1332,16 +1741,17 @@ impl Executor<'_> {
                 }
             }
             Action::ApplyCrds { .. } | Action::Run { .. } => {
-                let command = describe::command(&step.cluster, &step.action);
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
                 self.ui.step_progress(&format!("would run: {command}"));
             }
             Action::Gate {
-                gate: Gate::ToolVersion { tool, version },
+                gate: Gate::ToolVersion { version, .. },
             } => {
-                self.ui.step_progress(&format!(
-                    "would check that `{}` prints {version}",
-                    crate::plan::tool_version_command(*tool)
-                ));
+                let command =
+                    describe::command(hint_target(self.options, &step.cluster), &step.action);
+                self.ui
+                    .step_progress(&format!("would check that `{command}` prints {version}"));
             }
             Action::Wait { .. } | Action::Gate { .. } => {
                 self.ui
@@ -1372,6 +1782,14 @@ impl Executor<'_> {
                 Some(UndoRecord::Scale { target, replicas }) => Some(Action::Scale {
                     target: target.clone(),
                     replicas: *replicas,
+                    // The undo of a recording scale-down also removes the recorded count.
+                    replicas_before: match &step.action {
+                        Action::Scale {
+                            replicas_before: Some(ReplicasBefore::Record),
+                            ..
+                        } => Some(ReplicasBefore::Restore),
+                        _ => None,
+                    },
                 }),
                 None => step.undo.clone(),
             };
@@ -1386,13 +1804,36 @@ impl Executor<'_> {
     /// Offer to undo what was done before `failed`: on a terminal, ask and undo; with `--yes`, return
     /// the commands. Returns the commands still to run by hand.
     async fn offer_undo(&mut self, failed: &Step) -> Vec<String> {
-        let undoable = self.undoable(failed);
+        let mut undoable = self.undoable(failed);
         if undoable.is_empty() {
             return Vec::new();
         }
+        // A restoring undo takes the same sources as a restoring step: the journal, the object's
+        // annotation, the plan.
+        for (step, action) in &mut undoable {
+            if let Action::Scale {
+                target,
+                replicas,
+                replicas_before: Some(ReplicasBefore::Restore),
+            } = action
+            {
+                let journal = self
+                    .books
+                    .get(&step.cluster)
+                    .and_then(|b| b.journal.replicas_before(self.plan, target));
+                let annotated = match self.target.client(&step.cluster) {
+                    Ok(client) => actions::recorded_replicas(client, target)
+                        .await
+                        .ok()
+                        .flatten(),
+                    Err(_) => None,
+                };
+                *replicas = actions::restore_count(journal, annotated, *replicas).0;
+            }
+        }
         let commands: Vec<String> = undoable
             .iter()
-            .map(|(s, a)| describe::command(&s.cluster, a))
+            .map(|(s, a)| describe::command(hint_target(self.options, &s.cluster), a))
             .collect();
         if self.options.yes || !self.ui.can_prompt() {
             return commands;
@@ -1415,9 +1856,16 @@ impl Executor<'_> {
                 continue;
             };
             let undone = match &action {
-                Action::Scale { target, replicas } => {
-                    actions::scale(&client, target, *replicas, false).await
-                }
+                Action::Scale {
+                    target,
+                    replicas,
+                    replicas_before,
+                } => match actions::scale(&client, target, *replicas, false).await {
+                    Ok(()) if replicas_before.is_some() => {
+                        actions::record_replicas(&client, target, None, false).await
+                    }
+                    done => done,
+                },
                 Action::LabelNamespace { namespace, labels } => {
                     actions::label_namespace(&client, namespace, labels, false).await
                 }
@@ -1559,4 +2007,43 @@ fn carried_file(config: &crate::plan::CarriedConfig) -> Result<tempfile::NamedTe
         .and_then(|()| file.flush())
         .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::KubeconfigSource;
+
+    fn no_fingerprint(_: &ClusterSnapshot, _: &[Target]) -> Fingerprint {
+        Fingerprint {
+            algorithm: "none".into(),
+            value: String::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    fn options(source: KubeconfigSource) -> ApplyOptions {
+        let mut o = ApplyOptions::new(Staleness {
+            fingerprint: no_fingerprint,
+            diff: |_, _| Vec::new(),
+        });
+        o.plan_file = Some(PathBuf::from("plan.yaml"));
+        o.kubeconfig = KubeconfigFiles {
+            files: vec![PathBuf::from("/work/my config")],
+            source,
+        };
+        o
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_kubeconfig_flag_only_when_it_was_given() {
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Flag)),
+            "kubectl meshup --kubeconfig '/work/my config' apply plan.yaml"
+        );
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Env)),
+            "kubectl meshup apply plan.yaml"
+        );
+    }
 }

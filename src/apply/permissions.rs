@@ -121,7 +121,17 @@ pub fn required(
 
 fn action_needs(needs: &mut Needs<'_>, action: &Action) {
     match action {
-        Action::Scale { target, .. } => needs.workload(&["get", "patch"], target, "scale"),
+        Action::Scale {
+            target,
+            replicas_before,
+            ..
+        } => {
+            needs.workload(&["get", "patch"], target, "scale");
+            if replicas_before.is_some() {
+                // The meshup.dev/replicas-before annotation on the object itself.
+                needs.workload(&["get", "patch"], target, "");
+            }
+        }
         Action::DeleteCollection {
             group,
             resource,

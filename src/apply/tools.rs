@@ -1,5 +1,7 @@
-//! External tools (helm, istioctl, meshctl only — the plan's `Tool` enum): found on a search path, run
-//! as an argument vector (never through a shell), output streamed line by line, bounded by a timeout.
+//! External tools (helm, istioctl, meshctl only — the plan's `Tool` enum): found on a search path by
+//! absolute path (relative entries, `.` or an empty one, are never used), pointed at the plan's cluster
+//! explicitly ([`cluster_flags`], [`cluster_env`]), run as an argument vector (never through a shell),
+//! output streamed line by line, bounded by a timeout.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::client::KubeconfigFiles;
 use crate::plan::{Tool, command_line};
 use crate::version::Version;
 
@@ -44,8 +47,38 @@ fn last_lines(tail: &[String]) -> String {
     }
 }
 
-/// The executable for `tool` on `search_path` (the `PATH` syntax; `None`: the process's `PATH`).
-pub fn locate(tool: Tool, search_path: Option<&OsStr>) -> Option<PathBuf> {
+/// A tool that is not on any absolute entry of the search path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    /// The relative entries (`.`, an empty entry, `bin`) under which the tool exists but was not used,
+    /// as the search path spells them (an empty entry as `""`).
+    pub only_relative: Vec<String>,
+}
+
+impl NotFound {
+    /// `istioctl is not on an absolute PATH entry (found only under "." and "", relative entries,
+    /// which apply never uses: they depend on the working directory)`.
+    pub fn describe(&self, program: &str) -> String {
+        if self.only_relative.is_empty() {
+            return format!("{program} is not on PATH");
+        }
+        let entries: Vec<String> = self
+            .only_relative
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
+        format!(
+            "{program} is not on an absolute PATH entry (found only under {}, relative PATH entries, which apply never uses: they depend on the working directory)",
+            entries.join(" and ")
+        )
+    }
+}
+
+/// The executable for `tool` on `search_path` (the `PATH` syntax; `None`: the process's `PATH`), by
+/// absolute path. Relative entries (an empty one, `.`, `bin`) name the working directory or a place in
+/// it, so a file dropped there would run instead of the real tool: they are skipped, and named in the
+/// answer when the tool is found only there.
+pub fn locate(tool: Tool, search_path: Option<&OsStr>) -> Result<PathBuf, NotFound> {
     let from_env;
     let path = match search_path {
         Some(p) => p,
@@ -54,9 +87,92 @@ pub fn locate(tool: Tool, search_path: Option<&OsStr>) -> Option<PathBuf> {
             from_env.as_os_str()
         }
     };
-    std::env::split_paths(path)
-        .map(|dir| dir.join(tool.program()))
-        .find(|candidate| is_executable(candidate))
+    let mut only_relative = Vec::new();
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(tool.program());
+        if !is_executable(&candidate) {
+            continue;
+        }
+        if dir.is_absolute() {
+            return Ok(candidate);
+        }
+        let entry = dir.display().to_string();
+        if !only_relative.contains(&entry) {
+            only_relative.push(entry);
+        }
+    }
+    Err(NotFound { only_relative })
+}
+
+/// The flags that point `program` at `context` (and at `kubeconfig`, one file, when given), as that
+/// program spells them, to go after the plan's `args`. The one place that knows them:
+/// `kubectl --kubeconfig F --context C`, `istioctl --kubeconfig F --context C`,
+/// `helm --kubeconfig F --kube-context C`, `meshctl --kubeconfig F --kubecontext C`. A meshctl command
+/// that names its contexts itself (`cluster register --mgmt-context A --remote-context B`) has no
+/// `--kubecontext` and gets the kubeconfig only.
+pub fn cluster_flags(
+    program: Program,
+    args: &[String],
+    kubeconfig: Option<&Path>,
+    context: &str,
+) -> Vec<String> {
+    let context_flag = match program {
+        Program::Kubectl | Program::Tool(Tool::Istioctl) => Some("--context"),
+        Program::Tool(Tool::Helm) => Some("--kube-context"),
+        Program::Tool(Tool::Meshctl) => {
+            let names_its_contexts = args.iter().any(|a| {
+                ["--mgmt-context", "--remote-context"]
+                    .iter()
+                    .any(|f| a == f || a.starts_with(&format!("{f}=")))
+            });
+            (!names_its_contexts).then_some("--kubecontext")
+        }
+    };
+    let mut flags = Vec::new();
+    // A path that is not UTF-8 cannot be an argument here; the tool then finds it in KUBECONFIG.
+    if let Some(file) = kubeconfig.and_then(Path::to_str) {
+        flags.extend(["--kubeconfig".to_string(), file.to_string()]);
+    }
+    if let Some(flag) = context_flag {
+        flags.extend([flag.to_string(), context.to_string()]);
+    }
+    flags
+}
+
+/// What a tool run by apply is given: the plan's arguments, then the flags that select the plan's
+/// cluster ([`cluster_flags`], with `--kubeconfig` when apply reads one file), and `KUBECONFIG` set to
+/// exactly apply's files (several files cannot be one flag; and whatever the tool reads beyond its
+/// flags, such as meshctl's `--remote-context`, comes from the same files).
+pub fn cluster_command(
+    tool: Tool,
+    args: &[String],
+    kubeconfig: &KubeconfigFiles,
+    context: &str,
+) -> (Vec<String>, Vec<(String, OsString)>) {
+    let single = match kubeconfig.files.as_slice() {
+        [one] => Some(one.as_path()),
+        _ => None,
+    };
+    let mut full = args.to_vec();
+    full.extend(cluster_flags(Program::Tool(tool), args, single, context));
+    let env = cluster_env(kubeconfig);
+    (full, env)
+}
+
+/// `KUBECONFIG` for a tool: apply's files, exactly.
+pub fn cluster_env(kubeconfig: &KubeconfigFiles) -> Vec<(String, OsString)> {
+    if kubeconfig.files.is_empty() {
+        Vec::new()
+    } else {
+        vec![("KUBECONFIG".to_string(), kubeconfig.joined())]
+    }
+}
+
+/// A program a command line names: kubectl in hints, or one of the plan's tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Kubectl,
+    Tool(Tool),
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -82,13 +198,14 @@ pub struct ToolOutput {
     pub stdout: String,
 }
 
-/// Run `program args`. Each output line goes to `on_line` (stderr lines always; stdout lines too unless
-/// `capture_stdout`, which keeps stdout for the caller instead). The child is killed on timeout and when
-/// the returned future is dropped.
+/// Run `program args` with `env` added to its environment. Each output line goes to `on_line` (stderr
+/// lines always; stdout lines too unless `capture_stdout`, which keeps stdout for the caller instead).
+/// The child is killed on timeout and when the returned future is dropped.
 pub async fn run(
     program: &Path,
     display_name: &str,
     args: &[String],
+    env: &[(String, OsString)],
     timeout: Duration,
     capture_stdout: bool,
     on_line: &mut (dyn FnMut(&str) + Send),
@@ -96,6 +213,7 @@ pub async fn run(
     let command = command_line(display_name, args);
     let mut child = Command::new(program)
         .args(args.iter().map(OsString::from))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -264,6 +382,114 @@ mod tests {
     #[test]
     fn a_tool_missing_from_the_search_path_is_not_found() {
         let empty = tempfile::tempdir().expect("tempdir");
-        assert!(locate(Tool::Meshctl, Some(empty.path().as_os_str())).is_none());
+        assert_eq!(
+            locate(Tool::Meshctl, Some(empty.path().as_os_str())),
+            Err(NotFound {
+                only_relative: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn each_tool_gets_the_context_flag_it_spells() {
+        let kc = Some(Path::new("/home/me/.kube/config"));
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            cluster_flags(Program::Tool(Tool::Istioctl), &[], kc, "staging"),
+            args(&[
+                "--kubeconfig",
+                "/home/me/.kube/config",
+                "--context",
+                "staging"
+            ])
+        );
+        assert_eq!(
+            cluster_flags(Program::Tool(Tool::Helm), &[], None, "staging"),
+            args(&["--kube-context", "staging"])
+        );
+        assert_eq!(
+            cluster_flags(Program::Tool(Tool::Meshctl), &args(&["check"]), kc, "mgmt"),
+            args(&[
+                "--kubeconfig",
+                "/home/me/.kube/config",
+                "--kubecontext",
+                "mgmt"
+            ])
+        );
+        let register = args(&[
+            "cluster",
+            "register",
+            "--mgmt-context",
+            "mgmt",
+            "--remote-context",
+            "remote",
+        ]);
+        assert_eq!(
+            cluster_flags(Program::Tool(Tool::Meshctl), &register, kc, "mgmt"),
+            args(&["--kubeconfig", "/home/me/.kube/config"]),
+            "cluster register names its own contexts and has no --kubecontext"
+        );
+        assert_eq!(
+            cluster_flags(Program::Kubectl, &[], None, "prod"),
+            args(&["--context", "prod"])
+        );
+    }
+
+    #[test]
+    fn several_kubeconfig_files_go_in_the_environment_and_the_context_in_a_flag() {
+        let files = KubeconfigFiles {
+            files: vec!["/a/config".into(), "/b/config".into()],
+            source: crate::client::KubeconfigSource::Env,
+        };
+        let (args, env) =
+            cluster_command(Tool::Istioctl, &["install".to_string()], &files, "staging");
+        assert_eq!(args, ["install", "--context", "staging"]);
+        assert_eq!(
+            env,
+            [(
+                "KUBECONFIG".to_string(),
+                OsString::from("/a/config:/b/config")
+            )]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn relative_path_entries_are_skipped_and_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let work = tempfile::tempdir().expect("tempdir");
+        let tool = work.path().join("istioctl");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // Relative entries are relative to the working directory; this test's is the crate's, so
+        // point them at the temp dir with a relative path from here.
+        let cwd = std::env::current_dir().expect("cwd");
+        let relative = pathdiff(work.path(), &cwd);
+        let search = OsString::from(format!(":{}:/nonexistent", relative.display()));
+        let err = locate(Tool::Istioctl, Some(&search)).expect_err("not on an absolute entry");
+        assert_eq!(err.only_relative, vec![relative.display().to_string()]);
+        assert!(
+            err.describe("istioctl")
+                .starts_with("istioctl is not on an absolute PATH entry (found only under"),
+            "{}",
+            err.describe("istioctl")
+        );
+        let absolute = OsString::from(format!("{}:{}", relative.display(), work.path().display()));
+        assert_eq!(locate(Tool::Istioctl, Some(&absolute)), Ok(tool));
+    }
+
+    /// `to` relative to `from` (both absolute), with `..` where needed.
+    fn pathdiff(to: &Path, from: &Path) -> PathBuf {
+        let to: Vec<_> = to.components().collect();
+        let from: Vec<_> = from.components().collect();
+        let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+        let mut out = PathBuf::new();
+        for _ in common..from.len() {
+            out.push("..");
+        }
+        for c in &to[common..] {
+            out.push(c);
+        }
+        out
     }
 }

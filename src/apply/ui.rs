@@ -1,8 +1,14 @@
 //! How `apply` talks to the person running it: step lines, progress, prompts. Everything goes to stderr.
 //!
-//! The caller picks the implementation once: [`TerminalUi`] when stdin and stderr are terminals and
-//! `NO_COLOR` is unset (indicatif spinners, dialoguer prompts), [`PlainUi`] otherwise (one line per
-//! event, which is also what a CI log wants). Tests script their own [`Ui`].
+//! The caller picks the implementation once: [`TerminalUi`] when stdin and stderr are terminals
+//! (indicatif spinners, dialoguer prompts; `NO_COLOR` only turns colour off), [`PlainUi`] otherwise
+//! (one line per event, which is also what a CI log wants). Tests script their own [`Ui`].
+//!
+//! Both show every text through [`escape_control`]: step titles, reasons and arguments come from a
+//! plan file, tool output from a tool, and neither may drive the terminal.
+//!
+//! An irreversible step is confirmed by typing `yes` ([`Ui::confirm_irreversible`]); a bare Enter
+//! declines it.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -10,6 +16,22 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{write_stderr, write_stderr_line};
+use crate::text::escape_control;
+
+/// Shown text, escaped.
+fn safe(text: &str) -> String {
+    escape_control(text).into_owned()
+}
+
+/// The typed answer to an irreversible step's question: `yes` runs it, `abort` stops and offers the
+/// undo, anything else (a bare Enter included) declines.
+pub fn typed_answer(typed: &str) -> Answer {
+    match typed.trim().to_ascii_lowercase().as_str() {
+        "yes" => Answer::Yes,
+        "abort" => Answer::Abort,
+        _ => Answer::No,
+    }
+}
 
 /// The answer to "run this step?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +86,15 @@ pub trait Ui: Send {
     fn can_prompt(&self) -> bool;
     /// Ask whether to run a step; `details` are the lines shown above the question.
     fn confirm(&mut self, question: &str, details: &[String]) -> Result<Answer, PromptError>;
+    /// Ask whether to run an irreversible step: only the typed word `yes` runs it (see
+    /// [`typed_answer`]). A Ui that cannot read typed text asks [`Ui::confirm`].
+    fn confirm_irreversible(
+        &mut self,
+        question: &str,
+        details: &[String],
+    ) -> Result<Answer, PromptError> {
+        self.confirm(question, details)
+    }
     /// A line of information (not tied to the active step).
     fn line(&mut self, text: &str);
     /// Step `index` of `total` (1-based) starts.
@@ -111,27 +142,32 @@ impl Ui for PlainUi {
 
     fn line(&mut self, text: &str) {
         self.close_line();
-        write_stderr_line(text);
+        write_stderr_line(&safe(text));
     }
 
     fn step_started(&mut self, index: usize, total: usize, description: &str) {
         self.close_line();
         let prefix = format!("[{index}/{total}]");
-        write_stderr(&format!("{prefix} {description} ..."));
+        write_stderr(&format!("{prefix} {} ...", safe(description)));
         self.active = Some(prefix);
         self.line_open = true;
     }
 
     fn step_progress(&mut self, message: &str) {
         self.close_line();
-        write_stderr_line(&format!("    {message}"));
+        write_stderr_line(&format!("    {}", safe(message)));
     }
 
     fn step_finished(&mut self, end: StepEnd, note: &str) {
+        // A step that never started (declined or interrupted at its prompt) has no line to end; the
+        // error names it.
+        if self.active.is_none() {
+            return;
+        }
         let note = if note.is_empty() {
             String::new()
         } else {
-            format!(" ({note})")
+            format!(" ({})", safe(note))
         };
         if self.line_open {
             write_stderr_line(&format!(" {}{note}", end.word()));
@@ -153,6 +189,8 @@ pub struct TerminalUi {
     bar: Option<ProgressBar>,
     prefix: String,
     description: String,
+    /// A step was started and has not finished.
+    active: bool,
 }
 
 impl TerminalUi {
@@ -161,10 +199,12 @@ impl TerminalUi {
             bar: None,
             prefix: String::new(),
             description: String::new(),
+            active: false,
         }
     }
 
     fn print_above(&self, text: &str) {
+        let text = &safe(text);
         match &self.bar {
             Some(bar) if !bar.is_hidden() => bar.println(text),
             _ => write_stderr_line(text),
@@ -187,10 +227,10 @@ impl Ui for TerminalUi {
         let ask = || {
             let mut term = console::Term::stderr();
             for line in details {
-                writeln!(term, "  {line}")?;
+                writeln!(term, "  {}", safe(line))?;
             }
             dialoguer::Select::new()
-                .with_prompt(question)
+                .with_prompt(safe(question))
                 .items([
                     "yes: run this step",
                     "no: stop here (resume later with the same plan)",
@@ -213,6 +253,42 @@ impl Ui for TerminalUi {
         }
     }
 
+    fn confirm_irreversible(
+        &mut self,
+        question: &str,
+        details: &[String],
+    ) -> Result<Answer, PromptError> {
+        let ask = || {
+            let mut term = console::Term::stderr();
+            for line in details {
+                writeln!(term, "  {}", safe(line))?;
+            }
+            let typed: String = dialoguer::Input::new()
+                .with_prompt(format!(
+                    "{} type yes to run it, abort to stop and offer the undo (Enter declines)",
+                    safe(question)
+                ))
+                .allow_empty(true)
+                .report(false)
+                .interact_text_on(&term)
+                .map_err(|dialoguer::Error::IO(e)| e)?;
+            Ok(typed)
+        };
+        let typed: io::Result<String> = match &self.bar {
+            Some(bar) => bar.suspend(ask),
+            None => ask(),
+        };
+        let _ = console::Term::stderr().show_cursor();
+        match typed {
+            Ok(text) => Ok(typed_answer(&text)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                write_stderr_line(""); // the error goes below the unanswered question
+                Err(PromptError::Interrupted)
+            }
+            Err(e) => Err(PromptError::Io(e)),
+        }
+    }
+
     fn line(&mut self, text: &str) {
         self.print_above(text);
     }
@@ -227,25 +303,31 @@ impl Ui for TerminalUi {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         self.prefix = format!("[{index}/{total}]");
-        self.description = description.to_string();
+        self.description = safe(description);
+        self.active = true;
         bar.set_prefix(self.prefix.clone());
-        bar.set_message(description.to_string());
+        bar.set_message(self.description.clone());
         bar.enable_steady_tick(Duration::from_millis(120));
         self.bar = Some(bar);
     }
 
     fn step_progress(&mut self, message: &str) {
         match &self.bar {
-            Some(bar) => bar.set_message(format!("{}: {message}", self.description)),
-            None => write_stderr_line(&format!("    {message}")),
+            Some(bar) => bar.set_message(format!("{}: {}", self.description, safe(message))),
+            None => write_stderr_line(&format!("    {}", safe(message))),
         }
     }
 
     fn step_finished(&mut self, end: StepEnd, note: &str) {
+        // A step that never started (declined or interrupted at its prompt) has no line to end: the
+        // prefix and description still name the step before it. The error names the step.
+        if !std::mem::take(&mut self.active) {
+            return;
+        }
         let note = if note.is_empty() {
             String::new()
         } else {
-            format!(" ({note})")
+            format!(" ({})", safe(note))
         };
         let text = format!(
             "{} {} ... {}{note}",
@@ -267,5 +349,20 @@ impl Ui for TerminalUi {
             bar.finish_and_clear();
         }
         let _ = console::Term::stderr().show_cursor();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_typed_yes_runs_an_irreversible_step() {
+        assert_eq!(typed_answer("yes"), Answer::Yes);
+        assert_eq!(typed_answer(" YES \n"), Answer::Yes);
+        assert_eq!(typed_answer("abort"), Answer::Abort);
+        for declined in ["", "\n", "y", "ye", "yes please", "no", "n"] {
+            assert_eq!(typed_answer(declined), Answer::No, "{declined:?}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::istio::judge_istio_on_k8s;
-use super::{Findings, fmt_minors, plural};
+use super::{Findings, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, GlooMeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, ClusterSnapshot, Workload};
@@ -18,6 +18,9 @@ struct Governing<'a> {
 }
 
 pub(super) fn check(snapshot: &ClusterSnapshot, compat: &CompatData, out: &mut Findings) {
+    for cluster in &snapshot.clusters {
+        replicas_ready(cluster, out);
+    }
     let mut judged: BTreeSet<&str> = BTreeSet::new();
     let managements = snapshot
         .clusters
@@ -80,6 +83,24 @@ pub(super) fn check(snapshot: &ClusterSnapshot, compat: &CompatData, out: &mut F
             management: None,
         };
         judge_cluster(cluster, &governing, compat, out);
+    }
+}
+
+/// `discovery`, `networking` and the agent run (see [`replicas::judge`]).
+fn replicas_ready(cluster: &Cluster, out: &mut Findings) {
+    let Some(gm) = &cluster.gloo_mesh else {
+        return;
+    };
+    let parts = [
+        ("Gloo Mesh discovery", &gm.discovery),
+        ("Gloo Mesh networking", &gm.networking),
+        ("the Gloo Mesh agent", &gm.agent),
+    ];
+    for (role, w) in parts {
+        if let Some(w) = w {
+            let subject = format!("Gloo Mesh {}", w.name);
+            replicas::judge(cluster, "gloo-mesh.replicas-ready", &subject, role, w, out);
+        }
     }
 }
 
@@ -535,5 +556,72 @@ mod tests {
                 .any(|f| f.severity == Severity::Fail)
         );
         assert!(of(&report, "gloo-mesh.remote-skew").is_empty());
+    }
+
+    #[test]
+    fn gloo_mesh_discovery_and_networking_at_zero_fail_and_two_of_three_warn() {
+        let mut mgmt = cluster("mgmt", "v1.21.14");
+        let mut gm = gloo_management("1.1.6", &[]);
+        if let Some(d) = gm.discovery.as_mut() {
+            d.desired = 0;
+            d.ready = 0;
+        }
+        if let Some(n) = gm.networking.as_mut() {
+            n.desired = 3;
+            n.ready = 0;
+        }
+        mgmt.gloo_mesh = Some(gm);
+        let report = run(vec![mgmt]);
+        let found: Vec<(&str, Severity)> = of(&report, "gloo-mesh.replicas-ready")
+            .iter()
+            .map(|f| (f.subject.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("Gloo Mesh discovery", Severity::Fail),
+                ("Gloo Mesh networking", Severity::Fail)
+            ]
+        );
+        let discovery = of(&report, "gloo-mesh.replicas-ready")[0];
+        assert_eq!(
+            discovery.message,
+            "Deployment gloo-mesh/discovery (Gloo Mesh discovery) is scaled to 0 replicas, so it is down; \
+             scale it back to the replicas it usually runs (at least 1): kubectl -n gloo-mesh scale deployment \
+             discovery --replicas=1"
+        );
+        assert!(report.has_failures());
+
+        let mut mgmt = cluster("mgmt", "v1.21.14");
+        let mut gm = gloo_management("1.1.6", &[]);
+        if let Some(d) = gm.discovery.as_mut() {
+            d.desired = 3;
+            d.ready = 2;
+        }
+        mgmt.gloo_mesh = Some(gm);
+        let report = run(vec![mgmt]);
+        let f = only(&report, "gloo-mesh.replicas-ready");
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(
+            f.message.contains(
+                "Deployment gloo-mesh/discovery (Gloo Mesh discovery) has 2 of 3 replicas ready"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn a_remote_agent_at_zero_ready_fails() {
+        let mut c = remote("remote1", "v1.21.14", "1.10.4", Some("1.1.6"));
+        if let Some(a) = c.gloo_mesh.as_mut().and_then(|g| g.agent.as_mut()) {
+            a.ready = 0;
+        }
+        let report = run(vec![c]);
+        let f = only(&report, "gloo-mesh.replicas-ready");
+        assert_eq!(
+            (f.cluster.as_str(), f.subject.as_str(), f.severity),
+            ("remote1", "Gloo Mesh cert-agent", Severity::Fail)
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Findings, agree, dates, fmt_list, fmt_minors, plural};
+use super::{Findings, agree, dates, fmt_list, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, IstioRelease, Support};
 use crate::report::Severity;
 use crate::snapshot::{
@@ -21,6 +21,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, today: &str, out: &m
         return;
     };
     let k8s = cluster.kubernetes.minor();
+    replicas_ready(cluster, istio, out);
     for cp in &istio.control_planes {
         let subject = control_plane_subject(cp);
         let Some(release) = known_release(cluster, cp, compat, &subject, out) else {
@@ -41,6 +42,30 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, today: &str, out: &m
     data_plane(cluster, istio, compat, out);
     ambient_components(cluster, istio, compat, out);
     flavors(cluster, istio, compat, out);
+}
+
+/// Every istiod revision, gateway, ztunnel and istio-cni runs (see [`replicas::judge`]).
+fn replicas_ready(cluster: &Cluster, istio: &Istio, out: &mut Findings) {
+    const RULE: &str = "istio.replicas-ready";
+    for cp in &istio.control_planes {
+        let role = format!("the Istio control plane of revision {}", cp.revision);
+        let subject = control_plane_subject(cp);
+        replicas::judge(cluster, RULE, &subject, &role, &cp.istiod, out);
+    }
+    for gw in &istio.gateways {
+        let w = &gw.workload;
+        let subject = format!("gateway {}/{}", w.namespace, w.name);
+        replicas::judge(cluster, RULE, &subject, "an Istio gateway", w, out);
+    }
+    let ambient = [
+        ("ztunnel", "the ambient node proxy", &istio.ztunnel),
+        ("istio-cni", "the Istio CNI node agent", &istio.cni),
+    ];
+    for (subject, role, w) in ambient {
+        if let Some(w) = w {
+            replicas::judge(cluster, RULE, subject, role, w, out);
+        }
+    }
 }
 
 /// `istiod revision 1-20-3`.
@@ -1076,5 +1101,124 @@ mod tests {
         ));
         let report = run(vec![with_istio("v1.29.6", i)]);
         assert_eq!(only(&report, "istio.flavor-mixed").severity, Severity::Pass);
+    }
+
+    #[test]
+    fn istiod_at_zero_ready_is_a_failure_naming_the_object_and_the_fix() {
+        let mut cp = istiod("1-22", "docker.io/istio/pilot:1.22.3");
+        cp.istiod.ready = 0;
+        let report = run(vec![with_istio("v1.29.6", istio(vec![cp]))]);
+        let f = only(&report, "istio.replicas-ready");
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(f.subject, "istiod revision 1-22");
+        assert_eq!(
+            f.message,
+            "Deployment istio-system/istiod-1-22 (the Istio control plane of revision 1-22) has 0 of 1 replica \
+             ready, so it is down; look at its pods: kubectl -n istio-system describe deployment istiod-1-22"
+        );
+        assert!(report.has_failures());
+    }
+
+    #[test]
+    fn istiod_scaled_to_zero_fails_with_the_scale_command_and_the_recorded_count() {
+        let mut cp = istiod("default", "docker.io/istio/pilot:1.22.3");
+        cp.istiod.desired = 0;
+        cp.istiod.ready = 0;
+        let report = run(vec![with_istio("v1.29.6", istio(vec![cp.clone()]))]);
+        let f = only(&report, "istio.replicas-ready");
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message.ends_with(
+                "is scaled to 0 replicas, so it is down; scale it back to the replicas it usually runs \
+                 (at least 1): kubectl -n istio-system scale deployment istiod --replicas=1"
+            ),
+            "{}",
+            f.message
+        );
+        cp.istiod.replicas_before = Some(3);
+        let report = run(vec![with_istio("v1.29.6", istio(vec![cp]))]);
+        let f = only(&report, "istio.replicas-ready");
+        assert!(
+            f.message.contains(
+                "scaled it down from 3 (annotation meshup.dev/replicas-before): resume that apply, or scale \
+                 it back: kubectl -n istio-system scale deployment istiod --replicas=3"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn every_revision_and_ambient_component_is_judged_and_partial_readiness_warns() {
+        let old = istiod("1-21", "docker.io/istio/pilot:1.21.2");
+        let mut new = istiod("1-22", "docker.io/istio/pilot:1.22.3");
+        new.istiod.desired = 3;
+        new.istiod.ready = 2;
+        let mut i = istio(vec![old, new]);
+        let mut cni = workload(
+            "istio-system",
+            "istio-cni-node",
+            "DaemonSet",
+            "docker.io/istio/install-cni:1.22.3",
+        );
+        cni.desired = 0;
+        cni.ready = 0;
+        i.cni = Some(cni);
+        let mut ztunnel = workload(
+            "istio-system",
+            "ztunnel",
+            "DaemonSet",
+            "docker.io/istio/ztunnel:1.22.3",
+        );
+        ztunnel.desired = 3;
+        ztunnel.ready = 3;
+        i.ztunnel = Some(ztunnel);
+        let report = run(vec![with_istio("v1.29.6", i)]);
+        let found: Vec<(&str, Severity)> = of(&report, "istio.replicas-ready")
+            .iter()
+            .map(|f| (f.subject.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("istio-cni", Severity::Fail),
+                ("istiod revision 1-22", Severity::Warn)
+            ]
+        );
+        let warn = &of(&report, "istio.replicas-ready")[1];
+        assert!(
+            warn.message.contains("has 2 of 3 replicas ready"),
+            "{}",
+            warn.message
+        );
+        let cni = &of(&report, "istio.replicas-ready")[0];
+        assert!(
+            cni.message.contains("is scheduled on no node (0 desired)"),
+            "{}",
+            cni.message
+        );
+    }
+
+    #[test]
+    fn a_gateway_with_no_ready_replica_fails() {
+        let mut i = istio(vec![istiod("default", "docker.io/istio/pilot:1.22.3")]);
+        let mut w = workload(
+            "istio-ingress",
+            "istio-ingressgateway",
+            "Deployment",
+            "docker.io/istio/proxyv2:1.22.3",
+        );
+        w.desired = 2;
+        w.ready = 0;
+        i.gateways.push(IstioGateway {
+            workload: w,
+            revision: None,
+        });
+        let report = run(vec![with_istio("v1.29.6", i)]);
+        let f = only(&report, "istio.replicas-ready");
+        assert_eq!(
+            (f.subject.as_str(), f.severity),
+            ("gateway istio-ingress/istio-ingressgateway", Severity::Fail)
+        );
     }
 }

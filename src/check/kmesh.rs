@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::istio::control_plane_subject;
-use super::{Findings, agree, fmt_list, fmt_minors, plural};
+use super::{Findings, agree, fmt_list, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, KmeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, Kmesh, KmeshMode, NodeGroup};
@@ -17,6 +17,14 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
     let Some(kmesh) = &cluster.kmesh else {
         return;
     };
+    replicas::judge(
+        cluster,
+        "kmesh.replicas-ready",
+        "kmesh",
+        "the Kmesh daemon",
+        &kmesh.daemonset,
+        out,
+    );
     kernels(cluster, compat, out);
     let mode = match &kmesh.mode {
         KmeshMode::Unknown(raw) => {
@@ -663,6 +671,31 @@ mod tests {
         assert_eq!(
             only(&report, "kmesh.dual-engine-ambient").severity,
             Severity::Fail
+        );
+    }
+
+    #[test]
+    fn the_kmesh_daemonset_with_no_ready_pod_fails_and_a_partial_one_warns() {
+        let mut c = kmesh_cluster("v1.30.4", "v1.0.0", KmeshMode::DualEngine, "1.23.4", true);
+        if let Some(k) = c.kmesh.as_mut() {
+            k.daemonset.desired = 2;
+            k.daemonset.ready = 0;
+        }
+        let report = run(vec![c.clone()]);
+        let f = only(&report, "kmesh.replicas-ready");
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(
+            f.message,
+            "DaemonSet kmesh-system/kmesh (the Kmesh daemon) has 0 of 2 pods ready, so it is down; look at \
+             its pods: kubectl -n kmesh-system describe daemonset kmesh"
+        );
+        if let Some(k) = c.kmesh.as_mut() {
+            k.daemonset.ready = 1;
+        }
+        let report = run(vec![c]);
+        assert_eq!(
+            only(&report, "kmesh.replicas-ready").severity,
+            Severity::Warn
         );
     }
 }

@@ -17,6 +17,7 @@
 //! | `istio.data-plane-skew` | pass, info, fail | proxies at most `dataPlaneMaxLagMinors` behind their control plane | `dataPlaneMaxLagMinors` |
 //! | `istio.proxy-version-read` | warn | proxies whose version could not be read | the snapshot |
 //! | `istio.proxy-control-plane` | warn | proxies whose revision matches no istiod | the snapshot |
+//! | `istio.replicas-ready` | warn, fail | istiod (every revision), the gateways, ztunnel and istio-cni run: fail at 0 ready or 0 desired, warn when fewer ready than desired | the snapshot |
 //! | `istio.ambient-components-skew` | pass, fail | ztunnel / istio-cni at most `ambientComponentsMaxLagMinors` behind, never ahead | `ambientComponentsMaxLagMinors` |
 //! | `istio.ambient-ga` | pass, warn | ambient mode on an Istio older than `ambientGa` | `ambientGa` |
 //! | `istio.flavor-mixed` | pass, info, warn, fail | DaoCloud `-mspider` builds mixed with other builds in one cluster | mspider `noMixedUpgrade` |
@@ -24,11 +25,13 @@
 //! | `gloo-mesh.version-known` | warn | the Gloo Mesh minor has a row in the data | the data's date |
 //! | `gloo-mesh.k8s-support` | pass, warn, fail | Kubernetes in the Gloo Mesh row (list or minimum), and the installed Istio supports it (the row's footnote) | Gloo Mesh release row |
 //! | `gloo-mesh.istio-support` | pass, fail | every Istio revision (local, or in a registered remote cluster) in the Gloo Mesh row | Gloo Mesh release row |
+//! | `gloo-mesh.replicas-ready` | warn, fail | `discovery`, `networking` and the agent run: fail at 0 ready or 0 desired, warn when fewer ready than desired | the snapshot |
 //! | `gloo-mesh.remote-skew` | pass, warn, fail | a remote cluster's agent at most `remoteMaxLagMinors` behind the management plane, never ahead | `remoteMaxLagMinors` |
 //! | `gloo-mesh.remote-unobserved` | info, warn | a registered cluster absent from the snapshot, or present without an agent | the snapshot |
 //! | `kmesh.version-read` | warn | the Kmesh DaemonSet's version could not be read | the snapshot |
 //! | `kmesh.version-known` | warn | the Kmesh version and mode have a row in the data | the data's date |
 //! | `kmesh.mode-known` | warn | the Kmesh mode is one this build knows | the snapshot |
+//! | `kmesh.replicas-ready` | warn, fail | the Kmesh DaemonSet runs: fail at 0 ready or 0 desired, warn when fewer ready than desired | the snapshot |
 //! | `kmesh.kernel` | pass, info, warn, fail | every Linux node's kernel at least `kernelMin` (info: Windows nodes skipped; warn: unreadable) | `kernelMin` |
 //! | `kmesh.istio-support` | pass, warn, fail | every istiod minor in the Kmesh row (warn: Kernel-Native below the row, "theoretically compatible") | Kmesh release row |
 //! | `kmesh.k8s-support` | pass, fail | the Kubernetes minor in the Kmesh row | Kmesh release row |
@@ -42,6 +45,7 @@ mod gloo_mesh;
 mod istio;
 mod kmesh;
 pub mod render;
+mod replicas;
 #[cfg(test)]
 pub(crate) mod testkit;
 

@@ -52,6 +52,7 @@ pub fn workload(namespace: &str, name: &str, kind: &str, image: &str) -> Workloa
         desired: 1,
         ready: 1,
         install: None,
+        replicas_before: None,
     }
 }
 

@@ -15,13 +15,14 @@ use crate::apply::{
     ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PlainUi, Staleness,
     TerminalUi, Ui,
 };
-use crate::client::{Target, connect};
+use crate::client::{KubeconfigFiles, Target, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
 use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, Fingerprint, UpgradePlan};
 use crate::report::Severity;
+use crate::text::escape_control;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -78,6 +79,8 @@ pub async fn run(
         options.poll_interval = every;
     }
     options.plan_file = plan_file;
+    // The files `connect` read, handed to every tool with the plan step's context.
+    options.kubeconfig = KubeconfigFiles::resolve(global.kubeconfig.as_deref());
     options.health_check = Some(health_check(&targets, compat, observe_opts));
 
     // `apply --to`: the plan was just shown; ask once for all of it (unless it has manual steps,
@@ -102,7 +105,7 @@ pub async fn run(
     } else {
         Box::new(PlainUi::new())
     };
-    write_stderr_line(&heading(&plan, &options));
+    write_stderr_line(&escape_control(&heading(&plan, &options)));
     let apply_target = targets.into_iter().fold(ApplyTarget::new(), |t, target| {
         t.with(target.context, target.client)
     });
@@ -167,24 +170,41 @@ fn has_unconfirmed_manual_steps(plan: &UpgradePlan, options: &ApplyOptions) -> b
         .any(|id| !options.confirmed_manual.contains(id))
 }
 
-/// One question for a whole plan made by `apply --to`; on the terminal's stderr.
+/// One question for a whole plan made by `apply --to`; on the terminal's stderr. The cursor the
+/// prompt hides is shown again however it ends (Ctrl-C included: exit 130).
 fn confirm_plan(plan: &UpgradePlan) -> Result<bool, Error> {
-    let question = format!(
+    let question = escape_control(&format!(
         "apply these {} steps to {}?",
         plan.steps.len(),
         plan.clusters.join(", ")
-    );
-    tokio::task::block_in_place(|| {
+    ))
+    .into_owned();
+    let term = console::Term::stderr();
+    // Ctrl-C must not kill the process with the prompt's cursor hidden: with SIGINT handled, the
+    // prompt's read is interrupted instead and the cursor is shown below.
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    // The first poll registers the handler; it is held until the prompt is answered.
+    let _ = futures::FutureExt::now_or_never(&mut ctrl_c);
+    let answer = tokio::task::block_in_place(|| {
         dialoguer::Confirm::new()
             .with_prompt(question)
             .default(false)
-            .interact_on_opt(&console::Term::stderr())
-    })
-    .map(|answer| answer == Some(true))
-    .map_err(|dialoguer::Error::IO(source)| Error::Write {
-        what: "the prompt".to_string(),
-        source,
-    })
+            .interact_on_opt(&term)
+    });
+    drop(ctrl_c);
+    let _ = term.show_cursor();
+    match answer {
+        Ok(answer) => Ok(answer == Some(true)),
+        Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+            write_stderr_line("");
+            write_stderr_line("nothing was changed");
+            Err(Error::Interrupted)
+        }
+        Err(dialoguer::Error::IO(source)) => Err(Error::Write {
+            what: "the prompt".to_string(),
+            source,
+        }),
+    }
 }
 
 fn heading(plan: &UpgradePlan, options: &ApplyOptions) -> String {

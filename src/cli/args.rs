@@ -185,8 +185,10 @@ Examples:
   kubectl meshup check --context prod -o json
   kubectl meshup check --all-contexts
   kubectl meshup check --snapshot cluster.yaml --date 2025-06-30
+  kubectl meshup check --fail-on-unread -o json   # CI: what could not be read blocks too
 
-Exit codes: 0 no failures, 1 could not check, 2 usage error, 3 a blocking problem was found.";
+Exit codes: 0 no failures, 1 could not check, 2 usage error, 3 a blocking problem was found
+(with --fail-on-unread, also when a fact could not be read).";
 
 const SNAPSHOT_HELP: &str = "\
 Output formats: yaml (default), json (a ClusterSnapshot document).
@@ -255,6 +257,10 @@ pub struct CheckArgs {
     /// Evaluation date for end-of-life rules (default: today, UTC)
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     pub date: Option<String>,
+    /// Exit 3 when any fact could not be read (a `snapshot.unread` finding), for CI jobs that must not
+    /// pass on what they could not see
+    #[arg(long)]
+    pub fail_on_unread: bool,
 }
 
 #[derive(Debug, Args)]

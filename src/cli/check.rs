@@ -3,8 +3,9 @@
 use super::args::{CheckArgs, GlobalArgs, OutputFormat};
 use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
-use crate::output::{DocFormat, render, write_stdout};
+use crate::output::{DocFormat, render, write_stderr_line, write_stdout};
 use crate::report::CheckReport;
+use crate::snapshot::ClusterSnapshot;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -25,12 +26,38 @@ pub async fn run(
         _ => crate::check::render::render_table(&report, settings.colour),
     };
     write_stdout(&text)?;
-    Ok(exit_for(&report))
+    let unread = unread_facts(&snapshot);
+    if args.fail_on_unread && !unread.is_empty() {
+        write_stderr_line(&format!(
+            "--fail-on-unread: {} could not be read ({}); exit 3 — grant read access and check again",
+            if unread.len() == 1 {
+                "1 fact".to_string()
+            } else {
+                format!("{} facts", unread.len())
+            },
+            unread.join("; ")
+        ));
+    }
+    Ok(exit_for(&report, args.fail_on_unread && !unread.is_empty()))
 }
 
-/// Failures block (exit 3); anything else is a successful check.
-fn exit_for(report: &CheckReport) -> Exit {
-    if report.has_failures() {
+/// `pods in all namespaces in context prod`, for each fact observe could not read.
+fn unread_facts(snapshot: &ClusterSnapshot) -> Vec<String> {
+    snapshot
+        .clusters
+        .iter()
+        .flat_map(|c| {
+            c.unread
+                .iter()
+                .map(move |u| format!("{} in context {}", u.what, c.name))
+        })
+        .collect()
+}
+
+/// Failures block (exit 3), and so does an unread fact under `--fail-on-unread`; anything else is a
+/// successful check.
+fn exit_for(report: &CheckReport, unread_blocks: bool) -> Exit {
+    if report.has_failures() || unread_blocks {
         Exit::Blocking
     } else {
         Exit::Ok
@@ -64,14 +91,20 @@ mod tests {
 
     #[test]
     fn only_failures_block() {
-        assert_eq!(exit_for(&report(&[])), Exit::Ok);
+        assert_eq!(exit_for(&report(&[]), false), Exit::Ok);
         assert_eq!(
-            exit_for(&report(&[Severity::Warn, Severity::Info])),
+            exit_for(&report(&[Severity::Warn, Severity::Info]), false),
             Exit::Ok
         );
         assert_eq!(
-            exit_for(&report(&[Severity::Pass, Severity::Fail])),
+            exit_for(&report(&[Severity::Pass, Severity::Fail]), false),
             Exit::Blocking
         );
+    }
+
+    #[test]
+    fn unread_facts_block_only_when_asked() {
+        assert_eq!(exit_for(&report(&[Severity::Warn]), true), Exit::Blocking);
+        assert_eq!(exit_for(&report(&[Severity::Pass]), true), Exit::Blocking);
     }
 }

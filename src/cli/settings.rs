@@ -21,8 +21,9 @@ pub struct Settings {
     /// Colour log lines on stderr.
     pub log_colour: bool,
     pub verbosity: Verbosity,
-    /// A person can answer prompts and watch spinners: stdin and stderr are terminals and `NO_COLOR`
-    /// is unset (`apply` then uses its terminal UI, else plain lines).
+    /// A person can answer prompts and watch spinners: stdin and stderr are terminals (`apply` then
+    /// uses its terminal UI, else plain lines). `NO_COLOR` only turns colour off: it never makes
+    /// `apply` refuse to prompt (which would steer people to `--yes`).
     pub interactive: bool,
 }
 
@@ -135,7 +136,7 @@ impl Settings {
             colour: wants(term.stdout_is_tty),
             log_colour: wants(term.stderr_is_tty),
             verbosity,
-            interactive: term.stdin_is_tty && term.stderr_is_tty && !term.no_color_env,
+            interactive: term.stdin_is_tty && term.stderr_is_tty,
         }
     }
 
@@ -227,8 +228,16 @@ mod tests {
     }
 
     #[test]
-    fn interactive_needs_stdin_and_stderr_terminals_and_no_no_color() {
+    fn interactive_needs_stdin_and_stderr_terminals_whatever_no_color_says() {
         assert!(Settings::resolve_with(&args(&[]), TTY).interactive);
+        // NO_COLOR (and --no-color) turn colour off, never the prompts (issue 16).
+        let no_color = Terminal {
+            no_color_env: true,
+            ..TTY
+        };
+        let resolved = Settings::resolve_with(&args(&[]), no_color);
+        assert!(resolved.interactive && !resolved.colour && !resolved.log_colour);
+        assert!(Settings::resolve_with(&args(&["--no-color"]), TTY).interactive);
         let piped_stdout = Terminal {
             stdout_is_tty: false,
             ..TTY
@@ -241,10 +250,6 @@ mod tests {
             },
             Terminal {
                 stderr_is_tty: false,
-                ..TTY
-            },
-            Terminal {
-                no_color_env: true,
                 ..TTY
             },
         ] {

@@ -178,14 +178,15 @@ pub fn decode_release(stored: &[u8]) -> Result<HelmRelease, ReleaseError> {
         namespace: stored.namespace,
         revision: stored.version,
         status: stored.info.map(|i| i.status).unwrap_or_default(),
-        chart: metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+        chart: metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default(),
         chart_version: metadata
             .as_ref()
             .map(|m| m.version.clone())
             .unwrap_or_default(),
-        app_version: metadata
-            .map(|m| m.app_version)
-            .filter(|v| !v.is_empty()),
+        app_version: metadata.map(|m| m.app_version).filter(|v| !v.is_empty()),
         values,
     })
 }
@@ -270,10 +271,7 @@ mod tests {
         assert_eq!(release.chart_version, "1.30.4");
         assert_eq!(release.app_version.as_deref(), Some("1.30.4"));
         assert_eq!(release.values["revision"], "1-30-4");
-        assert_eq!(
-            release.values["meshConfig"]["accessLogFile"],
-            "/dev/stdout"
-        );
+        assert_eq!(release.values["meshConfig"]["accessLogFile"], "/dev/stdout");
         assert_eq!(release.values["pilot"]["env"]["TOKEN"], REDACTED);
         assert_eq!(release.values["auth"]["password"], REDACTED);
         assert_eq!(release.values["tls"]["cert"], REDACTED);
@@ -281,7 +279,14 @@ mod tests {
         assert_eq!(release.values["global"]["imagePullSecrets"][0], "regcred");
         assert_eq!(release.values["global"]["caAddress"], "ca:15012");
         // The chart's defaults are not the user's values.
-        assert!(release.values.get("pilot").unwrap().get("replicaCount").is_none());
+        assert!(
+            release
+                .values
+                .get("pilot")
+                .unwrap()
+                .get("replicaCount")
+                .is_none()
+        );
     }
 
     #[test]

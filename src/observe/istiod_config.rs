@@ -20,8 +20,8 @@ pub fn config_map_name(revision: &str) -> String {
 
 /// The `mesh` key's YAML as a document, credential-looking values redacted.
 pub fn parse_mesh(text: &str) -> Result<serde_json::Value, String> {
-    let mut mesh: serde_json::Value = serde_saphyr::from_str(text)
-        .map_err(|e| format!("its `mesh` key is not YAML: {e}"))?;
+    let mut mesh: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| format!("its `mesh` key is not YAML: {e}"))?;
     if mesh.is_null() {
         mesh = serde_json::Value::Object(Default::default());
     }

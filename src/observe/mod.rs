@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{ClusterError, Target, classify, is_forbidden};
 use crate::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, Istio, IstioControlPlane, IstioGateway, IstioWebhook,
-    MeshNamespace, RegisteredCluster, ServedGroup, Unread,
+    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, Istio, IstioControlPlane, IstioGateway,
+    IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};

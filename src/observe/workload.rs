@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::snapshot::{InstallMethod, ObservedVersion, VersionSource, Workload};
+use crate::snapshot::{
+    InstallMethod, ObservedVersion, REPLICAS_BEFORE_ANNOTATION, VersionSource, Workload,
+};
 use crate::version::{Flavor, ImageVersion, Version, image_version};
 
 /// Labels that carry a chart's version, in the order they are trusted.
@@ -96,6 +98,7 @@ fn workload(
         desired,
         ready,
         install: Some(install_method(meta)),
+        replicas_before: replicas_before(meta),
     }
 }
 
@@ -133,6 +136,17 @@ pub fn install_method(meta: &ObjectMeta) -> InstallMethod {
         .map(|m| format!("app.kubernetes.io/managed-by: {m}"))
         .unwrap_or_else(|| "no Helm release annotation and no istioctl label".to_string());
     InstallMethod::Unknown { evidence }
+}
+
+/// The count a scale-down recorded in [`REPLICAS_BEFORE_ANNOTATION`]; `None` when absent or not a
+/// number.
+pub fn replicas_before(meta: &ObjectMeta) -> Option<u32> {
+    meta.annotations
+        .as_ref()?
+        .get(REPLICAS_BEFORE_ANNOTATION)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn count(n: Option<i32>) -> u32 {
@@ -270,6 +284,19 @@ mod tests {
         assert_eq!(v.flavor, Flavor::Mspider);
         let v = observed_version(image, &labels(&[("app", "istiod")]));
         assert_eq!((v.version, v.source), (None, VersionSource::Unknown));
+    }
+
+    #[test]
+    fn the_recorded_replicas_come_from_the_annotation_when_it_is_a_number() {
+        let meta = |value: &str| ObjectMeta {
+            annotations: Some(labels(&[("meshup.dev/replicas-before", value)])),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(replicas_before(&meta("3")), Some(3));
+        assert_eq!(replicas_before(&meta(" 2 ")), Some(2));
+        assert_eq!(replicas_before(&meta("three")), None);
+        assert_eq!(replicas_before(&meta("-1")), None);
+        assert_eq!(replicas_before(&ObjectMeta::default()), None);
     }
 
     #[test]

@@ -1,20 +1,38 @@
 //! What an action does, in one line a reviewer checks, and command lines as a person types them: the
 //! one description shared by `plan`'s renderers and `apply`'s progress and prompts. Pure.
 
-use super::model::{Action, Gate, ObjectRef, Tool, WaitCondition};
+use super::model::{Action, Gate, ObjectRef, ReplicasBefore, Tool, WaitCondition};
+use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
 fn object(target: &ObjectRef) -> String {
     format!("{} {}/{}", target.kind, target.namespace, target.name)
 }
 
 /// One line: `scale Deployment gloo-mesh/discovery 1 -> 0`. `current_replicas` is the live count when
-/// known (scale steps).
+/// known (scale steps); without it, a scale that keeps its count says so.
 pub fn describe_action(action: &Action, current_replicas: Option<u32>) -> String {
     match action {
-        Action::Scale { target, replicas } => match current_replicas {
-            Some(now) => format!("scale {} {now} -> {replicas}", object(target)),
-            None => format!("scale {} to {replicas}", object(target)),
-        },
+        Action::Scale {
+            target,
+            replicas,
+            replicas_before,
+        } => {
+            // With the live count (apply's step lines), where the count came from or went is the
+            // step's result note instead.
+            let change = match current_replicas {
+                Some(now) => return format!("scale {} {now} -> {replicas}", object(target)),
+                None => format!("scale {} to {replicas}", object(target)),
+            };
+            match replicas_before {
+                None => change,
+                Some(ReplicasBefore::Record) => {
+                    format!("{change}, recording its replicas in {REPLICAS_BEFORE_ANNOTATION}")
+                }
+                Some(ReplicasBefore::Restore) => {
+                    format!("{change}, the replicas recorded before the scale-down")
+                }
+            }
+        }
         Action::DeleteCollection {
             group,
             version,

@@ -45,7 +45,24 @@ pub enum PlanFileError {
     IntegrityMismatch,
     #[error("the plan file is inconsistent ({message}); {REPLAN}")]
     Invalid { message: String },
+    #[error("the plan file's {field} is {value}, above the limit of {limit}; {REPLAN}")]
+    Limit {
+        /// Where: `steps[3].action.timeoutSeconds (step c-04-wait)`.
+        field: String,
+        value: String,
+        limit: String,
+    },
 }
+
+/// The longest wait, gate or tool timeout a plan may ask for: 7 days. The runbooks use minutes.
+pub const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+/// The most replicas a scale step may set.
+pub const MAX_REPLICAS: u64 = 10_000;
+/// The longest text a plan may hold in one string (a fact listing the sidecar workloads of a big
+/// namespace is the longest the planner writes).
+pub const MAX_TEXT_CHARS: usize = 1 << 20;
+/// The most entries of one list (steps, arguments, workloads).
+pub const MAX_LIST_ITEMS: usize = 100_000;
 
 /// The plan as stable, diff-friendly YAML, with `integrity` set.
 pub fn to_yaml(plan: &UpgradePlan) -> String {
@@ -54,7 +71,12 @@ pub fn to_yaml(plan: &UpgradePlan) -> String {
     // One line per value (no folded blocks), so a changed reason is a one-line diff.
     let mut options = serde_saphyr::SerializerOptions::default();
     options.prefer_block_scalars = false;
-    serde_saphyr::to_string_with_options(&sealed, options).unwrap_or_else(|_| json_of(&sealed))
+    // A plan holding characters a terminal would obey (only a crafted one does) is written as JSON
+    // (valid YAML), where they are `\u` escapes: the same plan, safe to show.
+    serde_saphyr::to_string_with_options(&sealed, options)
+        .ok()
+        .filter(|yaml| !crate::text::has_control(yaml))
+        .unwrap_or_else(|| json_of(&sealed))
 }
 
 /// The plan as pretty JSON, with `integrity` set.
@@ -95,6 +117,7 @@ pub fn load(text: &str) -> Result<UpgradePlan, PlanFileError> {
     }
     let plan: UpgradePlan =
         parse(trimmed, is_json).map_err(|message| PlanFileError::Schema { message })?;
+    check_limits(&plan)?;
     let Some(stored) = plan.integrity.clone() else {
         return Err(PlanFileError::MissingIntegrity);
     };
@@ -110,6 +133,89 @@ pub fn load(text: &str) -> Result<UpgradePlan, PlanFileError> {
         }
     }
     Ok(plan)
+}
+
+/// Durations, counts and lengths within bounds, so no value in a plan can overflow a deadline or a
+/// count later: the first one outside, named by its place in the file.
+pub fn check_limits(plan: &UpgradePlan) -> Result<(), PlanFileError> {
+    let value = serde_json::to_value(plan).unwrap_or_default();
+    let step_ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    walk(&value, &mut String::new(), &step_ids)
+}
+
+fn walk(
+    value: &serde_json::Value,
+    path: &mut String,
+    step_ids: &[&str],
+) -> Result<(), PlanFileError> {
+    use serde_json::Value;
+    let too_big = |path: &str, value: String, limit: String| {
+        let step = path
+            .strip_prefix("steps[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| step_ids.get(n))
+            .map(|id| format!(" (step {})", crate::text::escape_control(id)))
+            .unwrap_or_default();
+        Err(PlanFileError::Limit {
+            field: format!("{path}{step}"),
+            value,
+            limit,
+        })
+    };
+    match value {
+        Value::Number(n) => {
+            let key = path.rsplit('.').next().unwrap_or_default();
+            let limit = match key {
+                "timeoutSeconds" => Some((MAX_TIMEOUT_SECONDS, "604800 seconds (7 days)")),
+                "replicas" => Some((MAX_REPLICAS, "10000 replicas")),
+                _ => None,
+            };
+            if let Some((max, shown)) = limit
+                && n.as_u64().is_none_or(|v| v > max)
+            {
+                return too_big(path, n.to_string(), shown.to_string());
+            }
+        }
+        Value::String(text) => {
+            let chars = text.chars().count();
+            if chars > MAX_TEXT_CHARS {
+                return too_big(
+                    path,
+                    format!("a text of {chars} characters"),
+                    format!("{MAX_TEXT_CHARS} characters"),
+                );
+            }
+        }
+        Value::Array(items) => {
+            if items.len() > MAX_LIST_ITEMS {
+                return too_big(
+                    path,
+                    format!("a list of {} entries", items.len()),
+                    format!("{MAX_LIST_ITEMS} entries"),
+                );
+            }
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk(item, path, step_ids)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&crate::text::escape_control(key));
+                walk(item, path, step_ids)?;
+                path.truncate(len);
+            }
+        }
+        Value::Bool(_) | Value::Null => {}
+    }
+    Ok(())
 }
 
 /// sha256 of the canonical JSON of the plan without its `integrity`.
@@ -129,8 +235,10 @@ fn sealed(plan: &UpgradePlan) -> UpgradePlan {
     p
 }
 
+/// Pretty JSON with nothing raw for a terminal to obey ([`crate::text::escape_json_text`]).
 fn json_of(plan: &UpgradePlan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut s = crate::text::escape_json_text(&s).into_owned();
     s.push('\n');
     s
 }

@@ -1,9 +1,11 @@
 //! The facts a plan depends on, and how `apply` tells that they changed.
 //!
-//! Included, per cluster: the Kubernetes minor; for the targeted meshes and the meshes whose ranges
+//! Included, per cluster: the API server the context named (without any `user:pass@`: apply checks
+//! before each tool step that the context still names it), the Kubernetes minor; for the targeted meshes and the meshes whose ranges
 //! constrain them: component versions and flavors (as image tags), Istio revisions, tags, namespace
 //! labels, the workloads that carry sidecars and the proxy versions running, gateways and ambient
-//! components, Gloo Mesh Deployments with their replicas (the plan's undo restores them), the served
+//! components, Gloo Mesh Deployments with their replicas (the plan's undo restores them; while an
+//! apply holds one scaled down, the count its `meshup.dev/replicas-before` annotation records), the served
 //! API groups and their non-empty resources, registered clusters, Kmesh's DaemonSet and mode, and the
 //! oldest Linux kernel when Kmesh is targeted. Left out on purpose: node and pod counts, object counts,
 //! timestamps and anything else the steps do not depend on.
@@ -72,6 +74,38 @@ pub fn fingerprint_diff(planned: &Fingerprint, now: &Fingerprint) -> Vec<FactCha
         .collect()
 }
 
+/// The name of the fact that records which API server `cluster` (a kube context) named.
+fn server_fact(cluster: &str) -> String {
+    format!("{cluster}/server")
+}
+
+/// The API server the plan was made against for `cluster`, if the plan recorded one.
+pub fn recorded_server<'a>(fingerprint: &'a Fingerprint, cluster: &str) -> Option<&'a str> {
+    fingerprint
+        .facts
+        .get(&server_fact(cluster))
+        .map(String::as_str)
+}
+
+/// A server URL as the plan records it and as apply compares it: any `user:pass@` dropped (a
+/// credential has no place in a plan file), no trailing `/`.
+pub fn server_identity(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}{path}"),
+        None => format!("{host}{path}"),
+    }
+}
+
 /// Hex sha256 over `name=value` lines in name order.
 pub(crate) fn digest(facts: &BTreeMap<String, String>) -> String {
     let mut hasher = Sha256::new();
@@ -90,6 +124,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 fn cluster_facts(cluster: &Cluster, meshes: &BTreeSet<Mesh>, facts: &mut BTreeMap<String, String>) {
     let c = &cluster.name;
+    if let Some(server) = &cluster.server {
+        facts.insert(server_fact(c), server_identity(server));
+    }
     let mut put = |k: String, v: String| {
         facts.insert(format!("{c}/{k}"), v);
     };
@@ -196,7 +233,7 @@ fn cluster_facts(cluster: &Cluster, meshes: &BTreeSet<Mesh>, facts: &mut BTreeMa
                         "{} {} replicas={}",
                         workload_id(w),
                         tag(&w.version),
-                        w.desired
+                        w.usual_replicas()
                     ),
                 );
             }
@@ -265,5 +302,57 @@ fn tag(v: &ObservedVersion) -> String {
             }
             _ => v.image.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_recorded_without_credentials() {
+        assert_eq!(
+            server_identity("https://admin:s3cret@10.0.0.1:6443/"),
+            "https://10.0.0.1:6443"
+        );
+        assert_eq!(
+            server_identity("https://user@api.example.com/k8s/clusters/c-1"),
+            "https://api.example.com/k8s/clusters/c-1"
+        );
+        assert_eq!(
+            server_identity("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn a_cluster_moved_to_another_server_changes_the_fingerprint() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/istio-1.20-eks.yaml"
+        ))
+        .expect("example snapshot");
+        let snapshot: ClusterSnapshot = serde_saphyr::from_str(&text).expect("snapshot");
+        let targets = [Target {
+            mesh: Mesh::Istio,
+            version: crate::version::Version::new(1, 24, 0),
+        }];
+        let before = fingerprint(&snapshot, &targets);
+        let name = snapshot.clusters[0].name.clone();
+        assert_eq!(
+            recorded_server(&before, &name),
+            snapshot.clusters[0].server.as_deref()
+        );
+        let mut moved = snapshot.clone();
+        moved.clusters[0].server = Some("https://u:p@other.example.com:6443".into());
+        let after = fingerprint(&moved, &targets);
+        assert_ne!(before.value, after.value);
+        assert_eq!(
+            recorded_server(&after, &name),
+            Some("https://other.example.com:6443")
+        );
+        let changes = fingerprint_diff(&before, &after);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].fact, format!("{name}/server"));
     }
 }

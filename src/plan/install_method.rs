@@ -143,10 +143,7 @@ pub(crate) fn read_back(cp: &IstioControlPlane) -> CarriedConfig {
     let mut spec = serde_json::Map::new();
     let mut read_from = Vec::new();
     if let Some(mut mesh) = config.mesh_config.clone() {
-        if let Some(default_config) = mesh
-            .get_mut("defaultConfig")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(default_config) = mesh.get_mut("defaultConfig").and_then(Value::as_object_mut) {
             default_config.remove("discoveryAddress");
         }
         spec.insert("meshConfig".into(), mesh);
@@ -290,7 +287,11 @@ mod tests {
                 }
             })
         );
-        assert!(config.source.contains("ConfigMap istio-system/istio-1-30-4"));
+        assert!(
+            config
+                .source
+                .contains("ConfigMap istio-system/istio-1-30-4")
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub(crate) fn revision_name(version: Version) -> String {
 }
 
 /// `docker.io/istio/pilot:1.20.8` → `docker.io/istio`; `None` for an image without a registry path.
-fn hub_of(image: &str) -> Option<String> {
+pub(crate) fn hub_of(image: &str) -> Option<String> {
     let name = image.split('@').next().unwrap_or(image);
     let slash = name.rfind('/')?;
     let hub = &name[..slash];

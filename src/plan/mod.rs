@@ -17,14 +17,21 @@ mod paths;
 mod planner;
 mod render;
 mod runbooks;
+mod scope;
 mod steps;
 
 pub use describe::{command_line, describe_action, tool_version_command};
 pub use error::{PlanError, PlanErrorKind};
-pub use file::{PlanFileError, integrity_of, load, to_json, to_yaml};
-pub use fingerprint::{FactChange, fingerprint, fingerprint_diff};
+pub use file::{
+    MAX_REPLICAS, MAX_TIMEOUT_SECONDS, PlanFileError, check_limits, integrity_of, load, to_json,
+    to_yaml,
+};
+pub use fingerprint::{
+    FactChange, fingerprint, fingerprint_diff, recorded_server, server_identity,
+};
 pub use model::*;
 pub use render::{APPLY_COMMAND, render_markdown, render_table};
+pub use scope::{ALLOWED_LABELS, ScopeViolation, check_scope, scope_violations};
 
 use crate::compat::CompatData;
 use crate::snapshot::ClusterSnapshot;

@@ -297,13 +297,36 @@ impl Renewal {
     }
 }
 
+/// How a scale step keeps the count it replaces, so that the matching scale-up brings it back even
+/// when the journal is lost (deleted, or the API server restored from an old backup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicasBefore {
+    /// A scale-down: the count found just before (or the one an earlier scale-down already recorded on
+    /// the object) goes into the journal and into the object's `meshup.dev/replicas-before`
+    /// annotation, written before the scale.
+    Record,
+    /// A scale-up: to the count the journal recorded, else the annotation's, else the plan's
+    /// `replicas`; the annotation is removed afterwards.
+    Restore,
+}
+
 /// The typed actions a step can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
     /// Set replicas through the `/scale` subresource. The replicas before the change are recorded in
-    /// the journal so the step can be undone.
-    Scale { target: ObjectRef, replicas: u32 },
+    /// the journal so the step can be undone. With `replicasBefore`, a scale-down also keeps them on
+    /// the object and the matching scale-up restores them (see [`ReplicasBefore`]).
+    #[serde(rename_all = "camelCase")]
+    Scale {
+        target: ObjectRef,
+        /// The replicas to set; for a restoring scale-up, the count observed when the plan was made,
+        /// used only when neither the journal nor the object recorded one.
+        replicas: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas_before: Option<ReplicasBefore>,
+    },
     /// Delete every object of one resource in an API group (all namespaces unless one is given).
     #[serde(rename_all = "camelCase")]
     DeleteCollection {

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use super::describe::carried_config;
-use super::{Step, UpgradePlan, describe_action};
+use super::{ScopeViolation, Step, UpgradePlan, describe_action, scope_violations};
+use crate::text::{escape_control, escape_json};
 
 /// The command that applies a saved plan, printed at the end of every rendering.
 pub const APPLY_COMMAND: &str = "kubectl meshup apply plan.yaml";
@@ -51,8 +52,45 @@ fn strategy_name(plan: &UpgradePlan) -> &'static str {
     }
 }
 
+/// The plan as it may be shown: every string with its control characters escaped
+/// ([`escape_control`]), so a crafted title or argument cannot move the cursor, hide or erase lines.
+/// The steps outside the plan's scope are judged on the plan as written.
+fn displayable(plan: &UpgradePlan) -> (UpgradePlan, Vec<ScopeViolation>) {
+    let outside = scope_violations(plan, None)
+        .into_iter()
+        .map(|v| ScopeViolation {
+            step: escape_control(&v.step).into_owned(),
+            reason: escape_control(&v.reason).into_owned(),
+        })
+        .collect();
+    let shown = serde_json::to_value(plan)
+        .map(escape_json)
+        .and_then(serde_json::from_value);
+    // Escaping only changes strings the model reads as free text; should a typed field ever refuse its
+    // escaped form, the plan is shown without its steps and the scope block says what was wrong.
+    let shown = shown.unwrap_or_else(|_| UpgradePlan {
+        steps: Vec::new(),
+        warnings: vec![
+            "the plan holds text that cannot be shown safely; it is not shown".to_string(),
+        ],
+        ..plan.clone()
+    });
+    (shown, outside)
+}
+
+fn is_outside(outside: &[ScopeViolation], step: &Step) -> bool {
+    outside
+        .iter()
+        .any(|v| v.step == step.id || v.step == format!("{} (undo)", step.id))
+}
+
+/// The mark on a step outside the plan's scope.
+const OUTSIDE_SCOPE: &str = "OUTSIDE SCOPE";
+
 /// The terminal view.
 pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
+    let (plan, outside) = displayable(plan);
+    let plan = &plan;
     let p = Paint { on: colour };
     let mut out = String::new();
     let _ = writeln!(
@@ -143,6 +181,10 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 title.push(' ');
                 title.push_str(&p.red("IRREVERSIBLE"));
             }
+            if is_outside(&outside, step) {
+                title.push(' ');
+                title.push_str(&p.red(OUTSIDE_SCOPE));
+            }
             let _ = writeln!(out, "{title}");
             let indent = " ".repeat(width + 2);
             let _ = writeln!(
@@ -165,6 +207,18 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
         }
     }
 
+    if !outside.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{}",
+            p.red("Outside the plan's scope (apply refuses this plan; `kubectl meshup plan` never writes these):")
+        );
+        for v in &outside {
+            let _ = writeln!(out, "  {}", p.red(&format!("! {v}")));
+        }
+    }
+
     out.push('\n');
     if plan.steps.is_empty() {
         let _ = writeln!(out, "Nothing to apply.");
@@ -181,6 +235,8 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
 
 /// The change-ticket view.
 pub fn render_markdown(plan: &UpgradePlan) -> String {
+    let (plan, outside) = displayable(plan);
+    let plan = &plan;
     let mut out = String::new();
     let _ = writeln!(out, "# Upgrade plan: {}", targets_line(plan));
     out.push('\n');
@@ -227,6 +283,17 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
             );
         }
     }
+    if !outside.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "> [!CAUTION]");
+        let _ = writeln!(
+            out,
+            "> Outside the plan's scope (apply refuses this plan; `kubectl meshup plan` never writes these):"
+        );
+        for v in &outside {
+            let _ = writeln!(out, "> - {}", v.to_string().replace('`', "'"));
+        }
+    }
     if !plan.warnings.is_empty() {
         out.push('\n');
         let _ = writeln!(out, "> [!WARNING]");
@@ -244,11 +311,14 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
         );
     }
     for (i, step) in plan.steps.iter().enumerate() {
-        let flag = if step.irreversible {
-            " — **IRREVERSIBLE**"
+        let mut flag = if step.irreversible {
+            " — **IRREVERSIBLE**".to_string()
         } else {
-            ""
+            String::new()
         };
+        if is_outside(&outside, step) {
+            flag.push_str(&format!(" — **{OUTSIDE_SCOPE}**"));
+        }
         let _ = writeln!(
             out,
             "{}. **{}** (`{}` on `{}`, id `{}`){flag}",

@@ -79,6 +79,89 @@ fn gloo_mesh_pre_1_0_runbook_with_two_registered_clusters() {
 }
 
 #[test]
+fn gloo_mesh_scale_ups_restore_the_replicas_observed_before_the_scale_down() {
+    let mut snapshot = fixture("gloo");
+    let gm = snapshot.clusters[0].gloo_mesh.as_mut().unwrap();
+    let discovery = gm.discovery.as_mut().unwrap();
+    discovery.desired = 3;
+    discovery.ready = 3;
+    let planned = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap();
+    let action = |id: &str| {
+        &planned
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("no step {id}"))
+            .action
+    };
+    let scale = |replicas, before| Action::Scale {
+        target: ObjectRef {
+            kind: "Deployment".into(),
+            namespace: "gloo-mesh".into(),
+            name: "discovery".into(),
+        },
+        replicas,
+        replicas_before: before,
+    };
+    assert_eq!(
+        action("mgmt-cluster-02-scale-down-discovery"),
+        &scale(0, Some(ReplicasBefore::Record))
+    );
+    assert_eq!(
+        action("mgmt-cluster-14-scale-up-discovery"),
+        &scale(3, Some(ReplicasBefore::Restore))
+    );
+    let down = planned
+        .steps
+        .iter()
+        .find(|s| s.id == "mgmt-cluster-02-scale-down-discovery")
+        .unwrap();
+    assert_eq!(down.undo, Some(scale(3, Some(ReplicasBefore::Restore))));
+    // The hold after helm upgrade is a plain scale: it must not overwrite the recorded count.
+    assert_eq!(action("mgmt-cluster-10-hold-discovery"), &scale(0, None));
+    insta::assert_snapshot!(
+        "gloo_mesh_pre_1_0_discovery_at_3_table",
+        render_table(&planned, false)
+    );
+
+    // Planned while an earlier apply holds discovery at 0 with its annotation: the recorded 3 is
+    // what the plan restores, and the fingerprint is the one of the cluster before that apply.
+    let mut held = snapshot.clone();
+    let d = held.clusters[0]
+        .gloo_mesh
+        .as_mut()
+        .and_then(|g| g.discovery.as_mut())
+        .unwrap();
+    d.desired = 0;
+    d.ready = 0;
+    d.replicas_before = Some(3);
+    let again = plan(&held, &CompatData::embedded(), &to(&[("gloo-mesh", "1.1")])).unwrap();
+    assert_eq!(again.steps, planned.steps);
+    assert_eq!(again.fingerprint.value, planned.fingerprint.value);
+
+    // A count left behind on a running discovery is stale: the 3 it runs is what counts.
+    let mut stale = snapshot.clone();
+    stale.clusters[0]
+        .gloo_mesh
+        .as_mut()
+        .and_then(|g| g.discovery.as_mut())
+        .unwrap()
+        .replicas_before = Some(5);
+    let again = plan(
+        &stale,
+        &CompatData::embedded(),
+        &to(&[("gloo-mesh", "1.1")]),
+    )
+    .unwrap();
+    assert_eq!(again.steps, planned.steps);
+}
+
+#[test]
 fn every_gloo_mesh_seed_step_appears_in_order() {
     let plan = make("gloo", &to(&[("gloo-mesh", "1.1")])).unwrap();
     let seed_steps: Vec<usize> = plan

@@ -27,21 +27,62 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A directory with the named stand-in tools (tests/fixtures/apply/bin) and a kubeconfig for
-/// `server`, as the tools read it.
-pub fn stand_in_tools(server: &FakeApiServer, tools: &[&str]) -> tempfile::TempDir {
+/// A directory with the named stand-in tools (tests/fixtures/apply/bin) and the script they share to
+/// pick their cluster as the real tools do (cluster.sh). Nothing there tells them which cluster: like
+/// the real ones they go by their flags, else `KUBECONFIG`, else `$HOME/.kube/config`.
+pub fn stand_in_tools(tools: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for tool in tools {
+    for file in tools.iter().copied().chain(["cluster.sh"]) {
         std::fs::copy(
-            Path::new(FIXTURES).join("bin").join(tool),
-            dir.path().join(tool),
+            Path::new(FIXTURES).join("bin").join(file),
+            dir.path().join(file),
         )
         .expect("copy tool");
     }
-    server
-        .write_kubeconfig(dir.path().join("kubeconfig"))
-        .expect("kubeconfig for the stand-in tools");
     dir
+}
+
+/// A kubeconfig with one context per `(name, server)`, each with its own cluster and user entry, and
+/// `current` as the current context: what a user's ~/.kube/config with several clusters looks like.
+pub fn kubeconfig_yaml(contexts: &[(&str, &str)], current: &str) -> String {
+    let mut clusters = String::new();
+    let mut users = String::new();
+    let mut named = String::new();
+    for (name, server) in contexts {
+        clusters.push_str(&format!(
+            "- name: {name}-cluster\n  cluster:\n    server: {server}\n"
+        ));
+        users.push_str(&format!(
+            "- name: {name}-user\n  user:\n    token: fake-token-{name}\n"
+        ));
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}-cluster\n    user: {name}-user\n    namespace: default\n"
+        ));
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{named}current-context: {current}\npreferences: {{}}\n"
+    )
+}
+
+/// Writes [`kubeconfig_yaml`] for `(context, fake server)` pairs to `path`.
+pub fn write_kubeconfig(path: &Path, contexts: &[(&str, &FakeApiServer)], current: &str) {
+    let urls: Vec<(&str, String)> = contexts.iter().map(|(n, s)| (*n, s.url())).collect();
+    let pairs: Vec<(&str, &str)> = urls.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    std::fs::write(path, kubeconfig_yaml(&pairs, current)).expect("write kubeconfig");
+}
+
+/// The flags apply adds to a stand-in tool's call to point it at `context` in `kubeconfig`, as
+/// calls.log records them (each tool spells the context flag its own way).
+pub fn cluster_flags(tool: &str, kubeconfig: &Path, context: &str) -> String {
+    let context_flag = match tool {
+        "helm" => "--kube-context",
+        "meshctl" => "--kubecontext",
+        _ => "--context",
+    };
+    format!(
+        "--kubeconfig {} {context_flag} {context}",
+        kubeconfig.display()
+    )
 }
 
 /// Copies a fixture (a path under tests/fixtures/apply) to `to`, e.g. beside the stand-in tools.

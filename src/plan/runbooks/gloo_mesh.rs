@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::super::steps::{Runbook, StepList};
-use super::super::{Action, Gate, Tool, WaitCondition};
+use super::super::{Action, Gate, ReplicasBefore, Tool, WaitCondition};
 use super::{
     TOOL_TIMEOUT_SECONDS, WAIT_TIMEOUT_SECONDS, helm_upgrade_args, object, rollout, run, run_owned,
 };
@@ -126,19 +126,25 @@ pub(crate) fn pre_1_0(
     // 1. meshctl of the target version.
     meshctl_version_check(steps, c, &rb, 1, up.to);
 
-    // 2. Scale both to zero, recording the replicas to restore.
+    // 2. Scale both to zero, recording the replicas to restore (in the plan, the journal and on the
+    // object).
     for w in [discovery, networking] {
         let step = steps.push(
             c,
             &format!("scale-down-{}", w.name),
-            format!("Scale {}/{} from {} to 0 replicas", w.namespace, w.name, w.desired),
+            format!(
+                "Scale {}/{} from {} to 0 replicas",
+                w.namespace,
+                w.name,
+                w.usual_replicas()
+            ),
             rb.step(
                 2,
                 "scale down discovery and networking so neither processes resources shaped for the other version",
             ),
-            scale(w, 0),
+            scale_recording(w),
         );
-        step.undo = Some(scale(w, w.desired.max(1)));
+        step.undo = Some(scale_restoring(w));
     }
 
     // 3. Delete every discovery resource in the group the server serves.
@@ -231,16 +237,22 @@ pub(crate) fn pre_1_0(
     // 7. Re-register every registered cluster.
     reregister(steps, up, &rb, 7);
 
-    // 8. Discovery back, and wait until it has written its resources.
+    // 8. Discovery back (to the replicas it ran before step 2), and wait until it has written its
+    // resources.
     steps.push(
         c,
         &format!("scale-up-{}", discovery.name),
         format!(
-            "Scale {}/{} to 1 replica",
-            discovery.namespace, discovery.name
+            "Scale {}/{} back to {}",
+            discovery.namespace,
+            discovery.name,
+            replicas_text(restored_replicas(discovery))
         ),
-        rb.step(8, "scale discovery to one replica"),
-        scale(discovery, 1),
+        rb.step(
+            8,
+            "scale discovery back up (the runbook says to one replica; the plan restores the count it ran before step 2)",
+        ),
+        scale_restoring(discovery),
     );
     let (wait_group, waited) = discovery_written_back(up, group);
     steps.push(
@@ -270,12 +282,17 @@ pub(crate) fn pre_1_0(
     steps.push(
         c,
         &format!("scale-up-{}", networking.name),
-        format!("Scale {}/{} to 1 replica", networking.namespace, networking.name),
+        format!(
+            "Scale {}/{} back to {}",
+            networking.namespace,
+            networking.name,
+            replicas_text(restored_replicas(networking))
+        ),
         rb.step(
             9,
-            "scale networking to one replica; errors on networking resources settle once its watches start",
+            "scale networking back up (the runbook says to one replica; the plan restores the count it ran before step 2); errors on networking resources settle once its watches start",
         ),
-        scale(networking, 1),
+        scale_restoring(networking),
     );
     steps.push(
         c,
@@ -479,9 +496,40 @@ fn networking_review(up: &GlooUpgrade<'_>) -> String {
 }
 
 fn scale(w: &Workload, replicas: u32) -> Action {
+    scale_keeping(w, replicas, None)
+}
+
+fn scale_keeping(w: &Workload, replicas: u32, before: Option<ReplicasBefore>) -> Action {
     Action::Scale {
         target: object(&w.kind, &w.namespace, &w.name),
         replicas,
+        replicas_before: before,
+    }
+}
+
+/// The scale-down of step 2: to zero, keeping the count it replaces.
+fn scale_recording(w: &Workload) -> Action {
+    scale_keeping(w, 0, Some(ReplicasBefore::Record))
+}
+
+/// The scale-up of steps 8 and 9 (and the undo of step 2): back to the recorded count, which at plan
+/// time is the count observed.
+fn scale_restoring(w: &Workload) -> Action {
+    scale_keeping(w, restored_replicas(w), Some(ReplicasBefore::Restore))
+}
+
+/// The replicas a workload runs outside an upgrade, as observed (or as an earlier apply's annotation
+/// records them); one when it was already at zero, so a scale-up brings it back.
+fn restored_replicas(w: &Workload) -> u32 {
+    w.usual_replicas().max(1)
+}
+
+/// `1 replica`, `3 replicas`.
+fn replicas_text(n: u32) -> String {
+    if n == 1 {
+        "1 replica".to_string()
+    } else {
+        format!("{n} replicas")
     }
 }
 

@@ -286,7 +286,9 @@ fn istiod_release(cx: &IstioContext<'_>, revision: &str) -> String {
 
 fn unknown_evidence(cx: &IstioContext<'_>) -> String {
     match &cx.install.method {
-        Method::Unknown { evidence } => format!("kubectl-meshup does not invent an install command: {evidence}"),
+        Method::Unknown { evidence } => {
+            format!("kubectl-meshup does not invent an install command: {evidence}")
+        }
         _ => String::new(),
     }
 }

@@ -2,10 +2,10 @@
 //! `ztunnel`, then the gateways; each followed by a rollout wait; then the sidecar data plane is
 //! restarted namespace by namespace and gated on the new version.
 
+use super::super::Tool;
 use super::super::paths::PathHop;
 use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate};
-use super::super::Tool;
 use super::{DataPlane, INSTALL_TIMEOUT_SECONDS, IstioContext, rollout};
 use crate::plan::install_method::Method;
 
@@ -69,28 +69,28 @@ pub(crate) fn hop(
 
     match &install.method {
         Method::Helm { .. } | Method::NotRecorded => {
-        let step = steps.push(
-            cluster,
-            &format!("base-{}", hop.to),
-            format!("{verb} the istio-base chart (CRDs) to {}", hop.to),
-            rb.step(
-                stage(cx, "base"),
-                format!(
-                    "{hop_label}: Helm in-place order starts with the base chart (CRDs) ({})",
-                    hop.reason
-                ),
-            ),
-            cx.helm_upgrade("istio-base", "base", ns, hop.to),
-        );
-        step.irreversible = irreversible;
-
-        for cp in &install.control_planes {
-            let (release, deployment) = if cp.revision == "default" {
-                ("istiod".to_string(), cp.istiod.name.clone())
-            } else {
-                (format!("istiod-{}", cp.revision), cp.istiod.name.clone())
-            };
             let step = steps.push(
+                cluster,
+                &format!("base-{}", hop.to),
+                format!("{verb} the istio-base chart (CRDs) to {}", hop.to),
+                rb.step(
+                    stage(cx, "base"),
+                    format!(
+                        "{hop_label}: Helm in-place order starts with the base chart (CRDs) ({})",
+                        hop.reason
+                    ),
+                ),
+                cx.helm_upgrade("istio-base", "base", ns, hop.to),
+            );
+            step.irreversible = irreversible;
+
+            for cp in &install.control_planes {
+                let (release, deployment) = if cp.revision == "default" {
+                    ("istiod".to_string(), cp.istiod.name.clone())
+                } else {
+                    (format!("istiod-{}", cp.revision), cp.istiod.name.clone())
+                };
+                let step = steps.push(
                 cluster,
                 &format!("{release}-{}", hop.to),
                 format!("{verb} {release} to {} in place", install.tag(hop.to)),
@@ -102,18 +102,18 @@ pub(crate) fn hop(
                 ),
                 cx.helm_upgrade(&release, "istiod", &cp.istiod.namespace, hop.to),
             );
-            step.irreversible = irreversible;
-            steps.push(
-                cluster,
-                &format!("wait-{deployment}"),
-                format!("Wait for {deployment} to be rolled out"),
-                rb.step(
-                    stage(cx, "istiod"),
-                    format!("{hop_label}: istiod ready before the next component"),
-                ),
-                rollout("Deployment", &cp.istiod.namespace, &deployment),
-            );
-        }
+                step.irreversible = irreversible;
+                steps.push(
+                    cluster,
+                    &format!("wait-{deployment}"),
+                    format!("Wait for {deployment} to be rolled out"),
+                    rb.step(
+                        stage(cx, "istiod"),
+                        format!("{hop_label}: istiod ready before the next component"),
+                    ),
+                    rollout("Deployment", &cp.istiod.namespace, &deployment),
+                );
+            }
         }
         Method::Istioctl { config } => {
             // Istio's in-place procedure for an istioctl install: istioctl of the target version,
