@@ -136,6 +136,44 @@ pub struct Workload {
     /// down): what a scale-up restores, and what a plan made now counts as its replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_before: Option<u32>,
+    /// How the object was installed, from its own labels and annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallMethod>,
+}
+
+/// How a mesh component was installed, as its object shows it: the plan upgrades it the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum InstallMethod {
+    /// Owned by a Helm release (the `meta.helm.sh/release-name` and `-namespace` annotations Helm sets).
+    Helm { release: String, namespace: String },
+    /// Installed by `istioctl install` (the `install.operator.istio.io/owning-resource` label it sets).
+    Istioctl {
+        #[serde(rename = "owningResource")]
+        owning_resource: String,
+    },
+    /// Neither mark: hand-applied manifests, or an operator (Sail, a vendor's); `evidence` says what was
+    /// seen (`app.kubernetes.io/managed-by: sail-operator`).
+    Unknown { evidence: String },
+}
+
+/// A Helm release of a mesh chart, as Helm stored it (read from its storage Secret, never the `helm`
+/// binary). `values` are the user-supplied values only (the chart's defaults are not in them), with
+/// credential-looking values redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmRelease {
+    pub name: String,
+    pub namespace: String,
+    /// Helm's release revision (`helm history`), not an Istio revision.
+    pub revision: u32,
+    pub status: String,
+    pub chart: String,
+    pub chart_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    #[serde(default)]
+    pub values: serde_json::Value,
 }
 
 /// The annotation a scale-down writes on the object it scales: the replicas it had just before, so
@@ -177,6 +215,10 @@ pub struct Istio {
     /// Pods with an `istio-proxy` container, grouped per proxy version, namespace and owner.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proxies: Vec<ProxyGroup>,
+    /// The Helm releases of Istio's charts (`base`, `istiod`, `gateway`, `cni`, `ztunnel`) and of any
+    /// chart that owns an Istio component, in the namespaces where the components run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_releases: Vec<HelmRelease>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +229,29 @@ pub struct IstioControlPlane {
     pub istiod: Workload,
     /// `PILOT_ENABLE_AMBIENT` on istiod (Kmesh Dual-Engine and ambient need it).
     pub ambient_enabled: bool,
+    /// The configuration this revision runs with, read back from the cluster: what a new revision
+    /// installed by istioctl must be given to behave the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<IstiodConfig>,
+}
+
+/// An istiod revision's configuration as the cluster holds it: the mesh config of its ConfigMap
+/// (`istio` or `istio-<rev>`, key `mesh`) and the literal env and resources of its `discovery`
+/// container. Values that look like credentials are redacted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstiodConfig {
+    /// `namespace/name` of the ConfigMap the mesh config was read from; `None` when it was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_config_map: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_config: Option<serde_json::Value>,
+    /// Env vars set literally on the `discovery` container (not from Secrets or fields).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The `discovery` container's resources (requests, limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

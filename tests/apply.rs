@@ -213,6 +213,7 @@ fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload
         },
         desired: 1,
         ready: 1,
+        install: None,
         replicas_before: None,
     }
 }
@@ -255,6 +256,7 @@ fn istio_snapshot() -> ClusterSnapshot {
                 "1.23.4",
             ),
             ambient_enabled: false,
+            config: None,
         }],
         revision_tags: BTreeMap::new(),
         webhooks: vec![],
@@ -263,6 +265,7 @@ fn istio_snapshot() -> ClusterSnapshot {
         gateways: vec![],
         namespaces: vec![],
         proxies: vec![],
+        helm_releases: vec![],
     });
     ClusterSnapshot::new(vec![c])
 }
@@ -424,6 +427,7 @@ fn gloo_plan() -> UpgradePlan {
                     "--reuse-values",
                 ]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(
@@ -444,6 +448,7 @@ fn gloo_plan() -> UpgradePlan {
                     "remote-cluster",
                 ]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(
@@ -496,6 +501,7 @@ fn gloo_plan() -> UpgradePlan {
                 tool: Tool::Meshctl,
                 args: args(&["check"]),
                 timeout_seconds: 120,
+                config: None,
             },
         ),
     ];
@@ -1501,6 +1507,7 @@ fn istio_plan() -> UpgradePlan {
                     "-y",
                 ]),
                 timeout_seconds: 600,
+                config: None,
             },
         ),
         step(
@@ -1570,6 +1577,7 @@ fn istio_plan() -> UpgradePlan {
                 tool: Tool::Istioctl,
                 args: args(&["uninstall", "--revision", "1-23", "-y"]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(

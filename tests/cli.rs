@@ -431,14 +431,15 @@ fn a_bad_target_is_a_usage_error_naming_the_accepted_form() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{to}: {stderr}");
     }
-    // A request the planner cannot take as asked is a usage error too: Kmesh is not installed.
+    // A target for a mesh the cluster does not run is no path (nothing to upgrade), not a usage error.
     let out = meshup()
         .args(["plan", "--to", "kmesh=1.1", "--snapshot"])
         .arg(example("istio-1.20-eks.yaml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(one_line_error(&out).contains("kmesh is not installed"));
+    assert!(one_line_error(&out).contains("nothing to upgrade"));
     // No --to at all.
     let out = meshup()
         .args(["plan", "--snapshot"])

@@ -474,7 +474,17 @@ fn step_calls(step: &plan::Step) -> Vec<String> {
         )
     };
     match &step.action {
-        Action::Run { tool, args, .. } => vec![call(*tool, args)],
+        Action::Run {
+            tool, args, config, ..
+        } => {
+            // A carried configuration reaches the tool as a file (a fresh path each run): the stand-in
+            // logs it as FILE.
+            let mut args = args.clone();
+            if let Some(config) = config {
+                args.extend([config.kind.flag().to_string(), "FILE".to_string()]);
+            }
+            vec![call(*tool, &args)]
+        }
         Action::Gate {
             gate: Gate::ToolVersion { tool, .. },
         } => {
@@ -1025,7 +1035,11 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
     let (_, undo) = error
         .split_once("; to undo the steps done: ")
         .unwrap_or_else(|| panic!("no undo commands: {stderr}"));
-    let context = "kubectl --context fake-apiserver -n gloo-mesh";
+    // apply was given --kubeconfig, so every hint carries it with the context (one home: tools::cluster_flags).
+    let context = format!(
+        "kubectl --kubeconfig {} --context fake-apiserver -n gloo-mesh",
+        cluster.kubeconfig().display()
+    );
     assert_eq!(
         undo,
         format!(
@@ -1041,7 +1055,7 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
     let script = undo.replace("kubectl ", &format!("{kubectl} "));
     let ran = Command::new("sh")
         .args(["-c", &script])
-        .env("KUBECONFIG", cluster.tools.path().join("kubeconfig"))
+        .env("KUBECONFIG", cluster.kubeconfig())
         .env("KUBECACHEDIR", cluster.cache.path())
         .output()
         .expect("sh runs");

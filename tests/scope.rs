@@ -200,6 +200,7 @@ fn hostile_actions() -> Vec<(&'static str, Action, &'static str)> {
             tool: Tool::Helm,
             args,
             timeout_seconds: 600,
+            config: None,
         }
     };
     vec![

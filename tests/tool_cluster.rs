@@ -261,6 +261,22 @@ fn with_prod_as_current_context_a_staging_plan_changes_staging_only() {
     assert!(calls[1].starts_with("istioctl install "), "{calls:?}");
     assert!(calls[2].contains("1-23"), "{calls:?}");
     assert!(calls[1].contains("revision=1-24-6"), "{calls:?}");
+    // The new revision gets the installed revision's configuration, read back from the cluster
+    // (istioctl stores no IstioOperator any more), as a file the stand-in read: `-f FILE`.
+    assert!(calls[1].contains(" -f FILE "), "{calls:?}");
+    let carried = std::fs::read_to_string(fleet.tools.path().join("carried.log")).expect("carried");
+    for expected in [
+        "--- istioctl -f",
+        "kind: IstioOperator",
+        "accessLogFile: /dev/stdout",
+        "mode: REGISTRY_ONLY",
+        "memory: 3Gi",
+    ] {
+        assert!(carried.contains(expected), "{expected}: {carried}");
+    }
+    // Revision-specific settings are not carried: the new revision gets its own.
+    assert!(!carried.contains("discoveryAddress"), "{carried}");
+    assert!(!carried.contains("REVISION"), "{carried}");
     assert!(calls[2].starts_with("istioctl uninstall "), "{calls:?}");
     assert_upgraded(&fleet.staging);
     // Prod, the current context, was neither written nor changed.

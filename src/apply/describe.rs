@@ -225,6 +225,7 @@ mod tests {
                 "-y".into(),
             ],
             timeout_seconds: 300,
+            config: None,
         };
         assert_eq!(
             command(at, &uninstall),
@@ -234,6 +235,7 @@ mod tests {
             tool: Tool::Helm,
             args: vec!["upgrade".into(), "gloo-mesh".into()],
             timeout_seconds: 300,
+            config: None,
         };
         let no_flag = HintTarget {
             context: "mgmt",

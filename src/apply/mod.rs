@@ -1315,9 +1315,18 @@ impl Executor<'_> {
                 tool,
                 args,
                 timeout_seconds,
+                config,
             } => {
+                // The carried configuration goes to the tool as a private file that lives as long as
+                // the step: the file is what the reviewer saw in the plan, byte for byte.
+                let carried = config.as_ref().map(carried_file).transpose()?;
+                let mut args = args.clone();
+                if let (Some(config), Some(file)) = (config, &carried) {
+                    args.push(config.kind.flag().to_string());
+                    args.push(file.path().display().to_string());
+                }
                 let done = self
-                    .run_tool(step, *tool, args, Some(*timeout_seconds), false)
+                    .run_tool(step, *tool, &args, Some(*timeout_seconds), false)
                     .await?;
                 if self.interrupt.is_set() {
                     return Err(StepError::Interrupted);
@@ -1981,6 +1990,23 @@ async fn evaluate(
             })
         }
     }
+}
+
+/// Writes a plan's carried configuration to a file only this user can read (`tempfile` creates it
+/// 0600), removed when the returned handle is dropped.
+fn carried_file(config: &crate::plan::CarriedConfig) -> Result<tempfile::NamedTempFile, StepError> {
+    use std::io::Write;
+    let text = serde_saphyr::to_string(&config.document)
+        .map_err(|e| StepError::Failed(format!("the plan's carried configuration: {e}")))?;
+    let mut file = tempfile::Builder::new()
+        .prefix("meshup-config-")
+        .suffix(".yaml")
+        .tempfile()
+        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+    Ok(file)
 }
 
 #[cfg(test)]

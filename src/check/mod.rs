@@ -47,7 +47,7 @@ mod kmesh;
 pub mod render;
 mod replicas;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use dates::day_number;
 pub use render::render_table;

@@ -51,6 +51,7 @@ pub fn workload(namespace: &str, name: &str, kind: &str, image: &str) -> Workloa
         version: observed(image),
         desired: 1,
         ready: 1,
+        install: None,
         replicas_before: None,
     }
 }
@@ -65,6 +66,7 @@ pub fn istiod(revision: &str, image: &str) -> IstioControlPlane {
         revision: revision.to_string(),
         istiod: workload("istio-system", &name, "Deployment", image),
         ambient_enabled: false,
+        config: None,
     }
 }
 
@@ -78,6 +80,7 @@ pub fn istio(control_planes: Vec<IstioControlPlane>) -> Istio {
         gateways: Vec::new(),
         namespaces: Vec::new(),
         proxies: Vec::new(),
+        helm_releases: Vec::new(),
     }
 }
 

@@ -210,8 +210,8 @@ Examples:
   kubectl meshup plan show plan.yaml
 
 Exit codes: 0 a plan was made; 1 could not plan (unreachable, unreadable file); 2 usage
-error, or a request that cannot be planned (mesh not installed, unknown version, downgrade
-not allowed); 3 no allowed path (the cluster or the matrices block the upgrade).";
+error, or a request that cannot be planned (unknown version, downgrade not allowed); 3 no
+allowed path (the mesh is not installed, or the cluster or the matrices block the upgrade).";
 
 const PLAN_SHOW_HELP: &str = "\
 Examples:

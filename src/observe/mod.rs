@@ -8,6 +8,8 @@
 //! or any other failure is an error for that cluster.
 
 pub mod gloo;
+pub mod helm;
+mod istiod_config;
 mod kmesh;
 mod nodes;
 pub mod paging;
@@ -25,8 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{ClusterError, Target, classify, is_forbidden};
 use crate::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, IstioGateway, IstioWebhook,
-    MeshNamespace, RegisteredCluster, ServedGroup, Unread,
+    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, Istio, IstioControlPlane, IstioGateway,
+    IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
@@ -248,6 +250,86 @@ impl Reader<'_> {
                 reason: e.to_string(),
             }
         })
+    }
+
+    /// The deployed Helm releases in the namespaces where Istio's components run (and where the releases
+    /// that own them live) that are Istio charts or own an Istio component. Release storage objects are
+    /// Secrets (Helm's default driver) or ConfigMaps (`HELM_DRIVER=configmap`); both are read, narrowed
+    /// by Helm's own labels. A release whose data cannot be decoded is reported unread, never guessed.
+    async fn helm_releases(
+        &self,
+        istio: &Istio,
+    ) -> Result<(Vec<HelmRelease>, Vec<Unread>), ClusterError> {
+        let (namespaces, owners) = helm::release_scope(istio);
+        let mut releases = Vec::new();
+        let mut unreads = Unreads::default();
+        for namespace in &namespaces {
+            for (kind, plural) in [("Secrets", "secrets"), ("ConfigMaps", "configmaps")] {
+                let what = format!("Helm release {kind} in namespace {namespace}");
+                let read = self
+                    .list::<helm::StorageObject>(
+                        &what,
+                        "the values and chart each Helm-installed component was installed with",
+                        &format!("{CORE}/namespaces/{namespace}/{plural}"),
+                        helm::RELEASE_SELECTOR,
+                    )
+                    .await?;
+                for object in unreads.take(read) {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    match object.release() {
+                        Ok(release) if helm::is_wanted(&release, &owners) => releases.push(release),
+                        Ok(_) => {}
+                        Err(e) => unreads.0.push(Unread {
+                            what: format!("Helm release {namespace}/{name}"),
+                            reason: e.to_string(),
+                            leaves_unjudged: "the values that release was installed with".into(),
+                        }),
+                    }
+                }
+            }
+        }
+        releases.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        // Several deployed revisions of one release (a failed cleanup) are possible: keep the newest.
+        releases.dedup_by(|later, earlier| {
+            let same = later.namespace == earlier.namespace && later.name == earlier.name;
+            if same && later.revision > earlier.revision {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        Ok((releases, unreads.0))
+    }
+
+    /// The mesh config of istiod `revision`: the `mesh` key of ConfigMap `istio-<rev>` (`istio` for the
+    /// default revision) in its namespace, parsed; `None` when there is no such ConfigMap.
+    async fn mesh_config(
+        &self,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<Read<Option<(String, serde_json::Value)>>, ClusterError> {
+        let name = istiod_config::config_map_name(revision);
+        let what = format!("ConfigMap {namespace}/{name}");
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(self.target.client.clone(), namespace);
+        match api.get_opt(&name).await {
+            Ok(Some(cm)) => {
+                let text = cm.data.as_ref().and_then(|d| d.get("mesh"));
+                match text.map(|t| istiod_config::parse_mesh(t)).transpose() {
+                    Ok(mesh) => Ok(Read::Done(mesh.map(|m| (name, m)))),
+                    Err(reason) => Ok(Read::Forbidden(Unread {
+                        what,
+                        reason,
+                        leaves_unjudged: "the mesh config a new revision must be given".into(),
+                    })),
+                }
+            }
+            Ok(None) => Ok(Read::Done(None)),
+            Err(e) => {
+                let mut unread = self.failed(&what, e)?;
+                unread.leaves_unjudged = "the mesh config a new revision must be given".into();
+                Ok(Read::Forbidden(unread))
+            }
+        }
     }
 
     /// Gloo Mesh's served API groups (with object counts for discovery output) and registered clusters.
@@ -500,6 +582,19 @@ async fn observe_cluster_paged(
         namespaces,
         proxies,
     );
+    let mut istio = istio;
+    if let Some(istio) = istio.as_mut() {
+        let (releases, mut not_read) = r.helm_releases(istio).await?;
+        istio.helm_releases = releases;
+        unread.0.append(&mut not_read);
+        for cp in &mut istio.control_planes {
+            let read = r.mesh_config(&cp.istiod.namespace, &cp.revision).await?;
+            if let (Some(config), Some((name, mesh))) = (cp.config.as_mut(), unread.take(read)) {
+                config.mesh_config_map = Some(format!("{}/{name}", cp.istiod.namespace));
+                config.mesh_config = Some(mesh);
+            }
+        }
+    }
     let gloo_mesh = gloo_of(&gloo_deployments, gloo_api);
     let kmesh = app_daemonsets
         .iter()
@@ -540,6 +635,7 @@ fn istio_of(
                 istiod: from_deployment(d, "discovery"),
                 ambient_enabled: env_value(discovery, "PILOT_ENABLE_AMBIENT")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                config: Some(istiod_config::from_container(discovery)),
             }
         })
         .collect();
@@ -603,6 +699,7 @@ fn istio_of(
         gateways: gateways_out,
         namespaces,
         proxies,
+        helm_releases: Vec::new(),
     })
 }
 

@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::snapshot::{ObservedVersion, REPLICAS_BEFORE_ANNOTATION, VersionSource, Workload};
+use crate::snapshot::{
+    InstallMethod, ObservedVersion, REPLICAS_BEFORE_ANNOTATION, VersionSource, Workload,
+};
 use crate::version::{Flavor, ImageVersion, Version, image_version};
 
 /// Labels that carry a chart's version, in the order they are trusted.
@@ -95,8 +97,45 @@ fn workload(
         version: observed_version(&image, &labels_of(meta)),
         desired,
         ready,
+        install: Some(install_method(meta)),
         replicas_before: replicas_before(meta),
     }
+}
+
+/// How an object was installed, from the marks each installer leaves on what it creates: Helm's
+/// release annotations, istioctl's owning-resource label; otherwise whatever says who manages it.
+pub fn install_method(meta: &ObjectMeta) -> InstallMethod {
+    let annotation = |key: &str| {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.is_empty())
+    };
+    let label = |key: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(release) = annotation("meta.helm.sh/release-name") {
+        let namespace = annotation("meta.helm.sh/release-namespace")
+            .cloned()
+            .or_else(|| meta.namespace.clone())
+            .unwrap_or_default();
+        return InstallMethod::Helm {
+            release: release.clone(),
+            namespace,
+        };
+    }
+    if let Some(owner) = label("install.operator.istio.io/owning-resource") {
+        return InstallMethod::Istioctl {
+            owning_resource: owner.clone(),
+        };
+    }
+    let evidence = label("app.kubernetes.io/managed-by")
+        .map(|m| format!("app.kubernetes.io/managed-by: {m}"))
+        .unwrap_or_else(|| "no Helm release annotation and no istioctl label".to_string());
+    InstallMethod::Unknown { evidence }
 }
 
 /// The count a scale-down recorded in [`REPLICAS_BEFORE_ANNOTATION`]; `None` when absent or not a
@@ -157,6 +196,67 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn meta(labels_: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some("istio-system".into()),
+            labels: Some(labels(labels_)),
+            annotations: Some(labels(annotations)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_install_method_is_read_from_each_installers_marks() {
+        // Helm sets the release annotations on everything it creates (and managed-by: Helm).
+        let helm = meta(
+            &[("app.kubernetes.io/managed-by", "Helm")],
+            &[
+                ("meta.helm.sh/release-name", "istiod-canary"),
+                ("meta.helm.sh/release-namespace", "istio-config"),
+            ],
+        );
+        assert_eq!(
+            install_method(&helm),
+            InstallMethod::Helm {
+                release: "istiod-canary".into(),
+                namespace: "istio-config".into()
+            }
+        );
+        // Without the namespace annotation (Helm before 3.2), the object's own namespace.
+        let old_helm = meta(&[], &[("meta.helm.sh/release-name", "istiod")]);
+        assert_eq!(
+            install_method(&old_helm),
+            InstallMethod::Helm {
+                release: "istiod".into(),
+                namespace: "istio-system".into()
+            }
+        );
+        let istioctl = meta(
+            &[
+                ("install.operator.istio.io/owning-resource", "unknown"),
+                ("operator.istio.io/component", "Pilot"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            install_method(&istioctl),
+            InstallMethod::Istioctl {
+                owning_resource: "unknown".into()
+            }
+        );
+        let sail = meta(&[("app.kubernetes.io/managed-by", "sail-operator")], &[]);
+        assert_eq!(
+            install_method(&sail),
+            InstallMethod::Unknown {
+                evidence: "app.kubernetes.io/managed-by: sail-operator".into()
+            }
+        );
+        assert!(matches!(
+            install_method(&meta(&[], &[])),
+            InstallMethod::Unknown { .. }
+        ));
     }
 
     #[test]

@@ -52,7 +52,15 @@ pub fn describe_action(action: &Action, current_replicas: Option<u32>) -> String
         } => {
             format!("server-side apply the CRDs of chart {chart} {version} from {repo}")
         }
-        Action::Run { tool, args, .. } => format!("run {}", command_line(tool.program(), args)),
+        Action::Run {
+            tool, args, config, ..
+        } => {
+            let mut line = format!("run {}", command_line(tool.program(), args));
+            if let Some(config) = config {
+                line.push_str(&format!(" {} FILE", config.kind.flag()));
+            }
+            line
+        }
         Action::Wait {
             condition,
             timeout_seconds,
@@ -165,4 +173,27 @@ mod tests {
             r"helm upgrade --set 'a b' 'it'\''s'"
         );
     }
+}
+
+/// What a step carries to its tool, as the reviewer must see it: where it was read and the document,
+/// in YAML, one line per entry (empty when the step carries nothing).
+pub fn carried_config(action: &Action) -> Vec<String> {
+    let Action::Run {
+        config: Some(config),
+        ..
+    } = action
+    else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "FILE ({}): {}",
+        match config.kind {
+            super::model::ConfigKind::HelmValues => "Helm values",
+            super::model::ConfigKind::IstioOperator => "IstioOperator",
+        },
+        config.source
+    )];
+    let text = serde_saphyr::to_string(&config.document).unwrap_or_default();
+    lines.extend(text.lines().map(|l| format!("  {l}")));
+    lines
 }

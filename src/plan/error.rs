@@ -8,8 +8,8 @@ use super::Mesh;
 /// How the CLI should treat a [`PlanError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanErrorKind {
-    /// The request cannot be planned as asked (exit 2): a mesh that is not installed, a version that is
-    /// not in the data, a downgrade that was not allowed.
+    /// The request cannot be planned as asked (exit 2): a version that is not in the data, a downgrade
+    /// that was not allowed.
     BadRequest,
     /// No allowed path: the environment or the matrices block the upgrade (exit 3).
     Blocked,
@@ -25,7 +25,7 @@ pub enum PlanError {
     DuplicateTarget { mesh: Mesh },
 
     #[error(
-        "{mesh} is not installed in any cluster of the snapshot: check the --context (or --snapshot) you planned against, or drop --to {mesh}"
+        "{mesh} is not installed in any cluster of the snapshot, so there is nothing to upgrade: check the --context (or --snapshot) you planned against, or drop --to {mesh}"
     )]
     MeshNotInstalled { mesh: Mesh },
 
@@ -137,10 +137,10 @@ impl PlanError {
         match self {
             PlanError::NoTargets
             | PlanError::DuplicateTarget { .. }
-            | PlanError::MeshNotInstalled { .. }
             | PlanError::UnknownVersion { .. }
             | PlanError::DowngradeNotAllowed { .. } => PlanErrorKind::BadRequest,
             PlanError::MissingFact { .. }
+            | PlanError::MeshNotInstalled { .. }
             | PlanError::KubernetesTooOld { .. }
             | PlanError::KubernetesUpgradeUnsupported { .. }
             | PlanError::KubernetesTooNew { .. }

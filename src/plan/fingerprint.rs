@@ -158,6 +158,25 @@ fn cluster_facts(cluster: &Cluster, meshes: &BTreeSet<Mesh>, facts: &mut BTreeMa
         for (t, rev) in &istio.revision_tags {
             put(format!("istio/tag/{t}"), rev.clone());
         }
+        // The configuration a plan carries: a new Helm release revision (a `helm upgrade` since) or a
+        // changed mesh config makes the plan stale.
+        for release in &istio.helm_releases {
+            put(
+                format!("istio/helm/{}/{}", release.namespace, release.name),
+                format!(
+                    "{} {} revision {}",
+                    release.chart, release.chart_version, release.revision
+                ),
+            );
+        }
+        for cp in &istio.control_planes {
+            if let Some(mesh) = cp.config.as_ref().and_then(|c| c.mesh_config.as_ref()) {
+                put(
+                    format!("istio/revision/{}/mesh-config", cp.revision),
+                    hex(&sha2::Sha256::digest(mesh.to_string().as_bytes())),
+                );
+            }
+        }
         for ns in &istio.namespaces {
             put(
                 format!("istio/namespace/{}", ns.name),

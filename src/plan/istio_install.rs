@@ -5,6 +5,7 @@
 use crate::snapshot::{Cluster, Istio, IstioControlPlane, KmeshMode, ObservedVersion};
 use crate::version::{Flavor, Version};
 
+use super::install_method::Method;
 use super::{Mesh, PlanError};
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub(crate) struct IstioInstall<'a> {
     /// istiod must run with `PILOT_ENABLE_AMBIENT=true`: some control plane has it, or Kmesh runs in
     /// Dual-Engine mode (which needs it). A new revision carries it over.
     pub ambient_flag: bool,
+    /// How the oldest control plane was installed, and what configuration a new one must carry.
+    pub method: Method,
 }
 
 impl<'a> IstioInstall<'a> {
@@ -67,6 +70,7 @@ impl<'a> IstioInstall<'a> {
             flavor: oldest.istiod.version.flavor.clone(),
             namespace: oldest.istiod.namespace.clone(),
             hub: hub_of(&oldest.istiod.version.image),
+            method: Method::read(istio, oldest),
             control_planes,
             ambient_components: istio.ztunnel.is_some() || istio.cni.is_some(),
             ambient_flag: istio.control_planes.iter().any(|cp| cp.ambient_enabled)

@@ -10,6 +10,7 @@ mod describe;
 mod error;
 mod file;
 mod fingerprint;
+mod install_method;
 mod istio_install;
 mod model;
 mod paths;

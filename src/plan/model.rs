@@ -350,6 +350,11 @@ pub enum Action {
         tool: Tool,
         args: Vec<String>,
         timeout_seconds: u64,
+        /// Configuration the plan carries to the tool: apply writes it to a private file and passes it
+        /// (`helm --values FILE`, `istioctl -f FILE`), so the upgraded component keeps the installed
+        /// configuration. Part of the plan, so a reviewer sees it and the integrity hash covers it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<CarriedConfig>,
     },
     /// Wait for a condition, failing after the timeout.
     #[serde(rename_all = "camelCase")]
@@ -394,6 +399,37 @@ impl Action {
             Action::RestartWorkloads { .. } => "restart-workloads",
             Action::Gate { .. } => "gate",
             Action::Manual { .. } => "manual",
+        }
+    }
+}
+
+/// Configuration carried from the installed component to the tool that upgrades it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CarriedConfig {
+    pub kind: ConfigKind,
+    /// Where it was read, for the reviewer: `Helm release istio-system/istiod-1-30-4 (revision 2)`, or
+    /// `read back from ConfigMap istio-system/istio-1-30-4 (mesh) and Deployment istiod-1-30-4`.
+    pub source: String,
+    /// The values (Helm) or the IstioOperator (istioctl), as a document.
+    pub document: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfigKind {
+    /// A Helm values file: `helm … --values FILE`.
+    HelmValues,
+    /// An IstioOperator file: `istioctl install -f FILE`.
+    IstioOperator,
+}
+
+impl ConfigKind {
+    /// The flag that hands the file to the tool.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ConfigKind::HelmValues => "--values",
+            ConfigKind::IstioOperator => "-f",
         }
     }
 }

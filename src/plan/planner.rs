@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::error::minor_range;
 use super::fingerprint::fingerprint;
+use super::install_method::Method;
 use super::istio_install::{IstioInstall, tag_for};
 use super::paths::{PathHop, PathRules, downgrade_path, upgrade_path};
 use super::runbooks::gloo_mesh::{self, GlooUpgrade};
@@ -378,6 +379,15 @@ fn plan_cluster(
                 data_plane.by_hand.join(", ")
             ));
         }
+    }
+    match &install.method {
+        Method::NotRecorded => out.warnings.push(format!(
+            "{name}: the snapshot does not say how Istio was installed, nor its configuration (it was written by an older kubectl-meshup), so the plan carries none: take a new snapshot to plan with the install method and configuration"
+        )),
+        Method::Unknown { evidence } => out.warnings.push(format!(
+            "{name}: Istio was installed by neither Helm nor istioctl, so the install steps are manual (kubectl-meshup does not invent an install command): {evidence}"
+        )),
+        _ => {}
     }
     let cx = IstioContext {
         cluster: name,

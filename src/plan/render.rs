@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::describe::carried_config;
 use super::{ScopeViolation, Step, UpgradePlan, describe_action, scope_violations};
 use crate::text::{escape_control, escape_json};
 
@@ -192,6 +193,9 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 p.dim(&format!("why: {}", reason_line(step)))
             );
             let _ = writeln!(out, "{indent}{}", describe_action(&step.action, None));
+            for line in carried_config(&step.action) {
+                let _ = writeln!(out, "{indent}{}", p.dim(&line));
+            }
         }
     }
 
@@ -328,6 +332,15 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
         let _ = writeln!(out, "   - Source: {}", step.reason.source);
         let detail = describe_action(&step.action, None);
         let _ = writeln!(out, "   - Action: `{}`", detail.replace('`', "'"));
+        let carried = carried_config(&step.action);
+        if let Some((head, document)) = carried.split_first() {
+            let _ = writeln!(out, "   - Carries {head}");
+            let _ = writeln!(out, "     ```yaml");
+            for line in document {
+                let _ = writeln!(out, "     {}", line.trim_start_matches("  "));
+            }
+            let _ = writeln!(out, "     ```");
+        }
         if let Some(undo) = &step.undo {
             let detail = describe_action(undo, None);
             let _ = writeln!(out, "   - Undo: `{}`", detail.replace('`', "'"));

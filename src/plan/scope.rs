@@ -132,6 +132,8 @@ struct ClusterScope {
     /// Discovery group -> (version, resources).
     gloo_groups: BTreeMap<String, (String, BTreeSet<String>)>,
     registered: BTreeSet<String>,
+    /// Names of the Helm releases of Istio's charts the cluster has (fingerprint facts).
+    helm_releases: BTreeSet<String>,
     /// Versions per mesh the plan moves between.
     versions: BTreeMap<Mesh, BTreeSet<Version>>,
     /// Image hubs of the installed istiod (with a snapshot only).
@@ -160,6 +162,10 @@ impl ClusterScope {
                 ["istio", "revision", _, "version"] => s.version(Mesh::Istio, value),
                 ["istio", "tag", tag] => {
                     s.tags.insert(tag.to_string());
+                }
+                ["istio", "helm", ns, name] => {
+                    s.mesh_ns(&format!("HelmRelease/{ns}/{name}"));
+                    s.helm_releases.insert(name.to_string());
                 }
                 ["istio", "namespace", ns] => {
                     s.enrolled.insert(ns.to_string());
@@ -512,6 +518,9 @@ impl Cx<'_> {
                 "--namespace",
                 "-n",
                 "--reuse-values",
+                "--reset-values",
+                "--reset-then-reuse-values",
+                "--wait",
                 "--set",
             ],
             Tool::Istioctl => &[
@@ -538,6 +547,26 @@ impl Cx<'_> {
             (Tool::Helm, ["version"]) => parsed.only(program, &[("--short", false)]),
             (Tool::Helm, ["upgrade" | "install", release, chart]) => {
                 self.helm_chart(&parsed, release, chart)
+            }
+            (Tool::Helm, ["uninstall", release]) => {
+                self.needs(Mesh::Istio, "helm uninstall")?;
+                parsed.only(
+                    program,
+                    &[("--namespace", true), ("-n", true), ("--wait", false)],
+                )?;
+                if !self.istiod_release(release) {
+                    return Err(format!(
+                        "helm uninstall {release}: only the istiod release of a revision this plan moves between may be removed"
+                    ));
+                }
+                for ns in parsed
+                    .values("--namespace")
+                    .into_iter()
+                    .chain(parsed.values("-n"))
+                {
+                    self.mesh_namespace(ns, &format!("helm release {release}"))?;
+                }
+                Ok(())
             }
             (Tool::Istioctl, ["version"]) => parsed.only(program, &[("--remote", true)]),
             (Tool::Istioctl, ["install"]) => {
@@ -668,6 +697,16 @@ impl Cx<'_> {
         }
     }
 
+    /// The istiod chart's release of a revision the plan moves between (`istiod-<rev>`, `istiod` for
+    /// the default revision), or an istiod release the cluster has (fingerprint facts).
+    fn istiod_release(&self, release: &str) -> bool {
+        release == "istiod"
+            || release
+                .strip_prefix("istiod-")
+                .is_some_and(|r| self.scope.revisions.contains(r))
+            || self.scope.helm_releases.contains(release)
+    }
+
     fn hub(&self, hub: &str) -> Checked {
         match &self.scope.hubs {
             Some(hubs) if !hubs.contains(hub) => Err(format!(
@@ -697,6 +736,9 @@ impl Cx<'_> {
                 ("--namespace", true),
                 ("-n", true),
                 ("--reuse-values", false),
+                ("--reset-values", false),
+                ("--reset-then-reuse-values", false),
+                ("--wait", false),
                 ("--set", true),
             ],
         )?;
@@ -708,9 +750,7 @@ impl Cx<'_> {
         };
         let (mesh, releases_ok) = match (repo, chart) {
             (Some(ISTIO_CHART_REPO), c) if ISTIO_CHARTS.contains(&c) => {
-                let rev_release = release
-                    .strip_prefix("istiod-")
-                    .is_some_and(|r| self.scope.revisions.contains(r));
+                let rev_release = self.istiod_release(release);
                 let gateway = self.scope.gateways.values().any(|g| g.contains(release));
                 let ok = match c {
                     "base" => release == "istio-base",
@@ -759,9 +799,10 @@ impl Cx<'_> {
                 "global.hub" => self.hub(value)?,
                 "global.tag" if mesh == Mesh::Istio => self.image_tag(value)?,
                 "pilot.env.PILOT_ENABLE_AMBIENT" if mesh == Mesh::Istio && value == "true" => {}
+                "revision" if mesh == Mesh::Istio && chart == "istiod" => self.revision(value)?,
                 _ => {
                     return Err(format!(
-                        "helm --set {set}: the runbooks only set global.hub, global.tag and pilot.env.PILOT_ENABLE_AMBIENT=true"
+                        "helm --set {set}: the runbooks only set global.hub, global.tag, revision (istiod) and pilot.env.PILOT_ENABLE_AMBIENT=true"
                     ));
                 }
             }
@@ -1139,6 +1180,7 @@ mod tests {
             tool: Tool::Istioctl,
             args: vec!["uninstall".into(), "--purge".into(), "-y".into()],
             timeout_seconds: 60,
+            config: None,
         });
         let v = check_scope(&p, None).expect_err("purge");
         assert_eq!(v.step, format!("{} (undo)", p.steps[install].id));

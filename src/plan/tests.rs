@@ -584,10 +584,6 @@ fn a_cluster_too_new_for_the_target_names_the_lowest_target_that_fits() {
 fn bad_requests_are_not_blocking() {
     let cases = [
         (
-            make("canary", &to(&[("kmesh", "1.1")])),
-            "kmesh is not installed",
-        ),
-        (
             make("canary", &to(&[("istio", "1.99")])),
             "istio 1.99 is not in the compatibility data",
         ),
@@ -608,6 +604,16 @@ fn bad_requests_are_not_blocking() {
         assert!(err.to_string().contains(expected), "{err}");
         assert!(!err.to_string().contains('\n'));
     }
+}
+
+#[test]
+fn a_target_for_a_mesh_that_is_not_installed_has_no_path() {
+    // Nothing to upgrade is an answer about the cluster (exit 3), not a malformed command line (2).
+    let err = make("canary", &to(&[("kmesh", "1.1")])).unwrap_err();
+    assert!(err.is_blocking(), "{err}");
+    assert_eq!(err.kind(), PlanErrorKind::Blocked);
+    assert!(err.to_string().contains("kmesh is not installed"), "{err}");
+    assert!(err.to_string().contains("nothing to upgrade"), "{err}");
 }
 
 #[test]

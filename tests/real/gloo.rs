@@ -470,6 +470,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
                     "--reuse-values",
                 ]),
                 timeout_seconds: 300,
+                config: None,
             },
         ),
         step(
@@ -528,6 +529,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
                 tool: Tool::Meshctl,
                 args: strings(&["check"]),
                 timeout_seconds: 120,
+                config: None,
             },
         ),
     ];

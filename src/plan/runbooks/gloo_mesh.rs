@@ -536,7 +536,7 @@ fn replicas_text(n: u32) -> String {
 fn helm_upgrade(namespace: &str, to: Version) -> Action {
     run_owned(
         Tool::Helm,
-        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to),
+        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to, false),
         TOOL_TIMEOUT_SECONDS,
     )
 }

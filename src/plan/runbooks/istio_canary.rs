@@ -11,9 +11,10 @@ use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate, Tool};
 use super::istio_in_place::ambient_components_in_place;
 use super::{
-    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, IstioContext, REV_LABEL,
-    TOOL_TIMEOUT_SECONDS, rollout, run, run_owned,
+    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, ISTIO_CHART_REPO, IstioContext, REV_LABEL,
+    TOOL_TIMEOUT_SECONDS, rollout, run,
 };
+use crate::plan::install_method::{Method, helm_values, release_of};
 use crate::plan::istio_install::revision_name;
 
 pub(crate) const RUNBOOK: Runbook = Runbook {
@@ -58,24 +59,6 @@ pub(crate) fn hop(
             },
         },
     );
-    let mut args: Vec<String> = vec![
-        "install".into(),
-        "-y".into(),
-        "--set".into(),
-        format!("revision={new_rev}"),
-    ];
-    if install.ambient_components {
-        args.extend(["--set".into(), "profile=ambient".into()]);
-    } else if install.ambient_flag {
-        args.extend([
-            "--set".into(),
-            "values.pilot.env.PILOT_ENABLE_AMBIENT=true".into(),
-        ]);
-    }
-    if let Some(hub) = &install.hub {
-        args.extend(["--set".into(), format!("hub={hub}")]);
-    }
-    args.extend(["--set".into(), format!("tag={tag}")]);
     let step = steps.push(
         cluster,
         &format!("install-{new_rev}"),
@@ -83,18 +66,14 @@ pub(crate) fn hop(
         RUNBOOK.step(
             1,
             format!(
-                "{hop_label}: a canary installs the new control plane beside the old one, keeping the image registry and flavor"
+                "{hop_label}: a canary installs the new control plane beside the old one, the way the mesh was installed, with its configuration, keeping the image registry and flavor"
             ),
         ),
-        run_owned(Tool::Istioctl, args, INSTALL_TIMEOUT_SECONDS),
+        install_action(cx, &new_rev, hop),
     );
     step.irreversible = irreversible;
     if !irreversible {
-        step.undo = Some(run(
-            Tool::Istioctl,
-            &["uninstall", "-y", "--revision", &new_rev],
-            TOOL_TIMEOUT_SECONDS,
-        ));
+        step.undo = uninstall_action(cx, &new_rev);
     }
 
     // 2. Ready before anything moves to it.
@@ -277,13 +256,149 @@ pub(crate) fn hop(
                     "{hop_label}: uninstall the old control plane once the canary serves everything"
                 ),
             ),
-            run(
-                Tool::Istioctl,
-                &["uninstall", "-y", "--revision", old],
-                TOOL_TIMEOUT_SECONDS,
-            ),
+            uninstall_action(cx, old).unwrap_or_else(|| Action::Manual {
+                instructions: format!(
+                    "Remove the old control plane revision {old} the way it was installed; {}",
+                    unknown_evidence(cx)
+                ),
+                command: None,
+            }),
         );
         step.irreversible = true;
     }
     new_rev
+}
+
+/// The release name Istio's Helm docs give the istiod chart of a revision (`istiod` for the default).
+fn istiod_release(cx: &IstioContext<'_>, revision: &str) -> String {
+    let observed = cx
+        .install
+        .control_planes
+        .iter()
+        .find(|cp| cp.revision == revision)
+        .and_then(|cp| release_of(cx.install.istio, &cp.istiod));
+    match observed {
+        Some(release) => release.name.clone(),
+        None if revision == "default" => "istiod".to_string(),
+        None => format!("istiod-{revision}"),
+    }
+}
+
+fn unknown_evidence(cx: &IstioContext<'_>) -> String {
+    match &cx.install.method {
+        Method::Unknown { evidence } => {
+            format!("kubectl-meshup does not invent an install command: {evidence}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Step 1's action: the new revision installed by the method the mesh was installed with.
+fn install_action(cx: &IstioContext<'_>, new_rev: &str, hop: &PathHop) -> Action {
+    let install = cx.install;
+    let tag = install.tag(hop.to);
+    match &install.method {
+        Method::Helm { istiod, .. } => {
+            let mut args: Vec<String> = [
+                "install",
+                &format!("istiod-{new_rev}"),
+                "istiod",
+                "--repo",
+                ISTIO_CHART_REPO,
+                "--version",
+                &hop.to.to_string(),
+                "--namespace",
+                &install.namespace,
+                "--set",
+                &format!("revision={new_rev}"),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if let Some(hub) = &install.hub {
+                args.extend(["--set".into(), format!("global.hub={hub}")]);
+            }
+            args.extend(["--set".into(), format!("global.tag={tag}")]);
+            args.push("--wait".into());
+            Action::Run {
+                tool: Tool::Helm,
+                args,
+                timeout_seconds: INSTALL_TIMEOUT_SECONDS,
+                config: Some(helm_values(istiod)),
+            }
+        }
+        Method::Istioctl { .. } | Method::NotRecorded => {
+            let config = match &install.method {
+                Method::Istioctl { config } => config.clone(),
+                _ => None,
+            };
+            let mut args: Vec<String> = vec![
+                "install".into(),
+                "-y".into(),
+                "--set".into(),
+                format!("revision={new_rev}"),
+            ];
+            if install.ambient_components {
+                args.extend(["--set".into(), "profile=ambient".into()]);
+            } else if install.ambient_flag {
+                args.extend([
+                    "--set".into(),
+                    "values.pilot.env.PILOT_ENABLE_AMBIENT=true".into(),
+                ]);
+            }
+            if let Some(hub) = &install.hub {
+                args.extend(["--set".into(), format!("hub={hub}")]);
+            }
+            args.extend(["--set".into(), format!("tag={tag}")]);
+            Action::Run {
+                tool: Tool::Istioctl,
+                args,
+                timeout_seconds: INSTALL_TIMEOUT_SECONDS,
+                config,
+            }
+        }
+        Method::Unknown { evidence } => Action::Manual {
+            instructions: format!(
+                "Install Istio {tag} as revision {new_rev} beside the running one, the way this mesh was installed, with the configuration of the running revision (kubectl-meshup does not invent an install command: {evidence}); for an istioctl install the command would be the one below"
+            ),
+            command: Some(
+                [
+                    "istioctl",
+                    "install",
+                    "-y",
+                    "--set",
+                    &format!("revision={new_rev}"),
+                    "--set",
+                    &format!("tag={tag}"),
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ),
+        },
+    }
+}
+
+/// How a revision installed by this plan or found installed is removed: `helm uninstall` of its
+/// release, or `istioctl uninstall --revision`; `None` when the method is unknown.
+fn uninstall_action(cx: &IstioContext<'_>, revision: &str) -> Option<Action> {
+    match &cx.install.method {
+        Method::Helm { .. } => Some(run(
+            Tool::Helm,
+            &[
+                "uninstall",
+                &istiod_release(cx, revision),
+                "--namespace",
+                &cx.install.namespace,
+                "--wait",
+            ],
+            TOOL_TIMEOUT_SECONDS,
+        )),
+        Method::Istioctl { .. } | Method::NotRecorded => Some(run(
+            Tool::Istioctl,
+            &["uninstall", "-y", "--revision", revision],
+            TOOL_TIMEOUT_SECONDS,
+        )),
+        Method::Unknown { .. } => None,
+    }
 }

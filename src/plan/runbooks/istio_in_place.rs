@@ -2,10 +2,12 @@
 //! `ztunnel`, then the gateways; each followed by a rollout wait; then the sidecar data plane is
 //! restarted namespace by namespace and gated on the new version.
 
+use super::super::Tool;
 use super::super::paths::PathHop;
 use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate};
-use super::{DataPlane, IstioContext, rollout};
+use super::{DataPlane, INSTALL_TIMEOUT_SECONDS, IstioContext, rollout};
+use crate::plan::install_method::Method;
 
 pub(crate) const SOURCE: &str = "istio/istio.io content/en/docs/setup/upgrade/helm/index.md (in-place upgrade) and content/en/docs/ambient/upgrade/helm/index.md";
 
@@ -65,50 +67,121 @@ pub(crate) fn hop(
         "Upgrade"
     };
 
-    let step = steps.push(
-        cluster,
-        &format!("base-{}", hop.to),
-        format!("{verb} the istio-base chart (CRDs) to {}", hop.to),
-        rb.step(
-            stage(cx, "base"),
-            format!(
-                "{hop_label}: Helm in-place order starts with the base chart (CRDs) ({})",
-                hop.reason
-            ),
-        ),
-        cx.helm_upgrade("istio-base", "base", ns, hop.to),
-    );
-    step.irreversible = irreversible;
-
-    for cp in &install.control_planes {
-        let (release, deployment) = if cp.revision == "default" {
-            ("istiod".to_string(), cp.istiod.name.clone())
-        } else {
-            (format!("istiod-{}", cp.revision), cp.istiod.name.clone())
-        };
-        let step = steps.push(
-            cluster,
-            &format!("{release}-{}", hop.to),
-            format!("{verb} {release} to {} in place", install.tag(hop.to)),
-            rb.step(
-                stage(cx, "istiod"),
-                format!(
-                    "{hop_label}: the control plane is upgraded before anything that connects to it"
+    match &install.method {
+        Method::Helm { .. } | Method::NotRecorded => {
+            let step = steps.push(
+                cluster,
+                &format!("base-{}", hop.to),
+                format!("{verb} the istio-base chart (CRDs) to {}", hop.to),
+                rb.step(
+                    stage(cx, "base"),
+                    format!(
+                        "{hop_label}: Helm in-place order starts with the base chart (CRDs) ({})",
+                        hop.reason
+                    ),
                 ),
-            ),
-            cx.helm_upgrade(&release, "istiod", &cp.istiod.namespace, hop.to),
-        );
-        step.irreversible = irreversible;
-        steps.push(
-            cluster,
-            &format!("wait-{deployment}"),
-            format!("Wait for {deployment} to be rolled out"),
-            rb.step(
-                stage(cx, "istiod"),
-                format!("{hop_label}: istiod ready before the next component"),
-            ),
-            rollout("Deployment", &cp.istiod.namespace, &deployment),
-        );
+                cx.helm_upgrade("istio-base", "base", ns, hop.to),
+            );
+            step.irreversible = irreversible;
+
+            for cp in &install.control_planes {
+                let (release, deployment) = if cp.revision == "default" {
+                    ("istiod".to_string(), cp.istiod.name.clone())
+                } else {
+                    (format!("istiod-{}", cp.revision), cp.istiod.name.clone())
+                };
+                let step = steps.push(
+                cluster,
+                &format!("{release}-{}", hop.to),
+                format!("{verb} {release} to {} in place", install.tag(hop.to)),
+                rb.step(
+                    stage(cx, "istiod"),
+                    format!(
+                        "{hop_label}: the control plane is upgraded before anything that connects to it"
+                    ),
+                ),
+                cx.helm_upgrade(&release, "istiod", &cp.istiod.namespace, hop.to),
+            );
+                step.irreversible = irreversible;
+                steps.push(
+                    cluster,
+                    &format!("wait-{deployment}"),
+                    format!("Wait for {deployment} to be rolled out"),
+                    rb.step(
+                        stage(cx, "istiod"),
+                        format!("{hop_label}: istiod ready before the next component"),
+                    ),
+                    rollout("Deployment", &cp.istiod.namespace, &deployment),
+                );
+            }
+        }
+        Method::Istioctl { config } => {
+            // Istio's in-place procedure for an istioctl install: istioctl of the target version,
+            // the same IstioOperator, one command for every component it installed.
+            for cp in &install.control_planes {
+                let mut args: Vec<String> = vec!["install".into(), "-y".into()];
+                if cp.revision != "default" {
+                    args.extend(["--set".into(), format!("revision={}", cp.revision)]);
+                }
+                if install.ambient_components {
+                    args.extend(["--set".into(), "profile=ambient".into()]);
+                }
+                if let Some(hub) = &install.hub {
+                    args.extend(["--set".into(), format!("hub={hub}")]);
+                }
+                args.extend(["--set".into(), format!("tag={}", install.tag(hop.to))]);
+                let step = steps.push(
+                    cluster,
+                    &format!("istioctl-install-{}-{}", cp.revision, hop.to),
+                    format!(
+                        "{verb} revision {} to {} in place with istioctl",
+                        cp.revision,
+                        install.tag(hop.to)
+                    ),
+                    rb.step(
+                        stage(cx, "istiod"),
+                        format!(
+                            "{hop_label}: a mesh installed by istioctl is upgraded in place by the istioctl of the target version with the same configuration"
+                        ),
+                    ),
+                    Action::Run {
+                        tool: Tool::Istioctl,
+                        args,
+                        timeout_seconds: INSTALL_TIMEOUT_SECONDS,
+                        config: config.clone(),
+                    },
+                );
+                step.irreversible = irreversible;
+                steps.push(
+                    cluster,
+                    &format!("wait-{}", cp.istiod.name),
+                    format!("Wait for {} to be rolled out", cp.istiod.name),
+                    rb.step(
+                        stage(cx, "istiod"),
+                        format!("{hop_label}: istiod ready before the next component"),
+                    ),
+                    rollout("Deployment", &cp.istiod.namespace, &cp.istiod.name),
+                );
+            }
+        }
+        Method::Unknown { evidence } => {
+            steps.push(
+                cluster,
+                &format!("upgrade-{}", hop.to),
+                format!("{verb} the Istio control plane to {} in place, by hand", install.tag(hop.to)),
+                rb.step(
+                    stage(cx, "istiod"),
+                    format!("{hop_label}: the mesh was installed by neither Helm nor istioctl"),
+                ),
+                Action::Manual {
+                    instructions: format!(
+                        "Upgrade the control plane to {} in place the way this mesh was installed, keeping its configuration (kubectl-meshup does not invent an install command: {evidence})",
+                        install.tag(hop.to)
+                    ),
+                    command: None,
+                },
+            );
+        }
     }
 
     ambient_components(steps, cx, hop, hop_label, &rb);

@@ -111,8 +111,10 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
 }
 
 /// `helm upgrade` of istiod at its installed version with only the ambient flag changed.
-/// `helm upgrade kmesh oci://ghcr.io/kmesh-net/kmesh-helm --version V --namespace NS --reuse-values`
-/// (an OCI chart: no `--repo`); the upgrade and its undo differ only in the chart version.
+/// `helm upgrade kmesh oci://ghcr.io/kmesh-net/kmesh-helm --version V --namespace NS
+/// --reset-then-reuse-values` (an OCI chart: no `--repo`; the new chart's defaults with the release's
+/// own values, never `--reuse-values` across chart versions); the upgrade and its undo differ only in
+/// the chart version.
 fn helm_upgrade(namespace: &str, chart_version: &str) -> Action {
     run_owned(
         Tool::Helm,
@@ -124,7 +126,7 @@ fn helm_upgrade(namespace: &str, chart_version: &str) -> Action {
             chart_version,
             "--namespace",
             namespace,
-            "--reuse-values",
+            "--reset-then-reuse-values",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -14,6 +14,7 @@ pub(crate) mod kmesh;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::install_method;
 use super::istio_install::IstioInstall;
 use super::{Action, ObjectRef, Renewal, Tool, WaitCondition};
 use crate::compat::CompatData;
@@ -31,18 +32,28 @@ pub(crate) fn run(tool: Tool, args: &[&str], timeout_seconds: u64) -> Action {
         tool,
         args: args.iter().map(|a| a.to_string()).collect(),
         timeout_seconds,
+        config: None,
     }
 }
 
-/// `helm upgrade RELEASE CHART --repo REPO --version V --namespace NS --reuse-values`: how every
-/// runbook upgrades a chart, keeping the values the release was installed with.
+/// `helm upgrade RELEASE CHART --repo REPO --version V --namespace NS` and how the release keeps its
+/// values: with the release's stored values carried (`--reset-values --values FILE`: the new chart's
+/// defaults plus the user's values, reviewable in the plan), or, where the values could not be read,
+/// `--reset-then-reuse-values` (Helm 3.14+), which does the same from the release itself. Never
+/// `--reuse-values`, which keeps the old chart's defaults across chart versions.
 pub(crate) fn helm_upgrade_args(
     release: &str,
     chart: &str,
     repo: &str,
     namespace: &str,
     to: Version,
+    carried: bool,
 ) -> Vec<String> {
+    let values_flag = if carried {
+        "--reset-values"
+    } else {
+        "--reset-then-reuse-values"
+    };
     [
         "upgrade",
         release,
@@ -53,7 +64,7 @@ pub(crate) fn helm_upgrade_args(
         &to.to_string(),
         "--namespace",
         namespace,
-        "--reuse-values",
+        values_flag,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -65,6 +76,7 @@ pub(crate) fn run_owned(tool: Tool, args: Vec<String>, timeout_seconds: u64) -> 
         tool,
         args,
         timeout_seconds,
+        config: None,
     }
 }
 
@@ -101,7 +113,16 @@ impl IstioContext<'_> {
     /// [`helm_upgrade_args`] from the Istio chart repository, keeping the installed image hub and
     /// flavor for charts that run images.
     pub fn helm_upgrade(&self, release: &str, chart: &str, namespace: &str, to: Version) -> Action {
-        let mut args = helm_upgrade_args(release, chart, ISTIO_CHART_REPO, namespace, to);
+        let stored = install_method::find_release(self.install.istio, namespace, release);
+        let config = stored.map(install_method::helm_values);
+        let mut args = helm_upgrade_args(
+            release,
+            chart,
+            ISTIO_CHART_REPO,
+            namespace,
+            to,
+            config.is_some(),
+        );
         if chart != "base" {
             if let Some(hub) = &self.install.hub {
                 args.push("--set".into());
@@ -110,7 +131,12 @@ impl IstioContext<'_> {
             args.push("--set".into());
             args.push(format!("global.tag={}", self.install.tag(to)));
         }
-        run_owned(Tool::Helm, args, TOOL_TIMEOUT_SECONDS)
+        Action::Run {
+            tool: Tool::Helm,
+            args,
+            timeout_seconds: TOOL_TIMEOUT_SECONDS,
+            config,
+        }
     }
 }
 
