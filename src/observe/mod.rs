@@ -337,6 +337,15 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
 }
 
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+const ZTUNNEL_SELECTOR: &str = "app.kubernetes.io/name=ztunnel";
+
+/// ztunnel's DaemonSet: `app.kubernetes.io/name: ztunnel` as the ztunnel chart renders it (1.22 to
+/// 1.31 at least), or `app: ztunnel` as older manifests label it.
+fn is_ztunnel(meta: &ObjectMeta) -> bool {
+    label(meta, NAME_LABEL) == Some("ztunnel") || label(meta, "app") == Some("ztunnel")
+}
+
 /// Reads one cluster.
 pub async fn observe_cluster(
     target: &Target,
@@ -362,6 +371,7 @@ async fn observe_cluster_paged(
         istiods,
         webhooks,
         app_daemonsets,
+        ztunnel_daemonsets,
         cni_daemonsets,
         classic_gateways,
         managed_gateways,
@@ -398,6 +408,14 @@ async fn observe_cluster_paged(
             "ztunnel and Kmesh",
             &daemonsets,
             "app in (ztunnel,kmesh)",
+        ),
+        // The ztunnel chart labels its DaemonSet `app.kubernetes.io/name: ztunnel` only (`app: ztunnel`
+        // is on the pods): a selector on one key cannot find both, hence a second list.
+        r.list::<DaemonSet>(
+            "ztunnel DaemonSets",
+            "ztunnel",
+            &daemonsets,
+            ZTUNNEL_SELECTOR,
         ),
         r.list::<DaemonSet>(
             "istio-cni DaemonSets",
@@ -442,6 +460,7 @@ async fn observe_cluster_paged(
     let istiods = unread.take(istiods);
     let webhooks = unread.take(webhooks);
     let app_daemonsets = unread.take(app_daemonsets);
+    let ztunnel_daemonsets = unread.take(ztunnel_daemonsets);
     let cni_daemonsets = unread.take(cni_daemonsets);
     let mut gateway_deployments = unread.take(classic_gateways);
     gateway_deployments.extend(unread.take(managed_gateways));
@@ -456,7 +475,7 @@ async fn observe_cluster_paged(
     let istio = istio_of(
         &istiods,
         &webhooks,
-        &app_daemonsets,
+        app_daemonsets.iter().chain(&ztunnel_daemonsets),
         &cni_daemonsets,
         &gateway_deployments,
         namespaces,
@@ -480,10 +499,10 @@ async fn observe_cluster_paged(
     })
 }
 
-fn istio_of(
+fn istio_of<'a>(
     istiods: &[Deployment],
     webhooks: &[MutatingWebhookConfiguration],
-    app_daemonsets: &[DaemonSet],
+    mut daemonsets: impl Iterator<Item = &'a DaemonSet>,
     cni_daemonsets: &[DaemonSet],
     gateways: &[Deployment],
     mut namespaces: Vec<MeshNamespace>,
@@ -525,9 +544,8 @@ fn istio_of(
         });
     }
 
-    let ztunnel = app_daemonsets
-        .iter()
-        .find(|ds| label(&ds.metadata, "app") == Some("ztunnel"))
+    let ztunnel = daemonsets
+        .find(|ds| is_ztunnel(&ds.metadata))
         .map(|ds| from_daemonset(ds, "istio-proxy"));
     let cni = cni_daemonsets
         .first()
