@@ -9,5 +9,7 @@
 mod support;
 
 mod harness;
+mod injector;
+mod istio;
 
 mod smoke;
