@@ -45,6 +45,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 /// The webhook and the caBundle loop, running until dropped.
 pub struct Injector {
     port: u16,
+    ca_pem: String,
     injected: Arc<AtomicU64>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -72,9 +73,10 @@ impl Injector {
             injected: injected.clone(),
         };
         runtime.spawn(serve(listener, acceptor, served));
-        runtime.spawn(patch_webhooks(client, port, ca_pem.into_bytes()));
+        runtime.spawn(patch_webhooks(client, port, ca_pem.clone().into_bytes()));
         Injector {
             port,
+            ca_pem,
             injected,
             runtime: Some(runtime),
         }
@@ -83,6 +85,11 @@ impl Injector {
     /// The URL a webhook of revision `rev` is pointed at.
     pub fn url(&self, rev: &str) -> String {
         format!("https://127.0.0.1:{}/inject/{rev}", self.port)
+    }
+
+    /// The CA of its serving certificate (PEM): what the webhooks' caBundle holds.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// How many pods it has injected so far.
@@ -541,6 +548,115 @@ mod tests {
             "istio-ingressgateway"
         );
         assert!(patched["metadata"]["annotations"]["sidecar.istio.io/status"].is_string());
+    }
+
+    /// Against the fake API server (no real binaries needed): the loop points a webhook configuration
+    /// as the istiod chart renders it at the injector with its CA, and the injector answers an
+    /// AdmissionReview over TLS verified with that CA.
+    #[test]
+    fn the_injector_patches_webhooks_and_answers_admission_reviews_over_tls() {
+        let server = fake_apiserver::FakeApiServer::start();
+        server
+            .seed_yaml(
+                r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod-1-30-4
+  namespace: istio-system
+  labels: {app: istiod, istio.io/rev: 1-30-4}
+spec:
+  selector: {matchLabels: {app: istiod, istio.io/rev: 1-30-4}}
+  template:
+    metadata: {labels: {app: istiod, istio.io/rev: 1-30-4}}
+    spec:
+      containers: [{name: discovery, image: "docker.io/istio/pilot:1.30.4"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: istio-sidecar-injector-1-30-4
+  labels: {istio.io/rev: 1-30-4, app: sidecar-injector}
+webhooks:
+- name: rev.namespace.sidecar-injector.istio.io
+  clientConfig:
+    service: {name: istiod-1-30-4, namespace: istio-system, path: /inject, port: 443}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#,
+            )
+            .unwrap();
+        let injector = Injector::start(server.kubeconfig_path());
+        let url = injector.url("1-30-4");
+        let start = std::time::Instant::now();
+        loop {
+            let mwc = server
+                .get(
+                    "mutatingwebhookconfigurations",
+                    "",
+                    "istio-sidecar-injector-1-30-4",
+                )
+                .unwrap();
+            let config = &mwc["webhooks"][0]["clientConfig"];
+            if config["url"] == url.as_str() {
+                assert!(config["service"].is_null(), "{config}");
+                let ca = BASE64.decode(config["caBundle"].as_str().unwrap()).unwrap();
+                assert_eq!(ca, injector.ca_pem().as_bytes());
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{mwc:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), injector.ca_pem()).unwrap();
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "4b1c", "operation": "CREATE", "namespace": "bookinfo",
+                "object": {"metadata": {"generateName": "ratings-v1-7c9d-", "labels": {"app": "ratings"}},
+                           "spec": {"containers": [{"name": "ratings", "image": "ratings:1"}]}}}});
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(dir.path().join("ca.pem"))
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &review.to_string(),
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let response = &answer["response"];
+        assert_eq!(response["uid"], "4b1c");
+        assert_eq!(response["allowed"], true);
+        assert_eq!(response["patchType"], "JSONPatch");
+        let patch: Value =
+            serde_json::from_slice(&BASE64.decode(response["patch"].as_str().unwrap()).unwrap())
+                .unwrap();
+        assert!(
+            patch.to_string().contains("docker.io/istio/proxyv2:1.30.4"),
+            "{patch}"
+        );
+        assert_eq!(injector.injected(), 1);
+
+        // A revision without istiod is refused, as a webhook whose istiod is gone fails.
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(dir.path().join("ca.pem"))
+            .args(["-d", &review.to_string(), &injector.url("1-29-0")])
+            .output()
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["response"]["allowed"], false);
+        assert_eq!(
+            answer["response"]["status"]["message"],
+            "no istiod of revision 1-29-0 is installed"
+        );
     }
 
     #[test]

@@ -1067,3 +1067,77 @@ fn helm_ambient_1_30_4_ztunnel_and_cni_found() {
     assert!(steps.iter().any(|(id, _)| id.contains("cni")), "{steps:#?}");
     eprintln!("timing: whole test: {:.1?}", whole.elapsed());
 }
+
+/// The rendered-object fixtures (tests/fixtures/rendered/istio-<version>/<chart>.yaml): what
+/// `helm template` of each packaged chart prints, with the release names and namespaces of the
+/// install guides and the values a test names. observe's detection is tested on them
+/// (src/observe, tests/observe.rs).
+const RENDERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rendered");
+
+/// (chart, release, namespace, values) rendered for each version.
+const RENDERED_CHARTS: [(&str, &str, &str, &[&str]); 5] = [
+    ("base", "istio-base", "istio-system", &[]),
+    ("istiod", "istiod", "istio-system", &[]),
+    ("gateway", "istio-ingressgateway", "istio-ingress", &[]),
+    (
+        "cni",
+        "istio-cni",
+        "istio-system",
+        &["--set", "profile=ambient"],
+    ),
+    ("ztunnel", "ztunnel", "istio-system", &[]),
+];
+
+fn helm_template(
+    version: &str,
+    chart: &str,
+    release: &str,
+    namespace: &str,
+    values: &[&str],
+) -> String {
+    let tgz = charts(&format!("istio-{version}")).join(format!("{chart}-{version}.tgz"));
+    let out = Command::new(bin("helm"))
+        .args(["template", release])
+        .arg(&tgz)
+        .args(["--namespace", namespace, "--kube-version", "v1.34.4"])
+        .args(values)
+        .output()
+        .expect("helm template");
+    assert!(
+        out.status.success(),
+        "helm template {}: {}",
+        tgz.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The committed fixtures are exactly what the real helm renders from the packaged charts
+/// (`MESHUP_UPDATE_RENDERED=1` rewrites them).
+#[test]
+fn rendered_fixtures_are_what_the_charts_render() {
+    let update = std::env::var_os("MESHUP_UPDATE_RENDERED").is_some();
+    for version in ["1.30.4", "1.31.0"] {
+        let dir = Path::new(RENDERED).join(format!("istio-{version}"));
+        for (chart, release, namespace, values) in RENDERED_CHARTS {
+            let rendered = helm_template(version, chart, release, namespace, values);
+            let file = dir.join(format!("{chart}.yaml"));
+            if update {
+                std::fs::create_dir_all(&dir).expect("fixture dir");
+                std::fs::write(&file, &rendered).expect("write fixture");
+                continue;
+            }
+            let committed = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (MESHUP_UPDATE_RENDERED=1 writes it)",
+                    file.display()
+                )
+            });
+            assert!(
+                committed == rendered,
+                "{} differs from `helm template` of {chart} {version}",
+                file.display()
+            );
+        }
+    }
+}
