@@ -611,3 +611,45 @@ fn gloo_of(deployments: &[Deployment], api: GlooApi) -> Option<GlooMesh> {
         || !mesh.registered_clusters.is_empty();
     found.then_some(mesh)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Version;
+
+    /// The objects of `kind` in a multi-document YAML as `helm template` prints it.
+    fn rendered<T: DeserializeOwned>(yaml: &str, kind: &str) -> Vec<T> {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).unwrap();
+        docs.into_iter()
+            .filter(|d| d["kind"] == kind)
+            .map(|d| serde_json::from_value(d).unwrap())
+            .collect()
+    }
+
+    /// issue 11: the ztunnel chart labels its DaemonSet `app.kubernetes.io/name: ztunnel` and not
+    /// `app: ztunnel` (that is on its pods), and observe looked for `app: ztunnel` only.
+    #[test]
+    fn ztunnel_as_its_chart_renders_it() {
+        for (version, yaml) in [
+            (
+                Version::new(1, 30, 4),
+                include_str!("../../tests/fixtures/rendered/istio-1.30.4/ztunnel.yaml"),
+            ),
+            (
+                Version::new(1, 31, 0),
+                include_str!("../../tests/fixtures/rendered/istio-1.31.0/ztunnel.yaml"),
+            ),
+        ] {
+            let daemonsets: Vec<DaemonSet> = rendered(yaml, "DaemonSet");
+            assert_eq!(daemonsets.len(), 1);
+            let meta = &daemonsets[0].metadata;
+            assert_eq!(label(meta, "app"), None);
+            assert_eq!(label(meta, NAME_LABEL), Some("ztunnel"));
+            let istio = istio_of(&[], &[], daemonsets.iter(), &[], &[], vec![], vec![])
+                .expect("Istio found");
+            let ztunnel = istio.ztunnel.expect("ztunnel found");
+            assert_eq!(ztunnel.name, "ztunnel");
+            assert_eq!(ztunnel.version.version, Some(version));
+        }
+    }
+}

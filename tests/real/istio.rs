@@ -774,8 +774,24 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
             "--create-namespace",
             "--version",
             "1.30.4",
-            "--wait",
         ],
+    );
+    // Not `helm --wait`: it waits for the LoadBalancer Service's address, which nothing here assigns.
+    let out = tools.kubectl(
+        &cluster,
+        &[
+            "rollout",
+            "status",
+            "-n",
+            "istio-ingress",
+            "deployment/istio-ingressgateway",
+            "--timeout=180s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "gateway rollout: {}",
+        text(&out.stderr)
     );
     eprintln!(
         "timing: helm install of base, istiod and gateway 1.30.4: {:.1?}",
