@@ -355,7 +355,7 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
         .args(["version", "--remote=false"])
         .output()
         .expect("istioctl version");
-    assert_eq!(text(&version.stdout).trim(), "1.30.4");
+    assert_eq!(text(&version.stdout).trim(), "client version: 1.30.4");
 
     let install = tools.run(
         &cluster,
@@ -437,7 +437,7 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
     let proxies: u64 = istio
         .proxies
         .iter()
-        .filter(|p| p.revision == "1-30-4")
+        .filter(|p| p.revision == "1-30-4" && (p.namespace == "bookinfo" || p.namespace == "shop"))
         .map(|p| p.pods)
         .sum();
     assert_eq!(proxies, 20, "{:?}", istio.proxies);
