@@ -14,7 +14,7 @@ pub mod paging;
 mod proxies;
 pub mod workload;
 
-pub use proxies::owner_of;
+pub use proxies::{is_ztunnel_image, owner_of, revision_of};
 
 use std::collections::BTreeMap;
 
@@ -342,7 +342,7 @@ const ZTUNNEL_SELECTOR: &str = "app.kubernetes.io/name=ztunnel";
 
 /// ztunnel's DaemonSet: `app.kubernetes.io/name: ztunnel` as the ztunnel chart renders it (1.22 to
 /// 1.31 at least), or `app: ztunnel` as older manifests label it.
-fn is_ztunnel(meta: &ObjectMeta) -> bool {
+fn is_ztunnel_daemonset(meta: &ObjectMeta) -> bool {
     label(meta, NAME_LABEL) == Some("ztunnel") || label(meta, "app") == Some("ztunnel")
 }
 
@@ -545,7 +545,7 @@ fn istio_of<'a>(
     }
 
     let ztunnel = daemonsets
-        .find(|ds| is_ztunnel(&ds.metadata))
+        .find(|ds| is_ztunnel_daemonset(&ds.metadata))
         .map(|ds| from_daemonset(ds, "istio-proxy"));
     let cni = cni_daemonsets
         .first()

@@ -554,6 +554,11 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
         "istio-1-31-0 mesh config carries accessLogFile: {}",
         new_mesh.contains("accessLogFile: /dev/stdout")
     );
+    assert!(!new_mesh.contains("accessLogFile"), "{new_mesh}");
+    assert!(
+        new_istiod["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+            .is_null()
+    );
     let (code, report) = check_json(&tools, &cluster);
     eprintln!(
         "check after apply: exit {code:?}, summary {}",
