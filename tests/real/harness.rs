@@ -396,7 +396,6 @@ impl RealCluster {
                 "--unsafe-no-fsync=true".into(),
                 "--auto-compaction-retention=1".into(),
                 "--quota-backend-bytes=8589934592".into(),
-                "--listen-metrics-urls=http://127.0.0.1:0".into(),
             ],
         );
         cluster.wait_for_port("etcd", etcd_client);
@@ -512,7 +511,21 @@ impl RealCluster {
         let log_path = self.dir.join("logs").join(format!("{name}.log"));
         let log = fs::File::create(&log_path).expect("log file");
         let err = log.try_clone().expect("log file");
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        // If the test process dies without dropping the cluster (killed by a timeout, SIGKILL), the
+        // components die with it instead of holding ports and memory.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())

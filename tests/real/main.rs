@@ -12,4 +12,9 @@ mod harness;
 mod injector;
 mod istio;
 
+mod gloo;
 mod smoke;
+
+mod apply;
+mod journal;
+mod rbac;

@@ -1547,7 +1547,30 @@ fn patch(c: &Cluster, t: &Target, r: &Req) -> Res<Response<Body>> {
     };
     let mut patched = (*old).clone();
     if apply {
-        check_type(&t.rt, &r.body_value_apply()?)?;
+        let body = r.body_value_apply()?;
+        check_type(&t.rt, &body)?;
+        // As the real server: fields another manager owns are not taken over without force=true.
+        if r.param("force") != Some("true") {
+            let conflicts =
+                crate::patch::apply_conflicts(&old, &body, manager.as_deref().unwrap_or(""));
+            if !conflicts.is_empty() {
+                let causes: Vec<Value> = conflicts
+                    .iter()
+                    .map(|c| {
+                        json!({"type": "FieldManagerConflict", "field": c.path,
+                               "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version)})
+                    })
+                    .collect();
+                let mut d = details(&t.rt, &name);
+                d["causes"] = json!(causes);
+                return Err(err_details(
+                    409,
+                    "Conflict",
+                    crate::patch::conflict_message(&conflicts),
+                    d,
+                ));
+            }
+        }
     }
     patch_value(r, &t.rt, &mut patched)?;
     if meta_str(&patched, "resourceVersion") != meta_str(&old, "resourceVersion")

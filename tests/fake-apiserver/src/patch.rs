@@ -104,10 +104,145 @@ pub fn fields_v1(v: &Value) -> Value {
     }
 }
 
+/// One field a server-side apply would take from another manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyConflict {
+    pub manager: String,
+    pub api_version: String,
+    /// `.spec.versions`, as the real API server names it.
+    pub path: String,
+}
+
+/// The conflicts of a server-side apply of `applied` by `manager` (without `force`) on `current`: the
+/// fields `applied` sets to a value other than the current one while another manager owns them (its
+/// `managedFields` entry, from an Update or an Apply, lists the field or a field inside it).
+/// Lists are atomic here (the fake's `fieldsV1` stops at them), as the real server reports a list it
+/// cannot merge by key.
+pub fn apply_conflicts(current: &Value, applied: &Value, manager: &str) -> Vec<ApplyConflict> {
+    let mut out = Vec::new();
+    let entries = current
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for entry in entries {
+        let other = entry.get("manager").and_then(Value::as_str).unwrap_or("");
+        if other == manager || entry.get("subresource").is_some() {
+            continue;
+        }
+        let Some(owned) = entry.get("fieldsV1") else {
+            continue;
+        };
+        let mut paths = Vec::new();
+        conflicting(applied, current, owned, "", &mut paths);
+        for path in paths {
+            out.push(ApplyConflict {
+                manager: other.to_string(),
+                api_version: entry
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                path,
+            });
+        }
+    }
+    out
+}
+
+/// Walks `applied` alongside the owned fields tree: a field owned (as a leaf, or with owned fields
+/// inside) whose applied value differs from the current one is a conflict.
+fn conflicting(applied: &Value, current: &Value, owned: &Value, at: &str, out: &mut Vec<String>) {
+    let Value::Object(fields) = applied else {
+        return;
+    };
+    for (k, v) in fields {
+        if at.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "status") {
+            continue;
+        }
+        if at == ".metadata"
+            && matches!(
+                k.as_str(),
+                "name" | "namespace" | "resourceVersion" | "managedFields"
+            )
+        {
+            continue;
+        }
+        let Some(owned_here) = owned.get(format!("f:{k}")) else {
+            continue;
+        };
+        let path = format!("{at}.{k}");
+        let now = current.get(k).unwrap_or(&Value::Null);
+        match (v, owned_here.as_object().map(|m| m.is_empty())) {
+            (Value::Object(_), Some(false)) => conflicting(v, now, owned_here, &path, out),
+            _ => {
+                if v != now {
+                    out.push(path);
+                }
+            }
+        }
+    }
+}
+
+/// The message the real API server gives for `conflicts` (all from one apply).
+pub fn conflict_message(conflicts: &[ApplyConflict]) -> String {
+    match conflicts {
+        [one] => format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+            one.manager, one.api_version, one.path
+        ),
+        many => {
+            let lines: Vec<String> = many
+                .iter()
+                .map(|c| {
+                    format!(
+                        "conflict with \"{}\" using {}: {}",
+                        c.manager, c.api_version, c.path
+                    )
+                })
+                .collect();
+            format!(
+                "Apply failed with {} conflicts: {}",
+                many.len(),
+                lines.join("\n")
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn apply_conflicts_with_fields_another_manager_set() {
+        // A CRD helm created (an Update owns every field it wrote).
+        let current = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "meshes.example.io", "labels": {"app": "gm"}, "managedFields": [
+                {"manager": "helm", "operation": "Update", "apiVersion": "apiextensions.k8s.io/v1",
+                 "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}},
+                              "f:spec": {"f:group": {}, "f:versions": {}}}}
+            ]},
+            "spec": {"group": "example.io", "versions": [{"name": "v1alpha2"}]}
+        });
+        let applied = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "meshes.example.io", "labels": {"app": "gm"}},
+            "spec": {"group": "example.io", "versions": [{"name": "v1"}, {"name": "v1alpha2"}]}
+        });
+        let conflicts = apply_conflicts(&current, &applied, "kubectl-meshup");
+        assert_eq!(
+            conflict_message(&conflicts),
+            "Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions"
+        );
+        // The same values, or the same manager, or fields nobody else owns: no conflict.
+        assert!(apply_conflicts(&current, &current, "kubectl-meshup").is_empty());
+        assert!(apply_conflicts(&current, &applied, "helm").is_empty());
+        let unowned = json!({"spec": {"names": {"plural": "meshes"}}});
+        assert!(apply_conflicts(&current, &unowned, "kubectl-meshup").is_empty());
+    }
 
     #[test]
     fn merges_named_lists() {

@@ -523,9 +523,11 @@ async fn delete_collection_and_dry_run_store_nothing() {
     };
     let made = api.create(&dry, &cm("d", json!({}))).await.unwrap();
     assert_eq!(made.metadata.name.as_deref(), Some("d"));
+    // Forced: `k` belongs to the manager that created `a`, and the real server refuses to take
+    // another manager's field without force (a 409 Conflict).
     api.patch(
         "a",
-        &PatchParams::apply("m").dry_run(),
+        &PatchParams::apply("m").force().dry_run(),
         &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "changed"}})),
     )
     .await
@@ -1048,4 +1050,58 @@ async fn hooks_play_controllers() {
     .await
     .unwrap();
     assert!(server.get("cm", "default", "ctl-discovered").is_some());
+}
+
+/// As the real API server (found by the real-cluster tier, tests/real/apply.rs): a server-side apply
+/// that changes fields another manager set (here helm's create of a CRD) is refused with 409 Conflict
+/// naming the manager and the field, unless forced; then it takes them.
+#[tokio::test]
+async fn server_side_apply_conflicts_with_another_managers_fields_unless_forced() {
+    let server = FakeApiServer::start();
+    let c = client(&server).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(CRD).unwrap();
+    let pp = PostParams {
+        field_manager: Some("helm".into()),
+        ..PostParams::default()
+    };
+    crds.create(&pp, &crd).await.unwrap();
+
+    let mut changed = serde_json::to_value(&crd).unwrap();
+    changed["spec"]["versions"][0]["served"] = json!(false);
+    let err = crds
+        .patch(
+            "widgets.example.com",
+            &PatchParams::apply("kubectl-meshup"),
+            &Patch::Apply(&changed),
+        )
+        .await
+        .expect_err("conflict");
+    let status = api_err(err);
+    assert_eq!(status.code, 409);
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions"
+    );
+    let stored = crds.get("widgets.example.com").await.unwrap();
+    assert!(stored.spec.versions[0].served, "nothing was changed");
+
+    // The same values are no conflict; forced, the change is made.
+    let same = serde_json::to_value(&crd).unwrap();
+    crds.patch(
+        "widgets.example.com",
+        &PatchParams::apply("kubectl-meshup"),
+        &Patch::Apply(&same),
+    )
+    .await
+    .unwrap();
+    crds.patch(
+        "widgets.example.com",
+        &PatchParams::apply("kubectl-meshup").force(),
+        &Patch::Apply(&changed),
+    )
+    .await
+    .unwrap();
+    let stored = crds.get("widgets.example.com").await.unwrap();
+    assert!(!stored.spec.versions[0].served);
 }
