@@ -519,8 +519,21 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
             "{ns}"
         );
     }
-    let deployments =
-        names(&tools.kubectl_json(&cluster, &["get", "deployments", "-n", "istio-system"]));
+    // `istioctl uninstall` deletes with foreground propagation: the Deployment goes once the
+    // garbage collector has removed its ReplicaSet and pods.
+    let start = Instant::now();
+    let deployments = loop {
+        let deployments =
+            names(&tools.kubectl_json(&cluster, &["get", "deployments", "-n", "istio-system"]));
+        if !deployments.contains("istiod-1-30-4") || start.elapsed() > Duration::from_secs(60) {
+            break deployments;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "istiod-1-30-4 gone {:.1?} after apply returned",
+        start.elapsed()
+    );
     assert!(deployments.contains("istiod-1-31-0"), "{deployments:?}");
     assert!(!deployments.contains("istiod-1-30-4"), "{deployments:?}");
     let webhooks = names(&tools.kubectl_json(&cluster, &["get", "mutatingwebhookconfigurations"]));
