@@ -439,3 +439,65 @@ async fn an_expired_continue_token_restarts_the_pod_list_with_the_same_verdicts(
     assert_eq!(pod_list_requests(&server), 6);
     assert_eq!(restarted, clean);
 }
+
+/// The objects each Istio chart renders (`helm template` of the packaged charts of 1.30.4 and
+/// 1.31.0, tests/fixtures/rendered; tests/real/istio.rs keeps them equal to what helm renders),
+/// seeded as they are: observe's server-side selectors find istiod, its webhook, the gateway,
+/// istio-cni and ztunnel.
+#[tokio::test]
+async fn every_component_the_istio_charts_render_is_detected() {
+    for version in ["1.30.4", "1.31.0"] {
+        let server = FakeApiServer::start();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rendered")
+            .join(format!("istio-{version}"));
+        for chart in ["base", "istiod", "gateway", "cni", "ztunnel"] {
+            let text = std::fs::read_to_string(dir.join(format!("{chart}.yaml"))).unwrap();
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+            // The kinds observe reads; the rest (CRDs, RBAC, HPA, ...) is not needed for it.
+            for doc in docs.into_iter().filter(|d| {
+                ["Deployment", "DaemonSet", "MutatingWebhookConfiguration"]
+                    .contains(&d["kind"].as_str().unwrap_or_default())
+            }) {
+                server.seed(doc).unwrap();
+            }
+        }
+        let cluster = observe_one(&server).await;
+        let want = v(version);
+        let istio = cluster.istio.as_ref().expect("Istio observed");
+        assert_eq!(istio.control_planes.len(), 1, "{version}");
+        let cp = &istio.control_planes[0];
+        assert_eq!(
+            (cp.revision.as_str(), cp.istiod.name.as_str()),
+            ("default", "istiod")
+        );
+        assert_eq!(cp.istiod.version.version, want, "{version}");
+        let hooks: Vec<_> = istio
+            .webhooks
+            .iter()
+            .map(|w| (w.name.as_str(), w.revision.as_str()))
+            .collect();
+        assert_eq!(hooks, [("istio-sidecar-injector", "default")], "{version}");
+        let gateways: Vec<_> = istio
+            .gateways
+            .iter()
+            .map(|g| (g.workload.namespace.as_str(), g.workload.name.as_str()))
+            .collect();
+        assert_eq!(
+            gateways,
+            [("istio-ingress", "istio-ingressgateway")],
+            "{version}"
+        );
+        let ztunnel = istio
+            .ztunnel
+            .as_ref()
+            .expect("ztunnel as its chart renders it");
+        assert_eq!(ztunnel.version.version, want, "{version}");
+        let cni = istio
+            .cni
+            .as_ref()
+            .expect("istio-cni as its chart renders it");
+        assert_eq!(cni.name, "istio-cni-node");
+        assert_eq!(cni.version.version, want, "{version}");
+    }
+}

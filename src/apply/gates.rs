@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::observe::owner_of;
 use crate::observe::paging::{Continuation, Meta, OwnerRef};
 use crate::observe::workload::{env_value, pick_container};
+use crate::observe::{is_ztunnel_image, owner_of, revision_of};
 use crate::plan::Renewal;
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
 
@@ -61,6 +61,23 @@ pub fn pod_owner(pod: &Pod) -> String {
         ..Meta::default()
     };
     owner_of(&facts)
+}
+
+/// The Istio revision whose injector gave the pod its proxy (observe's one rule: the `istio.io/rev`
+/// label, else the revision in `sidecar.istio.io/status`, else `default`), or `None` for a pod
+/// without one: istiod's own pods carry `istio.io/rev` but no proxy, and ztunnel's `istio-proxy` is no
+/// sidecar.
+fn sidecar_revision(pod: &Pod) -> Option<String> {
+    let image = proxy_image(pod)?;
+    if is_ztunnel_image(image) {
+        return None;
+    }
+    let meta = Meta {
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+        ..Meta::default()
+    };
+    Some(revision_of(&meta))
 }
 
 /// A pod that has finished (a Job's completed pod) or is terminating runs no proxy any more.
@@ -219,13 +236,19 @@ pub async fn revision_unused(
     let selector = format!("istio.io/rev={revision}");
     let mut users = Vec::new();
     let pods: Api<Pod> = Api::all(client.clone());
-    let mut params = ListParams::default().labels(&selector).limit(PAGE);
+    // Every pod, not `istio.io/rev=REV`: injected pods record their revision in an annotation (the
+    // label only when their template has it), and istiod's own pods carry the label without a proxy.
+    let mut params = ListParams::default().limit(PAGE);
     let mut pages = Continuation::default();
     let mut restarted: Vec<String> = Vec::new();
     let mut by_a_person: Vec<String> = Vec::new();
     loop {
         let page = pods.list(&params).await?;
-        for pod in page.items.iter().filter(|p| !is_gone(p)) {
+        for pod in page
+            .items
+            .iter()
+            .filter(|p| !is_gone(p) && sidecar_revision(p).as_deref() == Some(revision))
+        {
             let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
             let name = pod.metadata.name.as_deref().unwrap_or("");
             let owner = pod_owner(pod);
@@ -419,6 +442,34 @@ pub async fn istiod_ambient(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn whole_pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).expect("pod")
+    }
+
+    /// As a real cluster has them: a pod injected in a namespace labelled `istio.io/rev` records the
+    /// revision only in `sidecar.istio.io/status`; istiod's own pod carries the label and no proxy.
+    #[test]
+    fn the_revision_a_pod_runs_is_its_injectors() {
+        let injected = whole_pod(serde_json::json!({
+            "metadata": {"name": "ratings-v1-5fdd7cf8b-kvgrg", "namespace": "bookinfo",
+                "annotations": {"istio.io/rev": "1-30-4",
+                    "sidecar.istio.io/status": "{\"initContainers\":[\"istio-init\",\"istio-proxy\"],\"revision\":\"1-30-4\"}"}},
+            "spec": {"initContainers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.4"}],
+                     "containers": [{"name": "ratings", "image": "ratings:1"}]}
+        }));
+        assert_eq!(sidecar_revision(&injected).as_deref(), Some("1-30-4"));
+        let istiod = whole_pod(serde_json::json!({
+            "metadata": {"name": "istiod-1-30-4-7d57c66978-pzskg", "labels": {"app": "istiod", "istio.io/rev": "1-30-4"}},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.30.4"}]}
+        }));
+        assert_eq!(sidecar_revision(&istiod), None);
+        let ztunnel = whole_pod(serde_json::json!({
+            "metadata": {"name": "ztunnel-x7k2p", "annotations": {"istio.io/rev": "1-30-4"}},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.30.4"}]}
+        }));
+        assert_eq!(sidecar_revision(&ztunnel), None);
+    }
 
     fn minor(s: &str) -> Minor {
         Minor::parse(s).expect("minor")

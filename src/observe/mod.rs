@@ -16,7 +16,7 @@ pub mod paging;
 mod proxies;
 pub mod workload;
 
-pub use proxies::owner_of;
+pub use proxies::{is_ztunnel_image, owner_of, revision_of};
 
 use std::collections::BTreeMap;
 
@@ -457,6 +457,15 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
 }
 
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+const ZTUNNEL_SELECTOR: &str = "app.kubernetes.io/name=ztunnel";
+
+/// ztunnel's DaemonSet: `app.kubernetes.io/name: ztunnel` as the ztunnel chart renders it (1.22 to
+/// 1.31 at least), or `app: ztunnel` as older manifests label it.
+fn is_ztunnel_daemonset(meta: &ObjectMeta) -> bool {
+    label(meta, NAME_LABEL) == Some("ztunnel") || label(meta, "app") == Some("ztunnel")
+}
+
 /// Reads one cluster.
 pub async fn observe_cluster(
     target: &Target,
@@ -482,6 +491,7 @@ async fn observe_cluster_paged(
         istiods,
         webhooks,
         app_daemonsets,
+        ztunnel_daemonsets,
         cni_daemonsets,
         classic_gateways,
         managed_gateways,
@@ -518,6 +528,14 @@ async fn observe_cluster_paged(
             "ztunnel and Kmesh",
             &daemonsets,
             "app in (ztunnel,kmesh)",
+        ),
+        // The ztunnel chart labels its DaemonSet `app.kubernetes.io/name: ztunnel` only (`app: ztunnel`
+        // is on the pods): a selector on one key cannot find both, hence a second list.
+        r.list::<DaemonSet>(
+            "ztunnel DaemonSets",
+            "ztunnel",
+            &daemonsets,
+            ZTUNNEL_SELECTOR,
         ),
         r.list::<DaemonSet>(
             "istio-cni DaemonSets",
@@ -562,6 +580,7 @@ async fn observe_cluster_paged(
     let istiods = unread.take(istiods);
     let webhooks = unread.take(webhooks);
     let app_daemonsets = unread.take(app_daemonsets);
+    let ztunnel_daemonsets = unread.take(ztunnel_daemonsets);
     let cni_daemonsets = unread.take(cni_daemonsets);
     let mut gateway_deployments = unread.take(classic_gateways);
     gateway_deployments.extend(unread.take(managed_gateways));
@@ -576,7 +595,7 @@ async fn observe_cluster_paged(
     let istio = istio_of(
         &istiods,
         &webhooks,
-        &app_daemonsets,
+        app_daemonsets.iter().chain(&ztunnel_daemonsets),
         &cni_daemonsets,
         &gateway_deployments,
         namespaces,
@@ -613,10 +632,10 @@ async fn observe_cluster_paged(
     })
 }
 
-fn istio_of(
+fn istio_of<'a>(
     istiods: &[Deployment],
     webhooks: &[MutatingWebhookConfiguration],
-    app_daemonsets: &[DaemonSet],
+    mut daemonsets: impl Iterator<Item = &'a DaemonSet>,
     cni_daemonsets: &[DaemonSet],
     gateways: &[Deployment],
     mut namespaces: Vec<MeshNamespace>,
@@ -659,9 +678,8 @@ fn istio_of(
         });
     }
 
-    let ztunnel = app_daemonsets
-        .iter()
-        .find(|ds| label(&ds.metadata, "app") == Some("ztunnel"))
+    let ztunnel = daemonsets
+        .find(|ds| is_ztunnel_daemonset(&ds.metadata))
         .map(|ds| from_daemonset(ds, "istio-proxy"));
     let cni = cni_daemonsets
         .first()
@@ -727,4 +745,46 @@ fn gloo_of(deployments: &[Deployment], api: GlooApi) -> Option<GlooMesh> {
         || !mesh.served_groups.is_empty()
         || !mesh.registered_clusters.is_empty();
     found.then_some(mesh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Version;
+
+    /// The objects of `kind` in a multi-document YAML as `helm template` prints it.
+    fn rendered<T: DeserializeOwned>(yaml: &str, kind: &str) -> Vec<T> {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).unwrap();
+        docs.into_iter()
+            .filter(|d| d["kind"] == kind)
+            .map(|d| serde_json::from_value(d).unwrap())
+            .collect()
+    }
+
+    /// issue 11: the ztunnel chart labels its DaemonSet `app.kubernetes.io/name: ztunnel` and not
+    /// `app: ztunnel` (that is on its pods), and observe looked for `app: ztunnel` only.
+    #[test]
+    fn ztunnel_as_its_chart_renders_it() {
+        for (version, yaml) in [
+            (
+                Version::new(1, 30, 4),
+                include_str!("../../tests/fixtures/rendered/istio-1.30.4/ztunnel.yaml"),
+            ),
+            (
+                Version::new(1, 31, 0),
+                include_str!("../../tests/fixtures/rendered/istio-1.31.0/ztunnel.yaml"),
+            ),
+        ] {
+            let daemonsets: Vec<DaemonSet> = rendered(yaml, "DaemonSet");
+            assert_eq!(daemonsets.len(), 1);
+            let meta = &daemonsets[0].metadata;
+            assert_eq!(label(meta, "app"), None);
+            assert_eq!(label(meta, NAME_LABEL), Some("ztunnel"));
+            let istio = istio_of(&[], &[], daemonsets.iter(), &[], &[], vec![], vec![])
+                .expect("Istio found");
+            let ztunnel = istio.ztunnel.expect("ztunnel found");
+            assert_eq!(ztunnel.name, "ztunnel");
+            assert_eq!(ztunnel.version.version, Some(version));
+        }
+    }
 }

@@ -188,11 +188,11 @@ fn proxy_image(spec: &PodSpecFacts) -> Option<&str> {
         .chain(&spec.init_containers)
         .find(|c| c.name == PROXY_CONTAINER)
         .map(|c| c.image.as_str())
-        .filter(|image| !is_ztunnel(image))
+        .filter(|image| !is_ztunnel_image(image))
 }
 
 /// `docker.io/istio/ztunnel:1.22.8-distroless`, `gcr.io/istio-release/ztunnel@sha256:…`.
-fn is_ztunnel(image: &str) -> bool {
+pub fn is_ztunnel_image(image: &str) -> bool {
     let without_digest = image.split('@').next().unwrap_or(image);
     let repository = without_digest.rsplit('/').next().unwrap_or(without_digest);
     repository.split(':').next() == Some("ztunnel")
@@ -232,8 +232,9 @@ struct SidecarStatus {
 }
 
 /// `istio.io/rev` on the pod, else the revision recorded by the injector in `sidecar.istio.io/status`,
-/// else `default`.
-fn revision_of(meta: &Meta) -> String {
+/// else `default`. (istiod's injector writes `istio.io/rev` as an annotation, so an injected pod
+/// carries the label only when its template did.)
+pub fn revision_of(meta: &Meta) -> String {
     if let Some(rev) = meta.labels.get("istio.io/rev").filter(|r| !r.is_empty()) {
         return rev.clone();
     }

@@ -9,6 +9,8 @@
 mod support;
 
 mod harness;
+mod injector;
+mod istio;
 
 mod gloo;
 mod smoke;
