@@ -553,8 +553,9 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
         new_istiod["spec"]["template"]["spec"]["containers"][0]["image"],
         "docker.io/istio/pilot:1.31.0"
     );
-    // The plan carries none of the user's install settings (issue 12): the new revision runs
-    // istioctl's defaults, without the access log and the memory limit 1-30-4 had.
+    // The plan carries the user's install settings (issue 12): istioctl 1.31 installed the new revision
+    // from the IstioOperator read back from 1-30-4 (its mesh config, env and resources), so the new
+    // revision keeps the access log and the memory limit 1-30-4 had.
     let new_mesh = tools.kubectl_json(
         &cluster,
         &["get", "configmap", "-n", "istio-system", "istio-1-31-0"],
@@ -567,10 +568,13 @@ fn istioctl_canary_from_1_30_4_to_1_31_0() {
         "istio-1-31-0 mesh config carries accessLogFile: {}",
         new_mesh.contains("accessLogFile: /dev/stdout")
     );
-    assert!(!new_mesh.contains("accessLogFile"), "{new_mesh}");
     assert!(
-        new_istiod["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
-            .is_null()
+        new_mesh.contains("accessLogFile: /dev/stdout"),
+        "{new_mesh}"
+    );
+    assert_eq!(
+        new_istiod["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "2Gi"
     );
     let (code, report) = check_json(&tools, &cluster);
     eprintln!(
@@ -948,9 +952,9 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         "default plan ({}): {default_steps:#?}",
         default_plan["strategy"]
     );
-    // What the planner offers a Helm install today (issue 12 will make the plan carry the install
-    // method and values): a canary installed by istioctl beside the Helm release, with none of the
-    // release's values (access log, REGISTRY_ONLY, the memory limit).
+    // What the planner offers a Helm install: a canary installed by helm, as the mesh was, from
+    // Istio's chart repository, with the release's own values carried as a file (access log,
+    // REGISTRY_ONLY, the memory limit; the revision set anew).
     assert_eq!(default_plan["strategy"], "canary");
     let install = default_steps
         .iter()
@@ -959,10 +963,37 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
     assert_eq!(
         install,
         Some(
-            "run istioctl install -y --set revision=1-31-0 --set hub=docker.io/istio --set tag=1.31.0"
+            "run helm install istiod-1-31-0 istiod --repo https://istio-release.storage.googleapis.com/charts --version 1.31.0 --namespace istio-system --set revision=1-31-0 --set global.hub=docker.io/istio --set global.tag=1.31.0 --wait"
         ),
         "{default_steps:#?}"
     );
+    // ... carrying the release's own values, read from the release Secret the real helm wrote.
+    let carried = default_plan["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|id| id.ends_with("-install-1-31-0"))
+        })
+        .map(|s| s["action"]["config"].clone())
+        .unwrap_or_default();
+    assert_eq!(carried["kind"], "helm-values", "{carried}");
+    assert!(
+        carried["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("Helm release istio-system/istiod")),
+        "{carried}"
+    );
+    let document = &carried["document"];
+    assert_eq!(document["meshConfig"]["accessLogFile"], "/dev/stdout");
+    assert_eq!(
+        document["meshConfig"]["outboundTrafficPolicy"]["mode"],
+        "REGISTRY_ONLY"
+    );
+    assert_eq!(document["resources"]["limits"]["memory"], "2Gi");
+    assert!(document.get("revision").is_none(), "{document}");
     let (in_place_file, in_place) = make_plan(
         &tools,
         &cluster,
@@ -995,7 +1026,7 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
     let last = stderr.trim_end().lines().last().unwrap_or_default();
     assert!(
         last.starts_with(
-            "error: step real-01-base-1-31-0 failed: `helm upgrade istio-base base --repo https://istio-release.storage.googleapis.com/charts --version 1.31.0 --namespace istio-system --reuse-values` exited with exit status: 1"
+            "error: step real-01-base-1-31-0 failed: `helm upgrade istio-base base --repo https://istio-release.storage.googleapis.com/charts --version 1.31.0 --namespace istio-system --reset-values --values "
         ),
         "{last}"
     );
