@@ -400,7 +400,7 @@ impl Cx<'_> {
                 version,
             } => {
                 self.needs(Mesh::GlooMesh, "applying CRDs")?;
-                let expected = format!("gloo-mesh/{GLOO_CHART}");
+                let expected = GLOO_CHART;
                 if *chart != expected || !self.chart_repo(repo, GLOO_REPO) {
                     return Err(format!(
                         "applies the CRDs of chart {chart} from {repo}; only {expected} from {GLOO_REPO}{} may be applied",
@@ -1141,7 +1141,7 @@ mod tests {
         if let Action::ApplyCrds { repo, .. } = &mut p.steps[i].action {
             *repo = "http://charts.example.com/gloo-mesh".into();
         }
-        assert!(refused(&p, i).contains("only gloo-mesh/gloo-mesh from https://"));
+        assert!(refused(&p, i).contains("only gloo-mesh from https://"));
 
         let helm = p
             .steps
@@ -1317,14 +1317,10 @@ mod tests {
         let i = first_step(&mut p, "apply-crds");
         if let Action::ApplyCrds { repo, chart, .. } = &mut p.steps[i].action {
             *repo = mirror[0].clone();
-            *chart = "gloo-mesh/evil".into();
+            *chart = "evil".into();
         }
         let v = check_scope(&p, None, &mirror).expect_err("another chart");
-        assert!(
-            v.reason
-                .contains("applies the CRDs of chart gloo-mesh/evil"),
-            "{v}"
-        );
+        assert!(v.reason.contains("applies the CRDs of chart evil"), "{v}");
     }
 
     #[test]
