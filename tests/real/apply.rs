@@ -29,6 +29,8 @@ fn dry_run_changes_nothing() {
         &[
             "apply",
             &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
             "--dry-run",
             "--yes",
             "--force-conflicts",
@@ -77,7 +79,13 @@ fn gloo_mesh_pre_1_0_runbook() {
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan_arg, "--yes"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "apply: {stderr}");
@@ -97,7 +105,14 @@ fn gloo_mesh_pre_1_0_runbook() {
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "apply: {stderr}");
@@ -109,7 +124,20 @@ fn gloo_mesh_pre_1_0_runbook() {
     );
 
     assert_upgraded(&mut cluster);
-    assert_eq!(gloo.meshctl_calls(), ["meshctl version", "meshctl check"]);
+    // Every tool runs against the plan's cluster: the kubeconfig apply read and the plan's context.
+    // `meshctl version` once per apply run (the first stopped at the CRD step, the second resumed).
+    let on_cluster = format!(
+        "--kubeconfig {} --kubecontext real",
+        cluster.kubeconfig().display()
+    );
+    assert_eq!(
+        gloo.meshctl_calls(),
+        [
+            format!("meshctl version {on_cluster}"),
+            format!("meshctl version {on_cluster}"),
+            format!("meshctl check {on_cluster}"),
+        ]
+    );
 }
 
 /// The cluster after the whole runbook: what every step left, read back from the API server.
