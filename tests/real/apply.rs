@@ -23,6 +23,38 @@ fn dry_run_changes_nothing() {
     );
 
     let plan_arg = plan.display().to_string();
+    // Without the operator's approval the mirror is outside the plan's scope: the plan file alone
+    // cannot name another chart repository. Refused before anything runs.
+    let out = gloo.meshup(
+        &cluster,
+        cluster.kubeconfig(),
+        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "apply without the mirror: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: the plan reaches outside its scope at step gm-04-crds: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
+            gloo.repo.url
+        )),
+        "{stderr}"
+    );
+    eprintln!("apply without --allow-chart-repo: {stderr}");
+    assert_eq!(
+        gloo::state(&cluster),
+        before,
+        "the refused apply changed something"
+    );
+    assert!(
+        gloo.meshctl_calls().is_empty(),
+        "{:?}",
+        gloo.meshctl_calls()
+    );
+
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
