@@ -131,7 +131,7 @@ impl Harness {
         // These plans are built by hand with a test fingerprint, not by the planner, so the
         // planner's scope (plan::check_scope) does not describe them; tests/scope.rs applies the
         // planner's own plans and resealed hostile ones with the real check.
-        options.scope = |_, _| Ok(());
+        options.scope = |_, _, _| Ok(());
         options.yes = true;
         options.tool_path = Some(self.bin.path().as_os_str().to_owned());
         options.kubeconfig = KubeconfigFiles {

@@ -652,3 +652,38 @@ fn check_help_documents_fail_on_unread_and_its_exit_code() {
             "(with --fail-on-unread, also when a fact could not be read)",
         ));
 }
+
+#[test]
+fn a_plain_http_chart_mirror_is_a_usage_error_unless_on_loopback() {
+    let out = meshup()
+        .args([
+            "apply",
+            "plan.yaml",
+            "--allow-chart-repo",
+            "http://charts.example.internal",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().next().is_some_and(|l| l.ends_with(
+            "`http://charts.example.internal` is plain http on charts.example.internal, where anyone on the path could swap the charts: serve the mirror over https (plain http is allowed only on a loopback address)"
+        )),
+        "{stderr}"
+    );
+    // On a loopback address the flag is accepted: apply goes on to read the (missing) plan file.
+    let missing = tempfile::tempdir().expect("dir");
+    let plan = missing.path().join("plan.yaml");
+    let out = meshup()
+        .arg("apply")
+        .arg(&plan)
+        .args(["--allow-chart-repo", "http://127.0.0.1:8879"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("--allow-chart-repo"),
+        "{out:?}"
+    );
+}

@@ -256,11 +256,11 @@ fn hostile_actions() -> Vec<(&'static str, Action, &'static str)> {
         (
             "CRDs from a plain-http repository",
             Action::ApplyCrds {
-                chart: "gloo-mesh/gloo-mesh".into(),
+                chart: "gloo-mesh".into(),
                 repo: "http://charts.example.com/gloo-mesh".into(),
                 version: "1.0.0".into(),
             },
-            "applies the CRDs of chart gloo-mesh/gloo-mesh from http://charts.example.com/gloo-mesh",
+            "applies the CRDs of chart gloo-mesh from http://charts.example.com/gloo-mesh",
         ),
     ]
 }

@@ -148,8 +148,12 @@ pub struct ApplyOptions {
     pub plan_file: Option<PathBuf>,
     pub staleness: Staleness,
     /// Whether every step stays inside what `kubectl meshup plan` writes for the observed clusters
-    /// (`plan::check_scope` with the fresh snapshot); checked before anything else, dry runs included.
-    pub scope: fn(&UpgradePlan, &ClusterSnapshot) -> Result<(), ScopeViolation>,
+    /// (`plan::check_scope` with the fresh snapshot and `allowed_chart_repos`); checked before
+    /// anything else, dry runs included.
+    pub scope: fn(&UpgradePlan, &ClusterSnapshot, &[String]) -> Result<(), ScopeViolation>,
+    /// `--allow-chart-repo URL`: chart repositories (mirrors) the operator approves, at apply time, in
+    /// place of the vendors' for helm `--repo` and `apply-crds` steps. The plan file cannot add one.
+    pub allowed_chart_repos: Vec<String>,
     pub health_check: Option<HealthCheck>,
     /// Set to `true` to interrupt; `None`: listen for Ctrl-C.
     pub interrupt: Option<watch::Receiver<bool>>,
@@ -179,7 +183,8 @@ impl ApplyOptions {
             kubeconfig: KubeconfigFiles::resolve(None),
             plan_file: None,
             staleness,
-            scope: |plan, current| crate::plan::check_scope(plan, Some(current)),
+            scope: |plan, current, mirrors| crate::plan::check_scope(plan, Some(current), mirrors),
+            allowed_chart_repos: Vec::new(),
             health_check: None,
             interrupt: None,
             poll_interval: Duration::from_secs(2),
@@ -425,7 +430,7 @@ async fn run(
     for c in &clusters {
         target.client(c)?;
     }
-    (options.scope)(plan, current).map_err(ApplyError::OutOfScope)?;
+    (options.scope)(plan, current, &options.allowed_chart_repos).map_err(ApplyError::OutOfScope)?;
     if !options.dry_run && !options.yes && !ui.can_prompt() {
         return Err(ApplyError::NeedsConfirmation);
     }

@@ -75,6 +75,7 @@ pub async fn run(
     options.break_lock = args.break_lock;
     options.step_timeout = args.step_timeout;
     options.confirmed_manual = args.confirm_manual.iter().cloned().collect();
+    options.allowed_chart_repos = args.allow_chart_repo.clone();
     if let Some(every) = args.poll_interval {
         options.poll_interval = every;
     }

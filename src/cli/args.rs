@@ -234,6 +234,7 @@ Examples:
   kubectl meshup apply plan.yaml --dry-run
   kubectl meshup apply plan.yaml --yes
   kubectl meshup apply plan.yaml --yes --confirm-manual mgmt-08-review-networking
+  kubectl meshup apply plan.yaml --allow-chart-repo https://charts.example.internal/gloo-mesh
   kubectl meshup apply --to istio=1.24 --out plan.yaml
 
 Exit codes: 0 applied; 1 could not apply (stale plan, missing permissions, locked, a step
@@ -368,6 +369,10 @@ pub struct ApplyArgs {
     /// A manual step (by its id in the plan) you have done ahead, so --yes can pass it; repeatable
     #[arg(long, value_name = "STEP_ID", value_delimiter = ',')]
     pub confirm_manual: Vec<String>,
+    /// A chart repository (a mirror: https, or http on a loopback address) the plan's helm and CRD
+    /// steps may use in place of the vendor's; repeatable
+    #[arg(long, value_name = "URL", value_parser = crate::plan::allowed_chart_repo)]
+    pub allow_chart_repo: Vec<String>,
     /// How often waits and gates re-read the cluster (tests use short ones)
     #[arg(long, value_name = "DURATION", value_parser = step_timeout, hide = true)]
     pub poll_interval: Option<Duration>,

@@ -31,7 +31,9 @@ pub use fingerprint::{
 };
 pub use model::*;
 pub use render::{APPLY_COMMAND, render_markdown, render_table};
-pub use scope::{ALLOWED_LABELS, ScopeViolation, check_scope, scope_violations};
+pub use scope::{
+    ALLOWED_LABELS, ScopeViolation, allowed_chart_repo, check_scope, scope_violations,
+};
 
 use crate::compat::CompatData;
 use crate::snapshot::ClusterSnapshot;

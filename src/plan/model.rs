@@ -339,7 +339,8 @@ pub enum Action {
     /// Server-side apply (field manager `kubectl-meshup`) of manifests rendered by a Helm chart's CRDs.
     #[serde(rename_all = "camelCase")]
     ApplyCrds {
-        /// The chart reference (`gloo-mesh/gloo-mesh`), its repository URL and version.
+        /// The chart's name in its repository (`gloo-mesh`: `helm show crds CHART --repo REPO` looks it up
+        /// in that repository's index), its repository URL and version.
         chart: String,
         repo: String,
         version: String,

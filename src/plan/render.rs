@@ -56,7 +56,7 @@ fn strategy_name(plan: &UpgradePlan) -> &'static str {
 /// ([`escape_control`]), so a crafted title or argument cannot move the cursor, hide or erase lines.
 /// The steps outside the plan's scope are judged on the plan as written.
 fn displayable(plan: &UpgradePlan) -> (UpgradePlan, Vec<ScopeViolation>) {
-    let outside = scope_violations(plan, None)
+    let outside = scope_violations(plan, None, &[])
         .into_iter()
         .map(|v| ScopeViolation {
             step: escape_control(&v.step).into_owned(),

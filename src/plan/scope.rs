@@ -19,6 +19,9 @@
 //!   (`--repo` only the vendors' repositories, `--namespace` only mesh namespaces, `--set` only the
 //!   keys the runbooks set); anything else (`--post-renderer`, `--kubeconfig`, `--kube-context`, `-f`,
 //!   an unknown flag) is refused;
+//! - chart mirrors: where the operator approves one at apply time (`apply --allow-chart-repo URL`,
+//!   passed in here, never read from the plan), helm `--repo` and `apply-crds` may use it in place of
+//!   the vendor's repository; the plan file alone can never widen its scope;
 //! - namespace labels: only the injection labels, only on enrolled namespaces;
 //! - scale: only the Gloo Mesh management Deployments, and with a snapshot only ones it shows.
 
@@ -60,8 +63,12 @@ impl fmt::Display for ScopeViolation {
 pub fn check_scope(
     plan: &UpgradePlan,
     snapshot: Option<&ClusterSnapshot>,
+    allowed_chart_repos: &[String],
 ) -> Result<(), ScopeViolation> {
-    match scope_violations(plan, snapshot).into_iter().next() {
+    match scope_violations(plan, snapshot, allowed_chart_repos)
+        .into_iter()
+        .next()
+    {
         Some(v) => Err(v),
         None => Ok(()),
     }
@@ -69,9 +76,12 @@ pub fn check_scope(
 
 /// Every step (and undo) outside the plan's scope, in plan order. `snapshot`: the cluster as observed
 /// now (`apply`), which also checks that scale targets exist and image hubs are the installed ones.
+/// `allowed_chart_repos`: chart repositories the operator approved (`apply --allow-chart-repo`) in
+/// place of the vendors' ones; empty for `plan show`.
 pub fn scope_violations(
     plan: &UpgradePlan,
     snapshot: Option<&ClusterSnapshot>,
+    allowed_chart_repos: &[String],
 ) -> Vec<ScopeViolation> {
     let mut out = Vec::new();
     if digest(&plan.fingerprint.facts) != plan.fingerprint.value {
@@ -93,7 +103,12 @@ pub fn scope_violations(
             });
             continue;
         };
-        let cx = Cx { plan, step, scope };
+        let cx = Cx {
+            plan,
+            step,
+            scope,
+            mirrors: allowed_chart_repos,
+        };
         if let Err(reason) = cx.action(&step.action, false) {
             out.push(ScopeViolation {
                 step: step.id.clone(),
@@ -273,6 +288,8 @@ struct Cx<'a> {
     plan: &'a UpgradePlan,
     step: &'a Step,
     scope: &'a ClusterScope,
+    /// Chart repositories approved at apply time in place of the vendors'.
+    mirrors: &'a [String],
 }
 
 type Checked = Result<(), String>;
@@ -389,10 +406,11 @@ impl Cx<'_> {
                 version,
             } => {
                 self.needs(Mesh::GlooMesh, "applying CRDs")?;
-                let expected = format!("gloo-mesh/{GLOO_CHART}");
-                if *chart != expected || repo != GLOO_REPO {
+                let expected = GLOO_CHART;
+                if *chart != expected || !self.chart_repo(repo, GLOO_REPO) {
                     return Err(format!(
-                        "applies the CRDs of chart {chart} from {repo}; only {expected} from {GLOO_REPO} may be applied"
+                        "applies the CRDs of chart {chart} from {repo}; only {expected} from {GLOO_REPO}{} may be applied",
+                        self.mirrors_named()
                     ));
                 }
                 self.chart_version(Mesh::GlooMesh, version)
@@ -490,6 +508,23 @@ impl Cx<'_> {
             "sets {key}={}, which is not a revision, tag or value of this plan",
             value.unwrap_or_default()
         ))
+    }
+
+    /// Whether `repo` is `vendor`'s chart repository or one the operator approved in its place.
+    fn chart_repo(&self, repo: &str, vendor: &str) -> bool {
+        same_repo(repo, vendor) || self.mirrors.iter().any(|m| same_repo(repo, m))
+    }
+
+    /// `, or a mirror allowed with --allow-chart-repo (…)` for messages; a hint when there is none.
+    fn mirrors_named(&self) -> String {
+        if self.mirrors.is_empty() {
+            " (or a mirror approved with `apply --allow-chart-repo URL`)".to_string()
+        } else {
+            format!(
+                " or an approved mirror ({})",
+                list(&self.mirrors.iter().cloned().collect())
+            )
+        }
     }
 
     fn chart_version(&self, mesh: Mesh, version: &str) -> Checked {
@@ -748,8 +783,9 @@ impl Cx<'_> {
             [one] => Some(*one),
             _ => return Err("helm is given --repo twice".to_string()),
         };
+        let from = |vendor: &str| repo.is_some_and(|r| self.chart_repo(r, vendor));
         let (mesh, releases_ok) = match (repo, chart) {
-            (Some(ISTIO_CHART_REPO), c) if ISTIO_CHARTS.contains(&c) => {
+            (Some(_), c) if ISTIO_CHARTS.contains(&c) && from(ISTIO_CHART_REPO) => {
                 let rev_release = self.istiod_release(release);
                 let gateway = self.scope.gateways.values().any(|g| g.contains(release));
                 let ok = match c {
@@ -761,11 +797,12 @@ impl Cx<'_> {
                 };
                 (Mesh::Istio, ok)
             }
-            (Some(GLOO_REPO), GLOO_CHART) => (Mesh::GlooMesh, release == GLOO_CHART),
+            (Some(_), GLOO_CHART) if from(GLOO_REPO) => (Mesh::GlooMesh, release == GLOO_CHART),
             (None, KMESH_CHART) => (Mesh::Kmesh, release == "kmesh"),
             (Some(other), _) => {
                 return Err(format!(
-                    "helm --repo {other} is not a vendor chart repository this plan uses ({ISTIO_CHART_REPO}, {GLOO_REPO})"
+                    "helm --repo {other} is not a vendor chart repository this plan uses ({ISTIO_CHART_REPO}, {GLOO_REPO}){}",
+                    self.mirrors_named()
                 ));
             }
             (None, _) => {
@@ -808,6 +845,39 @@ impl Cx<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Two chart repository URLs name the same repository (a trailing `/` aside).
+fn same_repo(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// A chart repository an operator may approve with `apply --allow-chart-repo`: https, or plain http
+/// only on a loopback address (an air-gapped mirror reached through a local tunnel or proxy), since
+/// anyone on the path of a plain-http repository can swap the charts. The URL as given, or why not.
+pub fn allowed_chart_repo(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a URL ({e}): give the mirror's https URL"))?;
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        _ if host.is_empty() => Err(format!(
+            "`{text}` names no host: give the mirror's full URL, such as https://charts.example.internal/gloo-mesh"
+        )),
+        Some("https") => Ok(text.to_string()),
+        Some("http") if loopback => Ok(text.to_string()),
+        Some("http") => Err(format!(
+            "`{text}` is plain http on {host}, where anyone on the path could swap the charts: serve the mirror over https (plain http is allowed only on a loopback address)"
+        )),
+        _ => Err(format!(
+            "`{text}` is not an http(s) chart repository: give the mirror's https URL"
+        )),
     }
 }
 
@@ -1019,8 +1089,8 @@ mod tests {
             plans.len()
         );
         for (label, p, snap) in &plans {
-            assert_eq!(scope_violations(p, None), [], "{label} (plan show)");
-            assert_eq!(scope_violations(p, Some(snap)), [], "{label} (apply)");
+            assert_eq!(scope_violations(p, None, &[]), [], "{label} (plan show)");
+            assert_eq!(scope_violations(p, Some(snap), &[]), [], "{label} (apply)");
         }
         // Every action type a runbook emits was judged above.
         let kinds: BTreeSet<&str> = plans
@@ -1058,7 +1128,7 @@ mod tests {
 
     /// The reason the edited plan is refused, naming the edited step.
     fn refused(plan: &UpgradePlan, at: usize) -> String {
-        let v = check_scope(plan, None).expect_err("out of scope");
+        let v = check_scope(plan, None, &[]).expect_err("out of scope");
         assert_eq!(v.step, plan.steps[at].id, "{v}");
         v.reason
     }
@@ -1112,7 +1182,7 @@ mod tests {
         if let Action::ApplyCrds { repo, .. } = &mut p.steps[i].action {
             *repo = "http://charts.example.com/gloo-mesh".into();
         }
-        assert!(refused(&p, i).contains("only gloo-mesh/gloo-mesh from https://"));
+        assert!(refused(&p, i).contains("only gloo-mesh from https://"));
 
         let helm = p
             .steps
@@ -1182,7 +1252,7 @@ mod tests {
             timeout_seconds: 60,
             config: None,
         });
-        let v = check_scope(&p, None).expect_err("purge");
+        let v = check_scope(&p, None, &[]).expect_err("purge");
         assert_eq!(v.step, format!("{} (undo)", p.steps[install].id));
     }
 
@@ -1194,7 +1264,7 @@ mod tests {
             format!("{cluster}/istio/namespace/kube-system"),
             "istio-injection=enabled".into(),
         );
-        let v = check_scope(&istio, None).expect_err("widened");
+        let v = check_scope(&istio, None, &[]).expect_err("widened");
         assert_eq!(v.step, "(fingerprint)");
     }
 
@@ -1202,13 +1272,117 @@ mod tests {
     fn a_scale_target_the_cluster_does_not_have_is_refused_with_the_snapshot() {
         let (gloo, _) = gloo_and_istio();
         let mut snap = snapshot(SNAPSHOTS[0].1);
-        assert_eq!(scope_violations(&gloo, Some(&snap)), []);
+        assert_eq!(scope_violations(&gloo, Some(&snap), &[]), []);
         for c in &mut snap.clusters {
             if let Some(g) = c.gloo_mesh.as_mut() {
                 g.networking = None;
             }
         }
-        let v = check_scope(&gloo, Some(&snap)).expect_err("networking is gone");
+        let v = check_scope(&gloo, Some(&snap), &[]).expect_err("networking is gone");
         assert!(v.reason.contains("which the cluster does not have"), "{v}");
+    }
+
+    #[test]
+    fn a_chart_mirror_is_refused_without_the_flag_and_accepted_with_it() {
+        let (gloo, _) = gloo_and_istio();
+        // An Istio plan that installs from Istio's chart repository with helm.
+        let istio = every_plan()
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .find(|p| {
+                p.steps.iter().any(|s| {
+                    matches!(&s.action, Action::Run { tool: Tool::Helm, args, .. }
+                        if args.iter().any(|a| a == ISTIO_CHART_REPO))
+                })
+            })
+            .expect("a helm-installed Istio plan");
+        let mirror = "https://charts.example.internal/mirror".to_string();
+        let mirrored = |mut p: UpgradePlan| {
+            let mut edited = Vec::new();
+            for (i, s) in p.steps.iter_mut().enumerate() {
+                let repo = match &mut s.action {
+                    Action::ApplyCrds { repo, .. } => Some(repo),
+                    Action::Run {
+                        tool: Tool::Helm,
+                        args,
+                        ..
+                    } => args
+                        .iter()
+                        .position(|a| a == "--repo")
+                        .and_then(|at| args.get_mut(at + 1)),
+                    _ => None,
+                };
+                if let Some(repo) = repo {
+                    *repo = mirror.clone();
+                    edited.push(i);
+                }
+            }
+            (p, edited)
+        };
+        for (name, plan) in [("gloo", gloo), ("istio", istio)] {
+            let (p, edited) = mirrored(plan);
+            assert!(!edited.is_empty(), "{name}: no chart step");
+            // The plan file alone cannot name a mirror.
+            let reason = refused(&p, edited[0]);
+            assert!(
+                reason.contains(&mirror) && reason.contains("--allow-chart-repo"),
+                "{name}: {reason}"
+            );
+            // Approved at apply time, with or without a trailing slash, every chart step passes.
+            assert_eq!(
+                scope_violations(&p, None, std::slice::from_ref(&mirror)),
+                [],
+                "{name}"
+            );
+            assert_eq!(
+                scope_violations(&p, None, &[format!("{mirror}/")]),
+                [],
+                "{name}"
+            );
+            // Another approved mirror does not cover this one.
+            let other = ["https://charts.example.internal/other".to_string()];
+            let v = check_scope(&p, None, &other).expect_err("another mirror");
+            assert_eq!(v.step, p.steps[edited[0]].id);
+            assert!(
+                v.reason
+                    .contains("or an approved mirror (https://charts.example.internal/other)"),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mirror_does_not_widen_anything_but_the_repository() {
+        let (gloo, _) = gloo_and_istio();
+        let mirror = ["http://127.0.0.1:8879".to_string()];
+        let mut p = gloo.clone();
+        let i = first_step(&mut p, "apply-crds");
+        if let Action::ApplyCrds { repo, chart, .. } = &mut p.steps[i].action {
+            *repo = mirror[0].clone();
+            *chart = "evil".into();
+        }
+        let v = check_scope(&p, None, &mirror).expect_err("another chart");
+        assert!(v.reason.contains("applies the CRDs of chart evil"), "{v}");
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_mirrors_may_be_approved() {
+        for ok in [
+            "https://charts.example.internal/gloo-mesh",
+            "http://127.0.0.1:8879",
+            "http://localhost:8879/charts",
+            "http://[::1]:8879",
+        ] {
+            assert_eq!(allowed_chart_repo(ok).as_deref(), Ok(ok));
+        }
+        let refused = allowed_chart_repo("http://charts.example.internal").expect_err("plain http");
+        assert_eq!(
+            refused,
+            "`http://charts.example.internal` is plain http on charts.example.internal, where anyone on the path could swap the charts: serve the mirror over https (plain http is allowed only on a loopback address)"
+        );
+        assert!(allowed_chart_repo("http://10.0.0.1").is_err());
+        assert!(allowed_chart_repo("ftp://127.0.0.1/charts").is_err());
+        assert!(allowed_chart_repo("charts.example.internal").is_err());
+        assert!(allowed_chart_repo("oci://registry.example.internal/charts").is_err());
     }
 }

@@ -23,12 +23,46 @@ fn dry_run_changes_nothing() {
     );
 
     let plan_arg = plan.display().to_string();
+    // Without the operator's approval the mirror is outside the plan's scope: the plan file alone
+    // cannot name another chart repository. Refused before anything runs.
+    let out = gloo.meshup(
+        &cluster,
+        cluster.kubeconfig(),
+        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "apply without the mirror: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: the plan reaches outside its scope at step gm-04-crds: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
+            gloo.repo.url
+        )),
+        "{stderr}"
+    );
+    eprintln!("apply without --allow-chart-repo: {stderr}");
+    assert_eq!(
+        gloo::state(&cluster),
+        before,
+        "the refused apply changed something"
+    );
+    assert!(
+        gloo.meshctl_calls().is_empty(),
+        "{:?}",
+        gloo.meshctl_calls()
+    );
+
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
         &[
             "apply",
             &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
             "--dry-run",
             "--yes",
             "--force-conflicts",
@@ -77,7 +111,13 @@ fn gloo_mesh_pre_1_0_runbook() {
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan_arg, "--yes"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "apply: {stderr}");
@@ -97,7 +137,14 @@ fn gloo_mesh_pre_1_0_runbook() {
     let out = gloo.meshup(
         &cluster,
         cluster.kubeconfig(),
-        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "apply: {stderr}");
@@ -109,7 +156,20 @@ fn gloo_mesh_pre_1_0_runbook() {
     );
 
     assert_upgraded(&mut cluster);
-    assert_eq!(gloo.meshctl_calls(), ["meshctl version", "meshctl check"]);
+    // Every tool runs against the plan's cluster: the kubeconfig apply read and the plan's context.
+    // `meshctl version` once per apply run (the first stopped at the CRD step, the second resumed).
+    let on_cluster = format!(
+        "--kubeconfig {} --kubecontext real",
+        cluster.kubeconfig().display()
+    );
+    assert_eq!(
+        gloo.meshctl_calls(),
+        [
+            format!("meshctl version {on_cluster}"),
+            format!("meshctl version {on_cluster}"),
+            format!("meshctl check {on_cluster}"),
+        ]
+    );
 }
 
 /// The cluster after the whole runbook: what every step left, read back from the API server.

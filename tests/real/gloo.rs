@@ -251,11 +251,11 @@ impl GlooMesh {
         let tools = cluster.dir().join("tools");
         std::fs::create_dir_all(&tools).expect("tools dir");
         std::os::unix::fs::symlink(bin("helm"), tools.join("helm")).expect("helm link");
-        std::fs::copy(
-            Path::new(FIXTURES).join("bin/meshctl"),
-            tools.join("meshctl"),
-        )
-        .expect("meshctl");
+        // The stand-in meshctl picks its cluster with cluster.sh beside it, as the real one would.
+        for file in ["meshctl", "cluster.sh"] {
+            std::fs::copy(Path::new(FIXTURES).join("bin").join(file), tools.join(file))
+                .expect(file);
+        }
         std::fs::write(tools.join("meshctl.version"), "1.0.0").expect("meshctl.version");
         GlooMesh { repo, tools }
     }
@@ -278,6 +278,12 @@ impl GlooMesh {
             .args(args)
             .output()
             .expect("run kubectl-meshup")
+    }
+
+    /// `--allow-chart-repo URL` for the chart repository on 127.0.0.1: every apply of
+    /// [`runbook_plan`] passes it, as an air-gapped site approves its mirror.
+    pub fn allow_repo(&self) -> [&str; 2] {
+        ["--allow-chart-repo", &self.repo.url]
     }
 
     /// The meshctl calls the stand-in recorded.
@@ -384,7 +390,9 @@ fn strings(list: &[&str]) -> Vec<String> {
 /// steps 6's "keep at zero" scales are the planner's. The final
 /// "check passes" gate is left out: the compatibility data lists Kubernetes 1.16-1.21 for Gloo Mesh
 /// 1.0, so `check` rightly fails it on this v1.34 cluster. The fingerprint is the planner's, over
-/// the cluster as `snapshot` read it, so `apply` finds no drift.
+/// the cluster as `snapshot` read it, so `apply` finds no drift. The deletes are irreversible, as
+/// the planner marks them (apply's scope check refuses an unmarked one). The chart repository is not
+/// the vendor's, so every apply of this plan approves it with `--allow-chart-repo` ([`GlooMesh::allow_repo`]).
 pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
     let discovery = deployment("discovery");
     let networking = deployment("networking");
@@ -399,7 +407,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
         resource: resource.into(),
         namespace: None,
     };
-    let steps = vec![
+    let mut steps = vec![
         step(
             "gm-01-meshctl",
             "step 1 of 10",
@@ -533,6 +541,9 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
             },
         ),
     ];
+    for s in &mut steps {
+        s.irreversible = matches!(s.action, Action::DeleteCollection { .. });
+    }
     let target = Target {
         mesh: Mesh::GlooMesh,
         version: Version::new(1, 0, 0),

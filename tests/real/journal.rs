@@ -35,6 +35,7 @@ impl Running {
             .meshup_command(cluster, cluster.kubeconfig())
             .arg("apply")
             .arg(plan)
+            .args(gloo.allow_repo())
             .arg("--yes")
             .arg("--force-conflicts")
             .args(extra)
@@ -173,6 +174,8 @@ fn resume_after_sigkill_mid_plan_reaches_the_same_final_state() {
         &[
             "apply",
             &plan.display().to_string(),
+            "--allow-chart-repo",
+            &gloo.repo.url,
             "--yes",
             "--force-conflicts",
         ],
@@ -223,6 +226,8 @@ fn a_second_apply_is_refused_while_the_lease_is_held() {
         &[
             "apply",
             &plan.display().to_string(),
+            "--allow-chart-repo",
+            &gloo.repo.url,
             "--yes",
             "--force-conflicts",
         ],

@@ -10,7 +10,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use kubectl_meshup::apply::permissions::{Permission, required};
-use kubectl_meshup::plan::{Action, ObjectRef, Reason, Step, UpgradePlan};
+use kubectl_meshup::compat::CompatData;
+use kubectl_meshup::plan::{
+    Action, ObjectRef, PlanRequest, Reason, ReplicasBefore, Step, Strategy, UpgradePlan,
+};
+use kubectl_meshup::snapshot::ClusterSnapshot;
 
 use crate::gloo::{self, GlooMesh, NAMESPACE};
 use crate::harness::{CONTEXT, RealCluster, text};
@@ -271,45 +275,100 @@ fn extra_step(id: &str, action: Action) -> Step {
     }
 }
 
-/// The Gloo Mesh runbook plus one step of each action kind it lacks (scale a StatefulSet, restart a
-/// Deployment, StatefulSet and DaemonSet, label a namespace): together they need every grant of
-/// meshup-apply. Only ever refused at the preflight here.
+/// The Gloo Mesh runbook plus the step the planner writes that the hand-built runbook lacks: a
+/// scale-down that records the replicas before it (the `meshup.dev/replicas-before` annotation, a
+/// patch of the Deployment itself). Every step is inside the plan's scope, so apply reaches its
+/// preflight. Only ever refused at the preflight here.
 fn wide_plan(plan: &UpgradePlan) -> UpgradePlan {
     let mut plan = plan.clone();
     plan.steps.push(extra_step(
-        "x-scale-statefulset",
+        "x-scale-down-discovery-recorded",
         Action::Scale {
             target: ObjectRef {
-                kind: "StatefulSet".into(),
+                kind: "Deployment".into(),
                 namespace: NAMESPACE.into(),
-                name: "ledger".into(),
+                name: "discovery".into(),
             },
-            replicas: 1,
-            replicas_before: None,
-        },
-    ));
-    plan.steps.push(extra_step(
-        "x-restart",
-        Action::RestartWorkloads {
-            namespace: NAMESPACE.into(),
-            workloads: vec![
-                "Deployment/discovery".into(),
-                "StatefulSet/ledger".into(),
-                "DaemonSet/agent".into(),
-            ],
-        },
-    ));
-    plan.steps.push(extra_step(
-        "x-label",
-        Action::LabelNamespace {
-            namespace: NAMESPACE.into(),
-            labels: [("istio.io/rev".to_string(), Some("1-24".to_string()))]
-                .into_iter()
-                .collect(),
+            replicas: 0,
+            replicas_before: Some(ReplicasBefore::Record),
         },
     ));
     plan.integrity = None;
     plan
+}
+
+/// The old wide plan's extra steps (scale a StatefulSet, restart a Deployment, StatefulSet and
+/// DaemonSet, label a namespace): outside the scope of any plan for this Gloo Mesh-only cluster.
+fn out_of_scope_steps() -> Vec<Step> {
+    vec![
+        extra_step(
+            "x-scale-statefulset",
+            Action::Scale {
+                target: ObjectRef {
+                    kind: "StatefulSet".into(),
+                    namespace: NAMESPACE.into(),
+                    name: "ledger".into(),
+                },
+                replicas: 1,
+                replicas_before: None,
+            },
+        ),
+        extra_step(
+            "x-restart",
+            Action::RestartWorkloads {
+                namespace: NAMESPACE.into(),
+                workloads: vec![
+                    "Deployment/discovery".into(),
+                    "StatefulSet/ledger".into(),
+                    "DaemonSet/agent".into(),
+                ],
+            },
+        ),
+        extra_step(
+            "x-label",
+            Action::LabelNamespace {
+                namespace: NAMESPACE.into(),
+                labels: [("istio.io/rev".to_string(), Some("1-24".to_string()))]
+                    .into_iter()
+                    .collect(),
+            },
+        ),
+    ]
+}
+
+/// Every permission the planner's own plans need, over the plan fixtures' snapshots (Istio canary
+/// and in-place, ambient, Kmesh, Gloo Mesh): what the grants this cluster cannot exercise are for.
+fn planner_needs() -> BTreeSet<Permission> {
+    let compat = CompatData::embedded();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan");
+    let mut targets: Vec<String> = (20..=26).map(|m| format!("istio=1.{m}")).collect();
+    targets.extend(["kmesh=1.1", "gloo-mesh=1.1"].map(String::from));
+    let mut out = BTreeSet::new();
+    let mut plans = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let snapshot: ClusterSnapshot = serde_saphyr::from_str(&text).expect("snapshot");
+        for t in &targets {
+            for strategy in [Strategy::Canary, Strategy::InPlace] {
+                let request = PlanRequest {
+                    targets: vec![t.parse().expect("target")],
+                    strategy,
+                    tool_version: "0.1.0".into(),
+                    ..PlanRequest::default()
+                };
+                let Ok(plan) = kubectl_meshup::plan::plan(&snapshot, &compat, &request) else {
+                    continue;
+                };
+                plans += 1;
+                for c in &plan.clusters {
+                    out.extend(required(&plan, c, Some("istio-system")));
+                }
+            }
+        }
+    }
+    assert!(plans > 20, "{plans} plans");
+    out
 }
 
 /// `apply` as a ServiceAccount: with meshup-check and meshup-apply (and, for the runbook's `helm
@@ -334,26 +393,83 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     let full = role("meshup-apply.yaml");
     let all = atoms(&full);
     // Every permission the wide plan needs is granted by some grant of the role, and every grant
-    // serves some permission.
+    // serves some permission: of the wide plan, or (the Istio grants: restarts, rollout waits of
+    // StatefulSets and DaemonSets, namespace labels) of a plan the planner makes for an Istio
+    // cluster, which no plan for this Gloo Mesh-only cluster can hold (apply's scope check refuses
+    // it before the preflight; see below).
     for p in &needed {
         assert!(all.iter().any(|a| grants(a, p)), "meshup-apply lacks {p}");
     }
-    for a in &all {
+    let planner = planner_needs();
+    for p in planner
+        .iter()
+        .filter(|p| !check_atoms.iter().any(|a| grants(a, p)))
+    {
         assert!(
-            needed.iter().any(|p| grants(a, p)),
+            all.iter().any(|a| grants(a, p)),
+            "meshup-apply lacks {p} (planner)"
+        );
+    }
+    let (exercised, istio_only): (Vec<Atom>, Vec<Atom>) = all
+        .iter()
+        .cloned()
+        .partition(|a| needed.iter().any(|p| grants(a, p)));
+    for a in &istio_only {
+        assert!(
+            planner.iter().any(|p| grants(a, p)),
             "{a:?} is more than apply needs"
         );
     }
+    assert_eq!(
+        istio_only
+            .iter()
+            .map(|a| a.resource.as_str())
+            .collect::<Vec<_>>(),
+        ["statefulsets", "daemonsets", "namespaces"],
+        "the grants no plan for this cluster exercises"
+    );
     cluster.apply_yaml(&full.to_string());
     let kubeconfig = bind(&cluster, &["meshup-check", "meshup-apply"]);
 
     let before = gloo::state(&cluster);
-    for (i, atom) in all.iter().enumerate() {
-        let rest: Vec<Atom> = all
+    // The old wide plan's Istio and StatefulSet steps: refused at the scope check, before the
+    // preflight, as the ServiceAccount with every grant; nothing changes.
+    let mut outside = wide.clone();
+    outside.steps.extend(out_of_scope_steps());
+    let outside_path = cluster.dir().join("outside-plan.yaml");
+    std::fs::write(&outside_path, kubectl_meshup::plan::to_yaml(&outside)).expect("write plan");
+    let outside_arg = outside_path.display().to_string();
+    let out = gloo.meshup(
+        &cluster,
+        &kubeconfig,
+        &[
+            "apply",
+            &outside_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+            "--force-conflicts",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "outside: {stderr}");
+    assert!(
+        stderr.contains("error: the plan reaches outside its scope at step x-scale-statefulset: scales StatefulSet gloo-mesh/ledger, which is not a Gloo Mesh management workload of this cluster"),
+        "outside: {stderr}"
+    );
+    assert_eq!(
+        gloo::state(&cluster),
+        before,
+        "the refused plan changed something"
+    );
+
+    for (i, atom) in exercised.iter().enumerate() {
+        let rest: Vec<Atom> = exercised
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
             .map(|(_, a)| a.clone())
+            .chain(istio_only.iter().cloned())
             .collect();
         let probe = can_i_args(atom);
         let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
@@ -361,7 +477,14 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
         let out = gloo.meshup(
             &cluster,
             &kubeconfig,
-            &["apply", &wide_arg, "--yes", "--force-conflicts"],
+            &[
+                "apply",
+                &wide_arg,
+                "--allow-chart-repo",
+                &gloo.repo.url,
+                "--yes",
+                "--force-conflicts",
+            ],
         );
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "without {atom:?}: {stderr}");
@@ -407,7 +530,14 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     let out = gloo.meshup(
         &cluster,
         &kubeconfig,
-        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "read-only: {stderr}");
@@ -449,7 +579,14 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     let out = gloo.meshup(
         &cluster,
         &kubeconfig,
-        &["apply", &plan_arg, "--yes", "--force-conflicts"],
+        &[
+            "apply",
+            &plan_arg,
+            "--allow-chart-repo",
+            &gloo.repo.url,
+            "--yes",
+            "--force-conflicts",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(

@@ -185,7 +185,7 @@ pub(crate) fn pre_1_0(
             "update the management plane CRDs by hand: Helm does not upgrade CRDs on `helm upgrade`",
         ),
         Action::ApplyCrds {
-            chart: format!("gloo-mesh/{CHART}"),
+            chart: CHART.to_string(),
             repo: CHART_REPO.to_string(),
             version: to.clone(),
         },
@@ -348,7 +348,7 @@ pub(crate) fn helm_1_x(steps: &mut StepList, up: &GlooUpgrade<'_>) {
         format!("Update the Gloo Mesh CRDs to {to}"),
         rb.step(2, "apply the new CRDs first: Helm does not upgrade CRDs"),
         Action::ApplyCrds {
-            chart: format!("gloo-mesh/{CHART}"),
+            chart: CHART.to_string(),
             repo: CHART_REPO.to_string(),
             version: to.clone(),
         },
