@@ -156,25 +156,6 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_lines_quote_only_what_a_shell_would_split() {
-        let args = vec![
-            "upgrade".to_string(),
-            "--set".to_string(),
-            "a b".to_string(),
-            "it's".to_string(),
-        ];
-        assert_eq!(
-            command_line("helm", &args),
-            r"helm upgrade --set 'a b' 'it'\''s'"
-        );
-    }
-}
-
 /// What a step carries to its tool, as the reviewer must see it: where it was read and the document,
 /// in YAML, one line per entry (empty when the step carries nothing).
 pub fn carried_config(action: &Action) -> Vec<String> {
@@ -196,4 +177,23 @@ pub fn carried_config(action: &Action) -> Vec<String> {
     let text = serde_saphyr::to_string(&config.document).unwrap_or_default();
     lines.extend(text.lines().map(|l| format!("  {l}")));
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_only_what_a_shell_would_split() {
+        let args = vec![
+            "upgrade".to_string(),
+            "--set".to_string(),
+            "a b".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            command_line("helm", &args),
+            r"helm upgrade --set 'a b' 'it'\''s'"
+        );
+    }
 }

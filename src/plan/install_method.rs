@@ -48,9 +48,9 @@ pub(crate) enum Method {
     /// Installed by Helm; the releases were read.
     Helm {
         /// The release of the `istiod` chart that owns the oldest control plane.
-        istiod: HelmRelease,
+        istiod: Box<HelmRelease>,
         /// The `base` chart's release, when there is one.
-        base: Option<HelmRelease>,
+        base: Option<Box<HelmRelease>>,
     },
     /// Installed by istioctl.
     Istioctl {
@@ -73,12 +73,13 @@ impl Method {
             Some(InstallMethod::Helm { release, namespace }) => {
                 match find_release(istio, namespace, release) {
                     Some(istiod) => Method::Helm {
-                        istiod: istiod.clone(),
+                        istiod: Box::new(istiod.clone()),
                         base: istio
                             .helm_releases
                             .iter()
                             .find(|r| r.chart == "base")
-                            .cloned(),
+                            .cloned()
+                            .map(Box::new),
                     },
                     None => Method::Unknown {
                         evidence: format!(
