@@ -11,7 +11,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-const REDACTED: &str = "[redacted]";
+/// What replaces a secret, in text and in documents alike.
+pub const REDACTED: &str = "[redacted]";
 
 /// `scheme://userinfo@` at the start of an authority.
 static USERINFO: LazyLock<Regex> =
@@ -62,6 +63,51 @@ pub fn text(text: &str) -> String {
     let t = SCHEME_CREDENTIAL.replace_all(&t, format!("${{1}}${{2}}{REDACTED}"));
     let t = ASSIGNMENT.replace_all(&t, format!("${{1}}{REDACTED}"));
     JWT.replace_all(&t, REDACTED).into_owned()
+}
+
+/// Key names whose values are credentials (compared without case, `-` and `_`).
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "clientsecret",
+    "credentials",
+    "authorization",
+];
+
+fn is_secret_key(key: &str) -> bool {
+    let k: String = key
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
+    SECRET_KEYS.iter().any(|s| k.ends_with(s)) || k == "key" || k.ends_with("keydata")
+}
+
+fn is_secret_text(s: &str) -> bool {
+    s.contains("-----BEGIN") || s.to_ascii_lowercase().starts_with("bearer ")
+}
+
+/// In a structured document (Helm values, a mesh config): replaces every value under a credential-looking key, and every string that is a private key or a
+/// bearer token, with [`REDACTED`]. Objects and lists are walked; the structure stays.
+pub fn json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if is_secret_key(key) && !v.is_object() && !v.is_array() && !v.is_null() {
+                    *v = serde_json::Value::String(REDACTED.to_string());
+                } else {
+                    json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json),
+        serde_json::Value::String(s) if is_secret_text(s) => *s = REDACTED.to_string(),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

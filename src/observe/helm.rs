@@ -22,9 +22,6 @@ use crate::snapshot::{HelmRelease, InstallMethod, Istio, Workload};
 /// The label selector of deployed Helm release storage objects.
 pub const RELEASE_SELECTOR: &str = "owner=helm,status=deployed";
 
-/// What replaces a credential-looking value.
-pub const REDACTED: &str = "<redacted>";
-
 /// A release larger than this once decompressed is refused (Secrets hold at most 1 MiB compressed;
 /// gzip of YAML rarely expands beyond 10x).
 const MAX_RELEASE_BYTES: u64 = 32 << 20;
@@ -172,7 +169,7 @@ pub fn decode_release(stored: &[u8]) -> Result<HelmRelease, ReleaseError> {
     if !values.is_object() {
         values = Value::Object(Default::default());
     }
-    redact(&mut values);
+    crate::redact::json(&mut values);
     Ok(HelmRelease {
         name: stored.name,
         namespace: stored.namespace,
@@ -191,56 +188,12 @@ pub fn decode_release(stored: &[u8]) -> Result<HelmRelease, ReleaseError> {
     })
 }
 
-/// Key names whose values are credentials (compared without case, `-` and `_`).
-const SECRET_KEYS: [&str; 9] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "privatekey",
-    "clientsecret",
-    "credentials",
-    "authorization",
-];
-
-fn is_secret_key(key: &str) -> bool {
-    let k: String = key
-        .chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect();
-    SECRET_KEYS.iter().any(|s| k.ends_with(s)) || k == "key" || k.ends_with("keydata")
-}
-
-fn is_secret_text(s: &str) -> bool {
-    s.contains("-----BEGIN") || s.to_ascii_lowercase().starts_with("bearer ")
-}
-
-/// Replaces every value under a credential-looking key, and every string that is a private key or a
-/// bearer token, with [`REDACTED`]. Objects and lists are walked; the structure stays.
-pub fn redact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if is_secret_key(key) && !v.is_object() && !v.is_array() && !v.is_null() {
-                    *v = Value::String(REDACTED.to_string());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) if is_secret_text(s) => *s = REDACTED.to_string(),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::redact::REDACTED;
 
     fn stored(json: &str) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

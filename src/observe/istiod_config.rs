@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Container;
 
-use super::helm::redact;
+use crate::redact;
 use crate::snapshot::IstiodConfig;
 
 /// `istio` for the default revision, `istio-<rev>` otherwise: the ConfigMap the istiod chart renders.
@@ -25,7 +25,7 @@ pub fn parse_mesh(text: &str) -> Result<serde_json::Value, String> {
     if mesh.is_null() {
         mesh = serde_json::Value::Object(Default::default());
     }
-    redact(&mut mesh);
+    redact::json(&mut mesh);
     Ok(mesh)
 }
 
@@ -38,7 +38,7 @@ pub fn from_container(container: Option<&Container>) -> IstiodConfig {
         }
     }
     let mut env_doc = serde_json::to_value(&env).unwrap_or_default();
-    redact(&mut env_doc);
+    redact::json(&mut env_doc);
     let env = serde_json::from_value(env_doc).unwrap_or_default();
     let resources = container
         .and_then(|c| c.resources.as_ref())
@@ -80,7 +80,7 @@ mod tests {
         .unwrap();
         let config = from_container(Some(&container));
         assert_eq!(config.env["PILOT_ENABLE_AMBIENT"], "true");
-        assert_eq!(config.env["API_TOKEN"], crate::observe::helm::REDACTED);
+        assert_eq!(config.env["API_TOKEN"], crate::redact::REDACTED);
         assert!(!config.env.contains_key("POD_NAME"));
         assert_eq!(config.resources.unwrap()["limits"]["memory"], "1Gi");
         assert_eq!(config_map_name("default"), "istio");
