@@ -488,7 +488,14 @@ fn a_target_may_name_its_flavor_and_a_cross_flavor_target_exits_3() {
     // The upstream 1.20.3-distroless cluster: `-distroless` keeps its builds (exit 0, tags end in
     // -distroless); `-mspider` would mix DaoCloud's builds with upstream ones (exit 3, DaoCloud's rule).
     let out = meshup()
-        .args(["plan", "--to", "istio=1.22-distroless", "-o", "yaml", "--snapshot"])
+        .args([
+            "plan",
+            "--to",
+            "istio=1.22-distroless",
+            "-o",
+            "yaml",
+            "--snapshot",
+        ])
         .arg(example("istio-1.20-eks.yaml"))
         .output()
         .unwrap();

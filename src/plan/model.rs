@@ -131,6 +131,38 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// Where the plan's helm steps take the vendors' charts from: the vendors' own repositories, or a
+/// mirror per mesh (`plan --chart-repo istio=URL`), as an air-gapped site installs from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartRepos {
+    pub istio: String,
+    pub gloo_mesh: String,
+}
+
+impl Default for ChartRepos {
+    fn default() -> Self {
+        ChartRepos {
+            istio: super::runbooks::ISTIO_CHART_REPO.to_string(),
+            gloo_mesh: super::runbooks::gloo_mesh::CHART_REPO.to_string(),
+        }
+    }
+}
+
+impl ChartRepos {
+    /// The repositories that are not the vendor's, as `(mesh, url)`.
+    pub fn mirrors(&self) -> Vec<(Mesh, &str)> {
+        let vendor = ChartRepos::default();
+        [
+            (Mesh::Istio, &self.istio, &vendor.istio),
+            (Mesh::GlooMesh, &self.gloo_mesh, &vendor.gloo_mesh),
+        ]
+        .into_iter()
+        .filter(|(_, url, vendor)| url != vendor)
+        .map(|(mesh, url, _)| (mesh, url.as_str()))
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -426,6 +458,23 @@ pub enum Action {
 }
 
 impl Action {
+    /// The chart repository a helm run (`--repo URL`) or a CRD step takes its chart from.
+    pub fn chart_repo(&self) -> Option<&str> {
+        match self {
+            Action::ApplyCrds { repo, .. } => Some(repo),
+            Action::Run {
+                tool: Tool::Helm,
+                args,
+                ..
+            } => args
+                .iter()
+                .position(|a| a == "--repo")
+                .and_then(|i| args.get(i + 1))
+                .map(String::as_str),
+            _ => None,
+        }
+    }
+
     /// The `type` tag, as documented.
     pub fn type_name(&self) -> &'static str {
         match self {

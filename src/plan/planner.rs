@@ -64,6 +64,14 @@ pub(crate) fn plan(
         }
     }
     let steps = out.steps.into_steps();
+    for (mesh, url) in request.chart_repos.mirrors() {
+        if steps.iter().any(|s| s.action.chart_repo() == Some(url)) {
+            out.warnings.push(format!(
+                "the {} charts come from {url} (--chart-repo), not the vendor's repository: apply this plan with `--allow-chart-repo {url}`",
+                mesh.title()
+            ));
+        }
+    }
     if steps.is_empty() {
         out.warnings
             .push("nothing to do: every targeted component is already at its target".to_string());
@@ -291,7 +299,7 @@ fn plan_cluster(
             out.warnings.push(format!(
                 "{name}: no istiod found beside Kmesh, so its Istio range could not be checked"
             ));
-            emit_kmesh(out, compat, cluster, km, to);
+            emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
         }
         return Ok(());
     };
@@ -401,6 +409,7 @@ fn plan_cluster(
         cluster: name,
         install: &install,
         compat,
+        chart_repo: &request.chart_repos.istio,
     };
     let mut revisions: Vec<String> = install
         .control_planes
@@ -412,7 +421,7 @@ fn plan_cluster(
         if kmesh_at == Some(i)
             && let Some((to, km)) = kmesh_target
         {
-            emit_kmesh(out, compat, cluster, km, to);
+            emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
         }
         let label = format!("hop {} of {total}, Istio {} to {}", i + 1, hop.from, hop.to);
         match request.strategy {
@@ -448,7 +457,7 @@ fn plan_cluster(
     if kmesh_at == Some(total)
         && let Some((to, km)) = kmesh_target
     {
-        emit_kmesh(out, compat, cluster, km, to);
+        emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
     }
     if targets.istio.is_some() {
         let mut path = vec![install.tag(from)];
@@ -863,6 +872,7 @@ fn emit_kmesh(
     cluster: &Cluster,
     kmesh: &crate::snapshot::Kmesh,
     to: Version,
+    istio_chart_repo: &str,
 ) {
     let from = kmesh.daemonset.version.version;
     if from == Some(to) {
@@ -876,6 +886,7 @@ fn emit_kmesh(
             from,
             to,
             compat,
+            istio_chart_repo,
         },
     );
     let current = from
@@ -967,6 +978,7 @@ fn plan_gloo_mesh(
         from,
         to,
         contexts,
+        chart_repo: &request.chart_repos.gloo_mesh,
     };
     if runbook == "pre-1.0" {
         let discovery = gloo.discovery.as_ref().ok_or_else(|| {

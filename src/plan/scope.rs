@@ -1064,6 +1064,7 @@ mod tests {
                             strategy,
                             include_kubernetes_upgrade: k8s,
                             allow_downgrade: down,
+                            chart_repos: Default::default(),
                             tool_version: "0.1.0".into(),
                         };
                         if let Ok(p) = plan(&snap, &compat, &request) {

@@ -32,6 +32,7 @@ fn to(targets: &[(&str, &str)]) -> PlanRequest {
         strategy: Strategy::Canary,
         include_kubernetes_upgrade: false,
         allow_downgrade: false,
+        chart_repos: Default::default(),
         tool_version: "0.1.0".to_string(),
     }
 }
@@ -428,6 +429,54 @@ fn in_place_ambient_upgrade_in_helm_order() {
             .unwrap()
             .contains("global.tag=1.24.6-distroless")
     );
+}
+
+#[test]
+fn a_chart_mirror_is_used_by_every_helm_step_and_named_for_apply() {
+    let mirror = "https://charts.example.internal/istio";
+    let mut request = to(&[("istio", "1.24")]);
+    request.strategy = Strategy::InPlace;
+    request.chart_repos.istio = mirror.to_string();
+    let snapshot = fixture("ambient");
+    let plan = plan_of(&snapshot, &request);
+    let repos: Vec<Option<&str>> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Run { .. }))
+        .map(|s| s.action.chart_repo())
+        .collect();
+    assert_eq!(repos, [Some(mirror); 4], "{:#?}", plan.steps);
+    assert!(
+        plan.warnings.iter().any(|w| w
+            == &format!("the Istio charts come from {mirror} (--chart-repo), not the vendor's repository: apply this plan with `--allow-chart-repo {mirror}`")),
+        "{:#?}",
+        plan.warnings
+    );
+    // apply's scope check takes the mirror only when the operator approves it.
+    let err = check_scope(&plan, Some(&snapshot), &[]).unwrap_err();
+    assert!(err.to_string().contains(mirror), "{err}");
+    check_scope(&plan, Some(&snapshot), &[mirror.to_string()]).unwrap();
+
+    // Gloo Mesh: the CRD step and the helm upgrade both use its mirror; no warning names Istio.
+    let mirror = "http://127.0.0.1:8879/gloo-mesh";
+    let mut request = to(&[("gloo-mesh", "1.1")]);
+    request.chart_repos.gloo_mesh = mirror.to_string();
+    let plan = make("gloo", &request).unwrap();
+    let used: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.action.chart_repo())
+        .collect();
+    assert!(
+        used.len() >= 2 && used.iter().all(|u| *u == mirror),
+        "{used:?}"
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("Gloo Mesh charts come from"))
+    );
+    assert!(plan.warnings.iter().all(|w| !w.contains("Istio charts")));
 }
 
 #[test]

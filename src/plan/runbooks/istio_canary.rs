@@ -11,7 +11,7 @@ use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate, Tool};
 use super::istio_in_place::ambient_components_in_place;
 use super::{
-    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, ISTIO_CHART_REPO, IstioContext, REV_LABEL,
+    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, IstioContext, REV_LABEL,
     TOOL_TIMEOUT_SECONDS, rollout, run,
 };
 use crate::plan::install_method::{Method, helm_values, release_of};
@@ -304,7 +304,7 @@ fn install_action(cx: &IstioContext<'_>, new_rev: &str, hop: &PathHop) -> Action
                 &format!("istiod-{new_rev}"),
                 "istiod",
                 "--repo",
-                ISTIO_CHART_REPO,
+                cx.chart_repo,
                 "--version",
                 &hop.to.to_string(),
                 "--namespace",

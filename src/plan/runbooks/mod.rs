@@ -102,6 +102,8 @@ pub(crate) struct IstioContext<'a> {
     pub cluster: &'a str,
     pub install: &'a IstioInstall<'a>,
     pub compat: &'a CompatData,
+    /// The Istio chart repository the helm steps name (the vendor's, or `--chart-repo istio=URL`).
+    pub chart_repo: &'a str,
 }
 
 impl IstioContext<'_> {
@@ -118,7 +120,7 @@ impl IstioContext<'_> {
         let mut args = helm_upgrade_args(
             release,
             chart,
-            ISTIO_CHART_REPO,
+            self.chart_repo,
             namespace,
             to,
             config.is_some(),
