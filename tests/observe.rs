@@ -451,7 +451,14 @@ async fn every_component_the_istio_charts_render_is_detected() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/rendered")
             .join(format!("istio-{version}"));
-        for chart in ["base", "istiod", "gateway", "cni", "ztunnel"] {
+        for chart in [
+            "base",
+            "istiod",
+            "gateway",
+            "gateway-revision",
+            "cni",
+            "ztunnel",
+        ] {
             let text = std::fs::read_to_string(dir.join(format!("{chart}.yaml"))).unwrap();
             let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
             // The kinds observe reads; the rest (CRDs, RBAC, HPA, ...) is not needed for it.
@@ -478,16 +485,39 @@ async fn every_component_the_istio_charts_render_is_detected() {
             .map(|w| (w.name.as_str(), w.revision.as_str()))
             .collect();
         assert_eq!(hooks, [("istio-sidecar-injector", "default")], "{version}");
+        // Both gateways: the one named as istioctl names it (`istio: ingressgateway`) and the one
+        // named as the Helm guide names it (`istio: ingress`), with the revision the chart put on
+        // its pod template only. `helm template` output carries Helm's `managed-by` label but not
+        // the release annotations `helm install` adds: no release to upgrade (as with a GitOps
+        // tool applying rendered charts), so the install method is unknown, with that evidence.
         let gateways: Vec<_> = istio
             .gateways
             .iter()
-            .map(|g| (g.workload.namespace.as_str(), g.workload.name.as_str()))
+            .map(|g| {
+                (
+                    g.workload.namespace.as_str(),
+                    g.workload.name.as_str(),
+                    g.revision.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             gateways,
-            [("istio-ingress", "istio-ingressgateway")],
+            [
+                ("istio-gateways", "istio-ingress", Some("canary")),
+                ("istio-ingress", "istio-ingressgateway", None),
+            ],
             "{version}"
         );
+        for g in &istio.gateways {
+            assert_eq!(
+                g.workload.install,
+                Some(kubectl_meshup::snapshot::InstallMethod::Unknown {
+                    evidence: "app.kubernetes.io/managed-by: Helm".to_string()
+                }),
+                "{version}"
+            );
+        }
         let ztunnel = istio
             .ztunnel
             .as_ref()

@@ -458,6 +458,35 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 }
 
 const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// Gateways carry an `istio` label: `ingressgateway`/`egressgateway` from istioctl, and from the
+/// gateway chart the release name without `istio-` (`helm install istio-ingress istio/gateway`
+/// labels it `istio: ingress`); istiod's own is `istio: pilot`. Which of them run a proxy is
+/// decided on the pod template ([`is_gateway`]).
+const GATEWAY_SELECTOR: &str = "istio,istio!=pilot";
+
+/// A gateway Deployment runs the `istio-proxy` container (the chart's `image: auto`, filled in by
+/// injection, or istioctl's proxyv2 image).
+fn is_gateway(d: &Deployment) -> bool {
+    d.spec
+        .template
+        .spec
+        .as_ref()
+        .is_some_and(|p| p.containers.iter().any(|c| c.name == "istio-proxy"))
+}
+
+/// The revision a gateway belongs to: the chart sets `istio.io/rev` on the pod template only
+/// (`gateway.sidecarInjectionLabels`), istioctl on the Deployment as well.
+fn gateway_revision(d: &Deployment) -> Option<String> {
+    label(&d.metadata, "istio.io/rev")
+        .or_else(|| {
+            d.spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| label(m, "istio.io/rev"))
+        })
+        .map(str::to_string)
+}
 const ZTUNNEL_SELECTOR: &str = "app.kubernetes.io/name=ztunnel";
 
 /// ztunnel's DaemonSet: `app.kubernetes.io/name: ztunnel` as the ztunnel chart renders it (1.22 to
@@ -547,7 +576,7 @@ async fn observe_cluster_paged(
             "Istio gateway Deployments",
             "Istio gateways",
             &deployments,
-            "istio in (ingressgateway,egressgateway)",
+            GATEWAY_SELECTOR,
         ),
         r.list::<Deployment>(
             "managed Istio gateway Deployments",
@@ -686,7 +715,7 @@ fn istio_of<'a>(
         .map(|ds| from_daemonset(ds, "install-cni"));
 
     let mut gateways_out: Vec<IstioGateway> = Vec::new();
-    for d in gateways {
+    for d in gateways.iter().filter(|d| is_gateway(d)) {
         let workload = from_deployment(d, "istio-proxy");
         if gateways_out
             .iter()
@@ -695,7 +724,7 @@ fn istio_of<'a>(
             continue;
         }
         gateways_out.push(IstioGateway {
-            revision: label(&d.metadata, "istio.io/rev").map(str::to_string),
+            revision: gateway_revision(d),
             workload,
         });
     }

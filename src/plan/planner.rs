@@ -211,6 +211,7 @@ fn plan_cluster(
     let mut install = IstioInstall::read(cluster)?;
     if let (Some(install), Some(wanted)) = (install.as_mut(), targets.istio_flavor.as_ref()) {
         install.flavor = target_flavor(compat, name, install, wanted, &mut out.warnings)?;
+        install.flavor_requested = true;
     }
     let kmesh_installed = cluster.kmesh.as_ref();
 

@@ -423,11 +423,12 @@ fn in_place_ambient_upgrade_in_helm_order() {
         "{}",
         ztunnel.reason.text
     );
-    // The distroless flavor is kept.
+    // The distroless flavor is kept, with the keys the ztunnel chart reads (its own hub, tag,
+    // variant) and the variant apart, since the chart appends it to the tag.
     assert!(
         run_args(ztunnel)
             .unwrap()
-            .contains("global.tag=1.24.6-distroless")
+            .ends_with("--set hub=docker.io/istio --set tag=1.24.6 --set variant=distroless")
     );
 }
 
