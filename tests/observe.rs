@@ -156,6 +156,65 @@ async fn istio_canary_install_with_ambient_and_nodes() {
     assert!(cluster.gloo_mesh.is_none() && cluster.kmesh.is_none());
 }
 
+/// istioctl before 1.24 stored the IstioOperator it installed from as `installed-state[-<rev>]`:
+/// observe reads it for an istioctl-installed revision (redacted), and only there; a cluster without
+/// the IstioOperator API (most of them now) answers 404, which is no unread.
+#[tokio::test]
+async fn the_installed_state_istio_operator_of_an_istioctl_install_is_read() {
+    let server = seeded(&["istio-1-22-ambient.yaml"]);
+    let without = observe_one(&server).await;
+    assert!(without.unread.is_empty(), "{:?}", without.unread);
+    let cp = &without.istio.as_ref().unwrap().control_planes[0];
+    assert_eq!(cp.revision, "1-22");
+    assert_eq!(cp.config.as_ref().unwrap().installed_state, None);
+
+    server
+        .seed(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "istiooperators.install.istio.io"},
+            "spec": {
+                "group": "install.istio.io",
+                "names": {"kind": "IstioOperator", "listKind": "IstioOperatorList", "plural": "istiooperators", "singular": "istiooperator", "shortNames": ["iop", "io"]},
+                "scope": "Namespaced",
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .unwrap();
+    server
+        .seed(serde_json::json!({
+            "apiVersion": "install.istio.io/v1alpha1",
+            "kind": "IstioOperator",
+            "metadata": {"name": "installed-state-1-22", "namespace": "istio-system",
+                "annotations": {"install.istio.io/ignoreReconcile": "true"}},
+            "spec": {
+                "profile": "ambient",
+                "revision": "1-22",
+                "meshConfig": {"accessLogFile": "/dev/stdout"},
+                "values": {"pilot": {"env": {"EXTERNAL_CA_TOKEN": "s3cr3t"}}}
+            }
+        }))
+        .unwrap();
+    let with = observe_one(&server).await;
+    assert!(with.unread.is_empty(), "{:?}", with.unread);
+    let config = with.istio.as_ref().unwrap().control_planes[0]
+        .config
+        .clone()
+        .unwrap();
+    assert_eq!(
+        config.installed_state_name.as_deref(),
+        Some("istio-system/installed-state-1-22")
+    );
+    let spec = config.installed_state.unwrap();
+    assert_eq!(spec["meshConfig"]["accessLogFile"], "/dev/stdout");
+    assert_eq!(spec["profile"], "ambient");
+    assert_eq!(
+        spec["values"]["pilot"]["env"]["EXTERNAL_CA_TOKEN"],
+        "[redacted]"
+    );
+}
+
 #[tokio::test]
 async fn pods_spanning_several_pages_fold_to_the_same_groups_with_requests_per_page() {
     let server = seeded(&["istio-1-22-ambient.yaml"]);

@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{ClusterError, Target, classify, is_forbidden};
 use crate::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, Istio, IstioControlPlane, IstioGateway,
-    IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
+    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, InstallMethod, Istio, IstioControlPlane,
+    IstioGateway, IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
@@ -327,6 +327,40 @@ impl Reader<'_> {
             Err(e) => {
                 let mut unread = self.failed(&what, e)?;
                 unread.leaves_unjudged = "the mesh config a new revision must be given".into();
+                Ok(Read::Forbidden(unread))
+            }
+        }
+    }
+
+    /// The `installed-state[-<rev>]` IstioOperator istioctl stored for istiod `revision` (releases
+    /// before 1.24), as `(name, spec)`; `None` when the cluster has none (or no IstioOperator API).
+    async fn installed_state(
+        &self,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<Read<Option<(String, serde_json::Value)>>, ClusterError> {
+        let name = istiod_config::installed_state_name(revision);
+        let what = format!("IstioOperator {namespace}/{name}");
+        let resource = kube::api::ApiResource {
+            group: "install.istio.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "install.istio.io/v1alpha1".into(),
+            kind: "IstioOperator".into(),
+            plural: "istiooperators".into(),
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.target.client.clone(), namespace, &resource);
+        match api.get_opt(&name).await {
+            Ok(Some(object)) => {
+                let object = serde_json::to_value(object).unwrap_or_default();
+                Ok(Read::Done(
+                    istiod_config::installed_state_spec(&object).map(|spec| (name, spec)),
+                ))
+            }
+            Ok(None) => Ok(Read::Done(None)),
+            Err(e) => {
+                let mut unread = self.failed(&what, e)?;
+                unread.leaves_unjudged = "the IstioOperator a new revision must be given".into();
                 Ok(Read::Forbidden(unread))
             }
         }
@@ -640,6 +674,17 @@ async fn observe_cluster_paged(
             if let (Some(config), Some((name, mesh))) = (cp.config.as_mut(), unread.take(read)) {
                 config.mesh_config_map = Some(format!("{}/{name}", cp.istiod.namespace));
                 config.mesh_config = Some(mesh);
+            }
+            // Only istioctl stored one; a Helm or hand install is not asked for it.
+            if matches!(cp.istiod.install, Some(InstallMethod::Istioctl { .. })) {
+                let read = r
+                    .installed_state(&cp.istiod.namespace, &cp.revision)
+                    .await?;
+                if let (Some(config), Some((name, spec))) = (cp.config.as_mut(), unread.take(read))
+                {
+                    config.installed_state_name = Some(format!("{}/{name}", cp.istiod.namespace));
+                    config.installed_state = Some(spec);
+                }
             }
         }
     }
