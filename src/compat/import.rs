@@ -240,7 +240,8 @@ pub fn parse_support_status(text: &str) -> Result<BTreeMap<Minor, IstioRow>, Imp
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).to_string()
+    let line = text.lines().next().unwrap_or(text);
+    line.trim_start_matches("error: ").to_string()
 }
 
 /// `May 14, 2026`, `November 7, 2024` or `2026-05-14` as `YYYY-MM-DD`.

@@ -144,6 +144,74 @@ impl CompatData {
     }
 }
 
+/// Data older than this many days is flagged in `check` and `plan`.
+pub const STALE_AFTER_DAYS: i64 = 90;
+/// The command that refreshes the data, named in every freshness warning.
+pub const UPDATE_COMMAND: &str = "kubectl meshup compat update";
+
+/// The data a command judged with, and where it came from (`built in`, a `compat update` file, or
+/// `--compat FILE`), as the CLI loaded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompatInUse {
+    pub data: CompatData,
+    pub origin: String,
+}
+
+impl CompatInUse {
+    /// `2026-09-09 (built in)`: how headers name the data.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.data.date, self.origin)
+    }
+}
+
+impl CompatData {
+    /// Whole days from the data's date to `today` (both `YYYY-MM-DD`); `None` if either is unreadable.
+    pub fn age_days(&self, today: &str) -> Option<i64> {
+        Some(crate::check::day_number(today)? - crate::check::day_number(&self.date)?)
+    }
+
+    /// The warnings `check` and `plan` print in their header: data older than [`STALE_AFTER_DAYS`] at
+    /// `today`, and an installed Istio minor newer than every minor in the data. Each names the update
+    /// command. The one home of this rule.
+    pub fn freshness_warnings(
+        &self,
+        today: &str,
+        snapshot: &crate::snapshot::ClusterSnapshot,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(age) = self.age_days(today)
+            && age > STALE_AFTER_DAYS
+        {
+            out.push(format!(
+                "the compatibility data is {age} days old (dated {}, older than {STALE_AFTER_DAYS} days): newer releases and end-of-life dates may be missing; run `{UPDATE_COMMAND}`",
+                self.date
+            ));
+        }
+        let newest = self.newest_istio().map(|r| r.minor);
+        let mut newer = std::collections::BTreeSet::new();
+        for cluster in &snapshot.clusters {
+            let Some(istio) = &cluster.istio else {
+                continue;
+            };
+            for cp in &istio.control_planes {
+                if let Some(v) = cp.istiod.version.version
+                    && newest.is_some_and(|n| v.minor_line() > n)
+                {
+                    newer.insert((cluster.name.clone(), v));
+                }
+            }
+        }
+        for (cluster, v) in newer {
+            out.push(format!(
+                "cluster {cluster} runs Istio {v}, newer than every Istio minor in the compatibility data (dated {}, newest {}): run `{UPDATE_COMMAND}`",
+                self.date,
+                newest.map(|n| n.to_string()).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,9 @@ pub struct PlanMetadata {
     pub tool_version: String,
     /// The compatibility data's date.
     pub compat_data: String,
+    /// Where that data came from: `built in`, the `compat update` file, or `--compat FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_data_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
 }

@@ -84,6 +84,7 @@ pub(crate) fn plan(
         metadata: PlanMetadata {
             tool_version: request.tool_version.clone(),
             compat_data: compat.date.clone(),
+            compat_data_from: None,
             created_at: None,
         },
         targets: resolved,

@@ -104,7 +104,7 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
         "Clusters: {}. Made by kubectl-meshup {} with compatibility data of {}.",
         plan.clusters.join(", "),
         plan.metadata.tool_version,
-        plan.metadata.compat_data
+        compat_label(plan)
     );
     out.push('\n');
 
@@ -245,7 +245,8 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
     let _ = writeln!(
         out,
         "- Made by: kubectl-meshup {}, compatibility data of {}",
-        plan.metadata.tool_version, plan.metadata.compat_data
+        plan.metadata.tool_version,
+        compat_label(plan)
     );
     let _ = writeln!(
         out,
@@ -369,4 +370,12 @@ fn cell(s: &str) -> String {
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+/// `2026-09-09`, or `2026-09-09 (built in)` when the plan records where its data came from.
+fn compat_label(plan: &UpgradePlan) -> String {
+    match &plan.metadata.compat_data_from {
+        Some(from) => format!("{} ({from})", plan.metadata.compat_data),
+        None => plan.metadata.compat_data.clone(),
+    }
 }
