@@ -31,6 +31,7 @@ pub const MANIFEST: &str = "manifest.json";
 pub const ISTIO_SUPPORT_STATUS: &str = "istio/supportStatus.yml";
 pub const ISTIO_RELEASES: &str = "istio/releases.json";
 pub const ISTIO_READINGS: &str = "istio/readings.json";
+pub const ISTIO_UPGRADE_NOTES: &str = "istio/upgrade-notes.json";
 pub const KMESH_SUPPORT: &str = "kmesh/kmesh_support.md";
 pub const KMESH_READINGS: &str = "kmesh/readings.json";
 pub const GLOO_MESH_TABLE: &str = "gloo-mesh/supported-versions.md";
@@ -51,6 +52,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         ISTIO_READINGS,
         include_str!("../../data/sources/istio/readings.json"),
+    ),
+    (
+        ISTIO_UPGRADE_NOTES,
+        include_str!("../../data/sources/istio/upgrade-notes.json"),
     ),
     (
         KMESH_SUPPORT,
@@ -371,7 +376,54 @@ fn istio(sources: &Sources, support_status_url: &str) -> Result<IstioData, Impor
         data_plane_max_lag_minors: readings.data_plane_max_lag_minors,
         ambient_components_max_lag_minors: readings.ambient_components_max_lag_minors,
         ambient_ga: readings.ambient_ga,
+        upgrade_notes: upgrade_notes(sources)?,
     })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct UpgradeNotesFile {
+    minors: Vec<UpgradeNotes>,
+}
+
+/// `istio/upgrade-notes.json`: each minor once, each with its page and source, each setting path of a
+/// kind the plan can look up.
+fn upgrade_notes(sources: &Sources) -> Result<Vec<UpgradeNotes>, ImportError> {
+    let file = ISTIO_UPGRADE_NOTES;
+    let mut doc: UpgradeNotesFile = json(sources.get(file)?, file)?;
+    doc.minors.sort_by_key(|m| m.minor);
+    for pair in doc.minors.windows(2) {
+        if pair[0].minor == pair[1].minor {
+            return Err(err(file, format!("Istio {} appears twice", pair[0].minor)));
+        }
+    }
+    for m in &doc.minors {
+        if !m.url.starts_with("https://") || m.source.trim().is_empty() {
+            return Err(err(
+                file,
+                format!(
+                    "Istio {}: a page needs its https:// url and source",
+                    m.minor
+                ),
+            ));
+        }
+        for s in m.notes.iter().flat_map(|n| n.settings.iter()) {
+            let kind_ok = ["meshConfig.", "istiod.env.", "helm."]
+                .iter()
+                .any(|p| s.path.starts_with(p));
+            let change_ok =
+                ["default", "behaviour", "removed", "renamed"].contains(&s.change.as_str());
+            if !kind_ok || !change_ok || (s.change == "renamed") != s.to.is_some() {
+                return Err(err(
+                    file,
+                    format!(
+                        "Istio {}: setting {:?} ({}) is not one the plan can look up",
+                        m.minor, s.path, s.change
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(doc.minors)
 }
 
 // --- Markdown tables (Kmesh, Gloo Mesh) ----------------------------------------------------------

@@ -160,6 +160,12 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 "  {} {} {} -> {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
+            for (minor, url, titles) in notes_by_minor(h) {
+                let _ = writeln!(out, "    read first: Istio {minor} upgrade notes, {url}");
+                for t in titles {
+                    let _ = writeln!(out, "      - {t}");
+                }
+            }
         }
     }
 
@@ -282,6 +288,12 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
                 "- `{}` {} {} → {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
+            for (minor, url, titles) in notes_by_minor(h) {
+                let _ = writeln!(out, "  - Read first: [Istio {minor} upgrade notes]({url})");
+                for t in titles {
+                    let _ = writeln!(out, "    - {t}");
+                }
+            }
         }
     }
     if !outside.is_empty() {
@@ -378,4 +390,23 @@ fn compat_label(plan: &UpgradePlan) -> String {
         Some(from) => format!("{} ({from})", plan.metadata.compat_data),
         None => plan.metadata.compat_data.clone(),
     }
+}
+
+/// A hop's upgrade notes grouped by minor: (minor, page, titles), in the order the hop crosses them.
+fn notes_by_minor(hop: &super::Hop) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for n in &hop.upgrade_notes {
+        let minor = n.minor.to_string();
+        match out.last_mut() {
+            Some((m, _, titles)) if *m == minor => {
+                titles.push(escape_control(&n.title).into_owned())
+            }
+            _ => out.push((
+                minor,
+                escape_control(&n.url).into_owned(),
+                vec![escape_control(&n.title).into_owned()],
+            )),
+        }
+    }
+    out
 }
