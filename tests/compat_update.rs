@@ -56,9 +56,13 @@ fn serve(routes: Vec<(&'static str, u16, Option<usize>, Vec<u8>)>) -> String {
                 .find(|(p, ..)| *p == path)
                 .map(|(_, s, l, b)| (*s, *l, b.clone()))
                 .unwrap_or((404, None, b"not found".to_vec()));
+            // A declared length of 0 with a body: no Content-Length at all, the body ends at close.
+            let length = match length {
+                Some(0) => String::new(),
+                l => format!("Content-Length: {}\r\n", l.unwrap_or(body.len())),
+            };
             let head = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                length.unwrap_or(body.len())
+                "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\n{length}Connection: close\r\n\r\n"
             );
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&body);
@@ -277,6 +281,45 @@ fn an_update_from_a_local_server_brings_a_new_minor_that_plan_and_check_then_use
         k8s["message"].as_str().is_some_and(|m| m.contains("1.32")),
         "{k8s}"
     );
+
+    // ... and a 1.29 control plane by the new end-of-life date (the built-in data says 2026-10-12, planned).
+    server
+        .cluster()
+        .modify("deployments", "istio-system", "istiod-1-30", |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                Value::from("docker.io/istio/pilot:1.29.2");
+        })
+        .expect("istiod");
+    let eol = |env: &Env| {
+        let report = json(&env.run(&[
+            "--kubeconfig",
+            &kubeconfig,
+            "check",
+            "--date",
+            "2026-10-13",
+            "-o",
+            "json",
+        ]));
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["rule"] == "istio.eol")
+            .cloned()
+            .unwrap_or_else(|| panic!("no istio.eol finding: {report}"))
+    };
+    let judged = eol(&env);
+    assert_eq!(
+        judged["message"],
+        "Istio 1.29 reaches end of life on 2026-10-14, in 1 day; plan the upgrade",
+        "{judged}"
+    );
+    let built_in = eol(&Env::new());
+    assert_eq!(
+        built_in["message"],
+        "Istio 1.29 is past end of life on 2026-10-12 (planned); upgrade to a supported release (newest known: 1.31)",
+        "{built_in}"
+    );
 }
 
 #[test]
@@ -319,6 +362,13 @@ fn broken_truncated_or_oversized_downloads_change_nothing() {
             None,
             vec![b'#'; 2 * 1024 * 1024],
         ),
+        // Oversized with no Content-Length: cut while streaming.
+        (
+            "/large-unannounced/supportStatus.yml",
+            200,
+            Some(0),
+            vec![b'#'; 2 * 1024 * 1024],
+        ),
         ("/error/supportStatus.yml", 503, None, b"busy".to_vec()),
     ]);
     let env = Env::new();
@@ -338,6 +388,10 @@ fn broken_truncated_or_oversized_downloads_change_nothing() {
         (
             "large",
             "larger than 1 MiB (the limit per download); set KUBECTL_MESHUP_MAX_DOWNLOAD_MIB",
+        ),
+        (
+            "large-unannounced",
+            "larger than 1 MiB (the limit per download)",
         ),
         ("error", "the server answered 503"),
         ("absent", "404 Not Found"),
