@@ -36,6 +36,7 @@ pub const KMESH_SUPPORT: &str = "kmesh/kmesh_support.md";
 pub const KMESH_READINGS: &str = "kmesh/readings.json";
 pub const GLOO_MESH_TABLE: &str = "gloo-mesh/supported-versions.md";
 pub const GLOO_MESH_READINGS: &str = "gloo-mesh/readings.json";
+pub const GLOO_MESH_CHANGELOG: &str = "gloo-mesh/changelog-breaking.yaml";
 pub const MSPIDER_READINGS: &str = "daocloud/readings.json";
 
 /// The sources as built into the binary, so an update that replaces one file rebuilds from the rest.
@@ -72,6 +73,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         GLOO_MESH_READINGS,
         include_str!("../../data/sources/gloo-mesh/readings.json"),
+    ),
+    (
+        GLOO_MESH_CHANGELOG,
+        include_str!("../../data/sources/gloo-mesh/changelog-breaking.yaml"),
     ),
     (
         MSPIDER_READINGS,
@@ -609,7 +614,80 @@ fn gloo_mesh(sources: &Sources) -> Result<GlooMeshData, ImportError> {
     Ok(GlooMeshData {
         releases,
         remote_max_lag_minors: readings.remote_max_lag_minors,
+        breaking_changes: gloo_mesh_breaking_changes(sources)?,
     })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ChangelogFile {
+    path: String,
+    file: String,
+}
+
+/// A solo-io changelog file (`changelog/<release>/<name>.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+struct Changelog {
+    changelog: Vec<ChangelogEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangelogEntry {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    issue_link: Option<String>,
+}
+
+/// The BREAKING_CHANGE entries of the Gloo Mesh changelog files, ordered by release.
+fn gloo_mesh_breaking_changes(sources: &Sources) -> Result<Vec<BreakingChange>, ImportError> {
+    let file = GLOO_MESH_CHANGELOG;
+    let files: Vec<ChangelogFile> = serde_saphyr::from_str(sources.get(file)?)
+        .map_err(|e| err(file, first_line(&e.to_string())))?;
+    let mut out = Vec::new();
+    for f in files {
+        let release = f
+            .path
+            .split('/')
+            .nth(1)
+            .ok_or_else(|| err(file, format!("{}: not changelog/<release>/<file>", f.path)))?;
+        let minor_text: String = release
+            .trim_start_matches('v')
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        let minor = Minor::parse(&minor_text).map_err(|e| err(file, format!("{}: {e}", f.path)))?;
+        let log: Changelog = serde_saphyr::from_str(&f.file)
+            .map_err(|e| err(file, format!("{}: {}", f.path, first_line(&e.to_string()))))?;
+        for entry in log
+            .changelog
+            .into_iter()
+            .filter(|e| e.kind == "BREAKING_CHANGE")
+        {
+            out.push(BreakingChange {
+                minor,
+                release: release.to_string(),
+                description: entry.description.unwrap_or_default().trim().to_string(),
+                link: entry.issue_link,
+                source: format!("solo-io/gloo-mesh {}", f.path),
+            });
+        }
+    }
+    // Pre-releases (`v1.0.0-beta4`) before their release (`v1.0.0`).
+    out.sort_by(|a, b| {
+        (a.minor, !a.release.contains('-'), &a.release).cmp(&(
+            b.minor,
+            !b.release.contains('-'),
+            &b.release,
+        ))
+    });
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -698,6 +776,37 @@ mod tests {
         assert!(
             made == COMMITTED,
             "data/compat.json is not what data/sources makes: run MESHUP_WRITE_COMPAT=1 cargo test --lib compat::import"
+        );
+    }
+
+    #[test]
+    fn gloo_mesh_breaking_changes_come_from_the_changelog_files() {
+        let data = build(&Sources::embedded(), None).unwrap();
+        let changes = &data.gloo_mesh.breaking_changes;
+        assert_eq!(changes.len(), 15);
+        let in_07: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.minor == Minor::new(0, 7))
+            .map(|c| c.description.as_str())
+            .collect();
+        assert_eq!(
+            in_07.len(),
+            3,
+            "the NEW_FEATURE entries of v0.7.0 are left out"
+        );
+        assert!(in_07[0].starts_with("Rename the following CRDs"));
+        let v10: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.minor == Minor::new(1, 0))
+            .map(|c| c.release.as_str())
+            .collect();
+        assert_eq!(
+            v10,
+            ["v1.0.0-beta1", "v1.0.0-beta4", "v1.0.0-beta5", "v1.0.0"]
+        );
+        assert_eq!(
+            changes[0].source,
+            "solo-io/gloo-mesh changelog/v0.5.0/virtual-mesh-default-global-access-control.yaml"
         );
     }
 

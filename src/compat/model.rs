@@ -128,6 +128,22 @@ pub struct GlooMeshData {
     pub releases: Vec<GlooMeshRelease>,
     /// Remote clusters may run this many minors behind the management cluster.
     pub remote_max_lag_minors: Rule<u64>,
+    /// The changelog's BREAKING_CHANGE entries (runbook step 5), for the hops that cross their minor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaking_changes: Vec<BreakingChange>,
+}
+
+/// One BREAKING_CHANGE entry of a vendor changelog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakingChange {
+    pub minor: Minor,
+    /// The release it appeared in, as the changelog names it (`v1.0.0-beta4`).
+    pub release: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,6 +33,23 @@ pub(crate) fn for_hop(compat: &CompatData, from: Version, to: Version) -> Vec<Ho
         .collect()
 }
 
+/// The Gloo Mesh changelog's breaking changes of the minors after `from` up to `to` (runbook step 5:
+/// networking resources must conform to the new APIs).
+pub(crate) fn gloo_mesh_for_hop(compat: &CompatData, from: Version, to: Version) -> Vec<HopNote> {
+    let (from, to) = (from.minor_line(), to.minor_line());
+    compat
+        .gloo_mesh
+        .breaking_changes
+        .iter()
+        .filter(|c| c.minor > from && c.minor <= to)
+        .map(|c| HopNote {
+            minor: c.minor,
+            title: format!("{} ({})", c.description, c.release),
+            url: c.link.clone().unwrap_or_else(|| c.source.clone()),
+        })
+        .collect()
+}
+
 /// One warning per installed setting that a note of a crossed minor changes.
 pub(crate) fn setting_warnings(
     cluster: &Cluster,

@@ -974,7 +974,7 @@ fn plan_gloo_mesh(
         strategy: Strategy::InPlace,
         reason: format!("Gloo Mesh {from} uses the {runbook} upgrade runbook; the management cluster goes first, registered clusters follow (n-1)"),
         downgrade: to < from,
-        upgrade_notes: Vec::new(),
+        upgrade_notes: super::notes::gloo_mesh_for_hop(compat, from, to),
     });
     out.components.push(ComponentChange {
         cluster: name.to_string(),

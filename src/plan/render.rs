@@ -160,10 +160,24 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 "  {} {} {} -> {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
-            for (minor, url, titles) in notes_by_minor(h) {
-                let _ = writeln!(out, "    read first: Istio {minor} upgrade notes, {url}");
-                for t in titles {
-                    let _ = writeln!(out, "      - {t}");
+            for (minor, url, items) in notes_by_minor(h) {
+                match h.mesh {
+                    super::Mesh::Istio => {
+                        let _ = writeln!(out, "    read first: Istio {minor} upgrade notes, {url}");
+                        for (title, _) in items {
+                            let _ = writeln!(out, "      - {title}");
+                        }
+                    }
+                    mesh => {
+                        let mesh = mesh_name(mesh);
+                        let _ = writeln!(
+                            out,
+                            "    read first: {mesh} {minor} breaking changes (changelog)"
+                        );
+                        for (title, link) in items {
+                            let _ = writeln!(out, "      - {title}: {link}");
+                        }
+                    }
                 }
             }
         }
@@ -288,10 +302,25 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
                 "- `{}` {} {} → {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
-            for (minor, url, titles) in notes_by_minor(h) {
-                let _ = writeln!(out, "  - Read first: [Istio {minor} upgrade notes]({url})");
-                for t in titles {
-                    let _ = writeln!(out, "    - {t}");
+            for (minor, url, items) in notes_by_minor(h) {
+                match h.mesh {
+                    super::Mesh::Istio => {
+                        let _ =
+                            writeln!(out, "  - Read first: [Istio {minor} upgrade notes]({url})");
+                        for (title, _) in items {
+                            let _ = writeln!(out, "    - {title}");
+                        }
+                    }
+                    mesh => {
+                        let mesh = mesh_name(mesh);
+                        let _ = writeln!(
+                            out,
+                            "  - Read first: {mesh} {minor} breaking changes (changelog)"
+                        );
+                        for (title, link) in items {
+                            let _ = writeln!(out, "    - [{title}]({link})");
+                        }
+                    }
                 }
             }
         }
@@ -392,21 +421,30 @@ fn compat_label(plan: &UpgradePlan) -> String {
     }
 }
 
-/// A hop's upgrade notes grouped by minor: (minor, page, titles), in the order the hop crosses them.
-fn notes_by_minor(hop: &super::Hop) -> Vec<(String, String, Vec<String>)> {
-    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+/// A hop's notes grouped by minor: (minor, the first note's page, [(title, page)]), in the order the hop
+/// crosses them.
+type NoteGroup = (String, String, Vec<(String, String)>);
+
+fn notes_by_minor(hop: &super::Hop) -> Vec<NoteGroup> {
+    let mut out: Vec<NoteGroup> = Vec::new();
     for n in &hop.upgrade_notes {
         let minor = n.minor.to_string();
+        let item = (
+            escape_control(&n.title).into_owned(),
+            escape_control(&n.url).into_owned(),
+        );
         match out.last_mut() {
-            Some((m, _, titles)) if *m == minor => {
-                titles.push(escape_control(&n.title).into_owned())
-            }
-            _ => out.push((
-                minor,
-                escape_control(&n.url).into_owned(),
-                vec![escape_control(&n.title).into_owned()],
-            )),
+            Some((m, _, items)) if *m == minor => items.push(item),
+            _ => out.push((minor, item.1.clone(), vec![item])),
         }
     }
     out
+}
+
+fn mesh_name(mesh: super::Mesh) -> &'static str {
+    match mesh {
+        super::Mesh::Istio => "Istio",
+        super::Mesh::GlooMesh => "Gloo Mesh",
+        super::Mesh::Kmesh => "Kmesh",
+    }
 }
