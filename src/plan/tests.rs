@@ -322,6 +322,39 @@ fn istio_multi_hop_canary_1_20_to_1_24_on_kubernetes_1_29() {
 }
 
 #[test]
+fn a_helm_value_that_a_crossed_note_changes_is_warned_with_the_note() {
+    let mut snapshot = fixture("canary");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    istio.helm_releases.push(crate::snapshot::HelmRelease {
+        name: "istio-cni".into(),
+        namespace: "istio-system".into(),
+        revision: 1,
+        status: "deployed".into(),
+        chart: "cni".into(),
+        chart_version: "1.20.8".into(),
+        app_version: None,
+        values: serde_json::json!({"ambient": {"dnsCapture": true}}),
+    });
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.24")]),
+    )
+    .unwrap();
+    let notes: Vec<&String> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("upgrade note"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "prod-eu: `helm.cni.ambient.dnsCapture` is set (Helm release istio-system/istio-cni) and Istio 1.24's upgrade note \"Ambient upgrade with DNS proxy\" changes what it does: read https://istio.io/latest/news/releases/1.24.x/announcing-1.24/upgrade-notes/ before the hop to 1.24.6"
+        ]
+    );
+}
+
+#[test]
 fn installed_settings_that_a_crossed_note_changes_are_warned_with_the_note_and_its_page() {
     let request = to(&[("istio", "1.24")]);
     let plain = make("canary", &request).unwrap();
