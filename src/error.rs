@@ -74,6 +74,10 @@ pub enum Error {
     ReadPlan { path: String, reason: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(
+        "cannot update the compatibility data: {reason}; nothing was changed ({in_use} stays in use)"
+    )]
+    CompatUpdate { reason: String, in_use: String },
     #[error("interrupted")]
     Interrupted,
 }
@@ -93,7 +97,8 @@ impl Error {
             | Error::Snapshot { .. }
             | Error::Write { .. }
             | Error::PlanFile { .. }
-            | Error::ReadPlan { .. } => Exit::Failed,
+            | Error::ReadPlan { .. }
+            | Error::CompatUpdate { .. } => Exit::Failed,
         }
     }
 }

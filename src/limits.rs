@@ -46,6 +46,10 @@ const DEFAULT_MAX_TOOL_OUTPUT_MIB: u64 = 16;
 pub const MAX_CREDENTIAL_ENV: &str = "KUBECTL_MESHUP_MAX_CREDENTIAL_KIB";
 const DEFAULT_MAX_CREDENTIAL_KIB: u64 = 1024;
 
+/// MiB in one download of `compat update` (a vendor's table is a few KiB).
+pub const MAX_DOWNLOAD_ENV: &str = "KUBECTL_MESHUP_MAX_DOWNLOAD_MIB";
+const DEFAULT_MAX_DOWNLOAD_MIB: u64 = 4;
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
@@ -96,6 +100,11 @@ pub fn max_credential_bytes() -> u64 {
     *VALUE.get_or_init(|| {
         from_env(MAX_CREDENTIAL_ENV, DEFAULT_MAX_CREDENTIAL_KIB).saturating_mul(KIB)
     })
+}
+
+pub fn max_download_bytes() -> u64 {
+    static VALUE: OnceLock<u64> = OnceLock::new();
+    *VALUE.get_or_init(|| from_env(MAX_DOWNLOAD_ENV, DEFAULT_MAX_DOWNLOAD_MIB).saturating_mul(MIB))
 }
 
 /// `64 MiB`, `512 KiB`, `100 bytes`.

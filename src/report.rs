@@ -60,6 +60,12 @@ pub struct CheckReport {
     pub evaluated_at: String,
     /// The compatibility data the rules used (its date).
     pub compat_data: String,
+    /// Where that data came from: `built in`, the `compat update` file, or `--compat FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_data_from: Option<String>,
+    /// The data is old, or a cluster runs a version newer than it knows (each names the update command).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compat_data_warnings: Vec<String>,
     pub clusters: Vec<String>,
     pub findings: Vec<Finding>,
     pub summary: Summary,
@@ -94,6 +100,8 @@ impl CheckReport {
             kind: REPORT_KIND.to_string(),
             evaluated_at,
             compat_data,
+            compat_data_from: None,
+            compat_data_warnings: Vec::new(),
             clusters,
             findings,
             summary,

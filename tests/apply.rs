@@ -309,6 +309,7 @@ fn plan(target: Target, steps: Vec<Step>, snapshot: &ClusterSnapshot) -> Upgrade
         metadata: PlanMetadata {
             tool_version: "0.1.0".into(),
             compat_data: "2025-06-01".into(),
+            compat_data_from: None,
             created_at: None,
         },
         targets: vec![target.clone()],

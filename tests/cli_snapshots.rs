@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = "kubectl-meshup";
 /// Commands and subcommands that must each have a help text with examples.
-const COMMANDS: [&[&str]; 8] = [
+const COMMANDS: [&[&str]; 11] = [
     &[],
     &["check"],
     &["snapshot"],
@@ -20,6 +20,9 @@ const COMMANDS: [&[&str]; 8] = [
     &["plan", "show"],
     &["apply"],
     &["version"],
+    &["compat"],
+    &["compat", "update"],
+    &["compat", "show"],
     &["completion"],
 ];
 const SEED_SNAPSHOT: &str = "tests/fixtures/snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml";

@@ -382,6 +382,7 @@ mod tests {
             metadata: PlanMetadata {
                 tool_version: "0.1.0".into(),
                 compat_data: "2025-01-01".into(),
+                compat_data_from: None,
                 created_at: None,
             },
             targets: vec![Target {

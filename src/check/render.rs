@@ -31,13 +31,21 @@ pub fn render_table(report: &CheckReport, colour: bool) -> String {
         paint.apply(
             DIM,
             &format!(
-                "Checked {} against compatibility data dated {}, as of {}",
+                "Checked {} against compatibility data dated {}{}, as of {}",
                 plural(report.clusters.len(), "cluster", "clusters"),
                 report.compat_data,
+                report
+                    .compat_data_from
+                    .as_ref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default(),
                 report.evaluated_at
             )
         )
     );
+    for w in &report.compat_data_warnings {
+        let _ = writeln!(out, "{}", paint.apply(YELLOW, &format!("warning: {w}")));
+    }
     for cluster in cluster_order(report) {
         let findings: Vec<&Finding> = report
             .findings

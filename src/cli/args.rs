@@ -136,6 +136,12 @@ pub enum Command {
     /// Show the tool version, its commit and the compatibility data it carries
     #[command(after_help = VERSION_HELP)]
     Version,
+    /// Show or update the compatibility data (newer data without a new release)
+    #[command(after_help = COMPAT_HELP)]
+    Compat {
+        #[command(subcommand)]
+        action: CompatAction,
+    },
     /// Print a shell completion script (for `kubectl-meshup` called directly)
     #[command(after_help = COMPLETION_HELP)]
     Completion {
@@ -157,6 +163,12 @@ impl Command {
             Command::Plan(_) => &["plan"],
             Command::Apply(_) => &["apply"],
             Command::Version => &["version"],
+            Command::Compat {
+                action: CompatAction::Update { .. },
+            } => &["compat", "update"],
+            Command::Compat {
+                action: CompatAction::Show,
+            } => &["compat", "show"],
             Command::Completion { .. } => &["completion"],
         }
     }
@@ -166,7 +178,14 @@ impl Command {
     pub fn output_formats(&self) -> &'static [OutputFormat] {
         use OutputFormat::{Json, Markdown, Table, Yaml};
         match self {
-            Command::Check(_) | Command::Version => &[Table, Json, Yaml],
+            Command::Check(_)
+            | Command::Version
+            | Command::Compat {
+                action: CompatAction::Show,
+            } => &[Table, Json, Yaml],
+            Command::Compat {
+                action: CompatAction::Update { .. },
+            } => &[Table],
             Command::Snapshot(_) => &[Yaml, Json],
             Command::Plan(_) => &[Table, Markdown, Yaml, Json],
             // `apply --to` shows the plan it is about to apply.
@@ -240,6 +259,50 @@ Examples:
 Exit codes: 0 applied; 1 could not apply (stale plan, missing permissions, locked, a step
 failed); 2 usage error, including no terminal to confirm on without --yes; 4 declined at a
 prompt (nothing more was changed); 130 interrupted (resume with the same plan).";
+
+/// `kubectl meshup compat ...`.
+#[derive(Debug, Subcommand)]
+pub enum CompatAction {
+    /// Fetch the vendors' compatibility tables, check them, and keep them as the data to use
+    #[command(after_help = COMPAT_UPDATE_HELP)]
+    Update {
+        /// Read the tables from here instead of the vendors' sites: a supportStatus.yml or
+        /// kmesh_support.md file, a directory or https:// URL laid out as data/sources/ (a mirror), or
+        /// the https:// URL of one of those files (http:// only on loopback)
+        #[arg(long, value_name = "FILE|DIR|URL")]
+        from: Option<String>,
+    },
+    /// Show which compatibility data is in use: its date, age, origin and sources
+    #[command(after_help = COMPAT_SHOW_HELP)]
+    Show,
+}
+
+const COMPAT_HELP: &str = "\
+Examples:
+  kubectl meshup compat show
+  kubectl meshup compat update
+  kubectl meshup compat update --from ./mirror/   # air-gapped: a copy of data/sources/";
+
+const COMPAT_UPDATE_HELP: &str = "\
+Fetches istio.io's supportStatus.yml and Kmesh's kmesh_support.md over HTTPS (HTTPS_PROXY and
+NO_PROXY honoured), parses and checks them with the importer the built-in data is made with, and
+writes $XDG_DATA_HOME/kubectl-meshup/compat.json (else ~/.local/share/kubectl-meshup/compat.json),
+used instead of the built-in data while it is newer. A download that fails, is too large or does
+not parse changes nothing.
+
+Examples:
+  kubectl meshup compat update
+  kubectl meshup compat update --from ./mirror/                 # a copy of data/sources/
+  kubectl meshup compat update --from https://mirror.example/supportStatus.yml
+
+Exit codes: 0 updated, 1 nothing changed (the reason is printed), 2 usage error.";
+
+const COMPAT_SHOW_HELP: &str = "\
+Output formats: table (default), json, yaml.
+
+Examples:
+  kubectl meshup compat show
+  kubectl meshup compat show -o json";
 
 const VERSION_HELP: &str = "\
 Examples:

@@ -1,7 +1,7 @@
 //! `kubectl meshup check`: observe (or read a snapshot), judge, render; exit 3 on failures.
 
 use super::args::{CheckArgs, GlobalArgs, OutputFormat};
-use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
+use super::{Settings, clock, compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
 use crate::output::{DocFormat, render, write_stderr_line, write_stdout};
 use crate::report::CheckReport;
@@ -13,13 +13,15 @@ pub async fn run(
     format: OutputFormat,
     settings: &Settings,
 ) -> Result<Exit, Error> {
-    let compat = load_compat(global)?;
+    let compat = compat::load(global)?;
     let snapshot = match &args.snapshot {
         Some(path) => read_snapshot(path)?,
         None => observe_clusters(global).await?,
     };
     let today = args.date.clone().unwrap_or_else(clock::today_utc);
-    let report = crate::check::check(&snapshot, &compat, &today);
+    let mut report = crate::check::check(&snapshot, &compat.data, &today);
+    report.compat_data_from = Some(compat.origin.clone());
+    report.compat_data_warnings = compat.data.freshness_warnings(&today, &snapshot);
     let text = match format {
         OutputFormat::Json => render(&report, DocFormat::Json)?,
         OutputFormat::Yaml => render(&report, DocFormat::Yaml)?,

@@ -293,6 +293,7 @@ mod tests {
                 "plan",
                 "apply",
                 "version",
+                "compat",
                 "completion"
             ]
         );

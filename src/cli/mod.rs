@@ -5,6 +5,7 @@ mod apply;
 pub mod args;
 mod check;
 pub mod clock;
+mod compat;
 pub mod complete;
 mod plan;
 mod settings;
@@ -49,6 +50,7 @@ async fn run_read_only(
         Command::Snapshot(args) => snapshot::run(&cli.global, args, format).await,
         Command::Plan(args) => plan::run(&cli.global, args, format, settings).await,
         Command::Version => version::run(&cli.global, format),
+        Command::Compat { action } => compat::run(&cli.global, action, format).await,
         Command::Completion { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "kubectl-meshup", &mut out);
@@ -114,16 +116,7 @@ pub fn output_format(cli: &Cli) -> Result<OutputFormat, clap::Error> {
 }
 
 fn load_compat(global: &args::GlobalArgs) -> Result<CompatData, Error> {
-    let data = match &global.compat {
-        Some(path) => CompatData::from_file(path)?,
-        None => CompatData::embedded(),
-    };
-    let origin = match &global.compat {
-        Some(path) => path.display().to_string(),
-        None => "built in".to_string(),
-    };
-    tracing::info!(date = %data.date, from = %origin, "compatibility data");
-    Ok(data)
+    Ok(compat::load(global)?.data)
 }
 
 fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {

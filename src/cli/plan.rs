@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::args::{GlobalArgs, OutputFormat, PlanAction, PlanArgs, PlanRequestArgs};
-use super::{Settings, clock, load_compat, observe_clusters, read_snapshot};
+use super::{Settings, clock, compat, observe_clusters, read_snapshot};
 use crate::error::{Error, Exit};
 use crate::output::{write_stderr_line, write_stdout, write_to};
 use crate::plan::{self, PlanRequest, UpgradePlan};
@@ -58,7 +58,7 @@ pub(super) fn make_plan(
     request: &PlanRequestArgs,
     snapshot: &ClusterSnapshot,
 ) -> Result<UpgradePlan, Error> {
-    let compat = load_compat(global)?;
+    let compat = compat::load(global)?;
     let request = PlanRequest {
         targets: request.to.clone(),
         strategy: request.strategy.map(Into::into).unwrap_or_default(),
@@ -67,8 +67,14 @@ pub(super) fn make_plan(
         chart_repos: request.chart_repos().map_err(Error::Usage)?,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let mut plan = plan::plan(snapshot, &compat, &request)?;
+    let mut plan = plan::plan(snapshot, &compat.data, &request)?;
     plan.metadata.created_at = Some(clock::now_rfc3339());
+    plan.metadata.compat_data_from = Some(compat.origin.clone());
+    // The data's age and what it does not know come first: they qualify everything after them.
+    let fresh = compat
+        .data
+        .freshness_warnings(&clock::today_utc(), snapshot);
+    plan.warnings.splice(0..0, fresh);
     Ok(plan)
 }
 

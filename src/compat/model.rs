@@ -44,6 +44,44 @@ pub struct IstioData {
     pub ambient_components_max_lag_minors: Rule<u64>,
     /// The first release where ambient mode is GA.
     pub ambient_ga: Rule<Minor>,
+    /// Each minor's upgrade notes (istio.io), for the plan's hops that cross it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrade_notes: Vec<UpgradeNotes>,
+}
+
+/// The upgrade notes page of one Istio minor: what changes when a cluster moves to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeNotes {
+    pub minor: Minor,
+    /// The page on istio.io.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    pub source: String,
+    pub notes: Vec<UpgradeNote>,
+}
+
+/// One section of an upgrade notes page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeNote {
+    pub title: String,
+    /// The installed settings this note changes, renames or removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<NoteSetting>,
+}
+
+/// A setting a note changes: `meshConfig.<path>`, `istiod.env.<NAME>`, `helm.<chart>[.<values path>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteSetting {
+    pub path: String,
+    /// `default`, `behaviour`, `removed` or `renamed`.
+    pub change: String,
+    /// The new name, for `renamed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +128,22 @@ pub struct GlooMeshData {
     pub releases: Vec<GlooMeshRelease>,
     /// Remote clusters may run this many minors behind the management cluster.
     pub remote_max_lag_minors: Rule<u64>,
+    /// The changelog's BREAKING_CHANGE entries (runbook step 5), for the hops that cross their minor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaking_changes: Vec<BreakingChange>,
+}
+
+/// One BREAKING_CHANGE entry of a vendor changelog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakingChange {
+    pub minor: Minor,
+    /// The release it appeared in, as the changelog names it (`v1.0.0-beta4`).
+    pub release: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

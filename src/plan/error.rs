@@ -30,7 +30,7 @@ pub enum PlanError {
     MeshNotInstalled { mesh: Mesh },
 
     #[error(
-        "{mesh} {version} is not in the compatibility data (dated {data_date}): pick a listed version, or pass newer data with --compat FILE"
+        "{mesh} {version} is not in the compatibility data (dated {data_date}): pick a listed version, or fetch newer data with `kubectl meshup compat update` (or pass --compat FILE)"
     )]
     UnknownVersion {
         mesh: Mesh,

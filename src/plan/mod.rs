@@ -13,6 +13,7 @@ mod fingerprint;
 mod install_method;
 mod istio_install;
 mod model;
+mod notes;
 mod paths;
 mod planner;
 mod render;

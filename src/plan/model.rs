@@ -205,6 +205,9 @@ pub struct PlanMetadata {
     pub tool_version: String,
     /// The compatibility data's date.
     pub compat_data: String,
+    /// Where that data came from: `built in`, the `compat update` file, or `--compat FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_data_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
 }
@@ -244,9 +247,19 @@ pub struct Hop {
     pub reason: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub downgrade: bool,
+    /// The upgrade notes of each minor this hop moves into, to read before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrade_notes: Vec<HopNote>,
 }
 
-/// One step of a plan.
+/// One upgrade note of a minor a hop crosses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HopNote {
+    pub minor: Minor,
+    pub title: String,
+    pub url: String,
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Step {

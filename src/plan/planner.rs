@@ -95,6 +95,7 @@ pub(crate) fn plan(
         metadata: PlanMetadata {
             tool_version: request.tool_version.clone(),
             compat_data: compat.date.clone(),
+            compat_data_from: None,
             created_at: None,
         },
         targets: resolved,
@@ -447,7 +448,17 @@ fn plan_cluster(
             strategy: request.strategy,
             reason: hop.reason.clone(),
             downgrade: hop.downgrade,
+            upgrade_notes: if hop.downgrade {
+                Vec::new()
+            } else {
+                super::notes::for_hop(compat, hop.from, hop.to)
+            },
         });
+        if !hop.downgrade {
+            out.warnings.extend(super::notes::setting_warnings(
+                cluster, compat, hop.from, hop.to,
+            ));
+        }
         if hop.downgrade {
             out.warnings.push(format!(
                 "{name}: this plan DOWNGRADES Istio from {} to {}",
@@ -902,6 +913,7 @@ fn emit_kmesh(
             strategy: Strategy::InPlace,
             reason: "Kmesh upgrades its DaemonSet in place (Helm); placed where both Kmesh versions support the Istio in force".to_string(),
             downgrade: false,
+            upgrade_notes: Vec::new(),
         });
     }
     out.components.push(ComponentChange {
@@ -1024,6 +1036,7 @@ fn plan_gloo_mesh(
         strategy: Strategy::InPlace,
         reason: format!("Gloo Mesh {from} uses the {runbook} upgrade runbook; the management cluster goes first, registered clusters follow (n-1)"),
         downgrade: to < from,
+        upgrade_notes: super::notes::gloo_mesh_for_hop(compat, from, to),
     });
     out.components.push(ComponentChange {
         cluster: name.to_string(),

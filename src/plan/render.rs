@@ -104,7 +104,7 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
         "Clusters: {}. Made by kubectl-meshup {} with compatibility data of {}.",
         plan.clusters.join(", "),
         plan.metadata.tool_version,
-        plan.metadata.compat_data
+        compat_label(plan)
     );
     out.push('\n');
 
@@ -160,6 +160,26 @@ pub fn render_table(plan: &UpgradePlan, colour: bool) -> String {
                 "  {} {} {} -> {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
+            for (minor, url, items) in notes_by_minor(h) {
+                match h.mesh {
+                    super::Mesh::Istio => {
+                        let _ = writeln!(out, "    read first: Istio {minor} upgrade notes, {url}");
+                        for (title, _) in items {
+                            let _ = writeln!(out, "      - {title}");
+                        }
+                    }
+                    mesh => {
+                        let mesh = mesh_name(mesh);
+                        let _ = writeln!(
+                            out,
+                            "    read first: {mesh} {minor} breaking changes (changelog)"
+                        );
+                        for (title, link) in items {
+                            let _ = writeln!(out, "      - {title}: {link}");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -245,7 +265,8 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
     let _ = writeln!(
         out,
         "- Made by: kubectl-meshup {}, compatibility data of {}",
-        plan.metadata.tool_version, plan.metadata.compat_data
+        plan.metadata.tool_version,
+        compat_label(plan)
     );
     let _ = writeln!(
         out,
@@ -281,6 +302,27 @@ pub fn render_markdown(plan: &UpgradePlan) -> String {
                 "- `{}` {} {} → {}{flag}: {}",
                 h.cluster, h.mesh, h.from, h.to, h.reason
             );
+            for (minor, url, items) in notes_by_minor(h) {
+                match h.mesh {
+                    super::Mesh::Istio => {
+                        let _ =
+                            writeln!(out, "  - Read first: [Istio {minor} upgrade notes]({url})");
+                        for (title, _) in items {
+                            let _ = writeln!(out, "    - {title}");
+                        }
+                    }
+                    mesh => {
+                        let mesh = mesh_name(mesh);
+                        let _ = writeln!(
+                            out,
+                            "  - Read first: {mesh} {minor} breaking changes (changelog)"
+                        );
+                        for (title, link) in items {
+                            let _ = writeln!(out, "    - [{title}]({link})");
+                        }
+                    }
+                }
+            }
         }
     }
     if !outside.is_empty() {
@@ -369,4 +411,40 @@ fn cell(s: &str) -> String {
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+/// `2026-09-09`, or `2026-09-09 (built in)` when the plan records where its data came from.
+fn compat_label(plan: &UpgradePlan) -> String {
+    match &plan.metadata.compat_data_from {
+        Some(from) => format!("{} ({from})", plan.metadata.compat_data),
+        None => plan.metadata.compat_data.clone(),
+    }
+}
+
+/// A hop's notes grouped by minor: (minor, the first note's page, [(title, page)]), in the order the hop
+/// crosses them.
+type NoteGroup = (String, String, Vec<(String, String)>);
+
+fn notes_by_minor(hop: &super::Hop) -> Vec<NoteGroup> {
+    let mut out: Vec<NoteGroup> = Vec::new();
+    for n in &hop.upgrade_notes {
+        let minor = n.minor.to_string();
+        let item = (
+            escape_control(&n.title).into_owned(),
+            escape_control(&n.url).into_owned(),
+        );
+        match out.last_mut() {
+            Some((m, _, items)) if *m == minor => items.push(item),
+            _ => out.push((minor, item.1.clone(), vec![item])),
+        }
+    }
+    out
+}
+
+fn mesh_name(mesh: super::Mesh) -> &'static str {
+    match mesh {
+        super::Mesh::Istio => "Istio",
+        super::Mesh::GlooMesh => "Gloo Mesh",
+        super::Mesh::Kmesh => "Kmesh",
+    }
 }

@@ -304,6 +304,91 @@ fn istio_multi_hop_canary_1_20_to_1_24_on_kubernetes_1_29() {
         render_table(&plan, false)
     );
     insta::assert_snapshot!("istio_canary_1_20_to_1_24_markdown", render_markdown(&plan));
+    // The YAML document carries each hop's notes (minor, title, page) for tools.
+    let yaml = crate::plan::to_yaml(&plan);
+    let hops_part = yaml
+        .split("\nsteps:")
+        .next()
+        .and_then(|head| head.split("\nhops:").nth(1))
+        .expect("hops in the YAML plan");
+    insta::assert_snapshot!("istio_canary_1_20_to_1_24_yaml_hops", hops_part);
+}
+
+#[test]
+fn a_helm_value_that_a_crossed_note_changes_is_warned_with_the_note() {
+    let mut snapshot = fixture("canary");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    istio.helm_releases.push(crate::snapshot::HelmRelease {
+        name: "istio-cni".into(),
+        namespace: "istio-system".into(),
+        revision: 1,
+        status: "deployed".into(),
+        chart: "cni".into(),
+        chart_version: "1.20.8".into(),
+        app_version: None,
+        values: serde_json::json!({"ambient": {"dnsCapture": true}}),
+    });
+    let plan = plan(
+        &snapshot,
+        &CompatData::embedded(),
+        &to(&[("istio", "1.24")]),
+    )
+    .unwrap();
+    let notes: Vec<&String> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("upgrade note"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "prod-eu: `helm.cni.ambient.dnsCapture` is set (Helm release istio-system/istio-cni) and Istio 1.24's upgrade note \"Ambient upgrade with DNS proxy\" changes what it does: read https://istio.io/latest/news/releases/1.24.x/announcing-1.24/upgrade-notes/ before the hop to 1.24.6"
+        ]
+    );
+}
+
+#[test]
+fn installed_settings_that_a_crossed_note_changes_are_warned_with_the_note_and_its_page() {
+    let request = to(&[("istio", "1.24")]);
+    let plain = make("canary", &request).unwrap();
+    assert!(
+        !plain.warnings.iter().any(|w| w.contains("upgrade note")),
+        "{:?}",
+        plain.warnings
+    );
+    let mut snapshot = fixture("canary");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    let cp = &mut istio.control_planes[0];
+    let mut config = cp.config.clone().unwrap_or_default();
+    config.mesh_config = Some(serde_json::json!({
+        "discoverySelectors": [{"matchLabels": {"mesh": "on"}}],
+        "defaultConfig": {"proxyMetadata": {"ISTIO_DELTA_XDS": "false"}}
+    }));
+    config
+        .env
+        .insert("PILOT_UNIFIED_SIDECAR_SCOPE".into(), "false".into());
+    cp.config = Some(config);
+    let revision = cp.revision.clone();
+    let plan = plan(&snapshot, &CompatData::embedded(), &request).unwrap();
+    let notes: Vec<&String> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("upgrade note"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            &format!(
+                "prod-eu: `meshConfig.defaultConfig.proxyMetadata.ISTIO_DELTA_XDS` is set (mesh config of istiod revision {revision}) and Istio 1.22's upgrade note \"Delta xDS on by default\" changes its default: read https://istio.io/latest/news/releases/1.22.x/announcing-1.22/upgrade-notes/ before the hop to 1.22.8"
+            ),
+            &format!(
+                "prod-eu: `meshConfig.discoverySelectors` is set (mesh config of istiod revision {revision}) and Istio 1.22's upgrade note \"Default value of the feature flag `ENHANCED_RESOURCE_SCOPING` to true\" changes what it does: read https://istio.io/latest/news/releases/1.22.x/announcing-1.22/upgrade-notes/ before the hop to 1.22.8"
+            ),
+            &format!(
+                "prod-eu: `istiod.env.PILOT_UNIFIED_SIDECAR_SCOPE` is set (env of istiod revision {revision}) and Istio 1.24's upgrade note \"`Sidecar` scoping changes\" changes its default: read https://istio.io/latest/news/releases/1.24.x/announcing-1.24/upgrade-notes/ before the hop to 1.24.6"
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -555,6 +555,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
         metadata: PlanMetadata {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             compat_data: "2026-09-09".into(),
+            compat_data_from: None,
             created_at: None,
         },
         targets: vec![target.clone()],

@@ -103,7 +103,7 @@ pub(crate) fn detect(
                 "choose Istio {m} or newer (the lowest release that supports Kubernetes {kubernetes}), for example --to istio={m}"
             ),
             None => format!(
-                "no Istio release in the compatibility data (dated {}) supports Kubernetes {kubernetes} yet; pass newer data with --compat FILE",
+                "no Istio release in the compatibility data (dated {}) supports Kubernetes {kubernetes} yet; fetch newer data with `kubectl meshup compat update` (or pass --compat FILE)",
                 compat.date
             ),
         };
