@@ -190,8 +190,24 @@ pub fn parse_request_timeout(text: &str) -> Result<Option<Duration>, String> {
 }
 
 /// Loads the kubeconfig the way kubectl does and builds one client per selected context.
+/// In a pod with no kubeconfig (none given, `KUBECONFIG` unset, no `~/.kube/config`) the pod's own
+/// configuration is used, as kubectl does: one context, [`crate::incluster::CONTEXT`].
 pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterError> {
-    let kubeconfig = load_kubeconfig(opts.kubeconfig.as_deref())?;
+    let kubeconfig = match load_kubeconfig(opts.kubeconfig.as_deref()) {
+        Err(ClusterError::NoKubeconfig { .. }) if crate::incluster::detected() => {
+            let kubeconfig =
+                crate::incluster::kubeconfig().map_err(|reason| ClusterError::InvalidContext {
+                    context: crate::incluster::CONTEXT.to_string(),
+                    reason,
+                })?;
+            tracing::info!(
+                serviceaccount = %crate::incluster::serviceaccount_dir().display(),
+                "no kubeconfig: using the pod's in-cluster configuration"
+            );
+            kubeconfig
+        }
+        other => other?,
+    };
     let contexts = select_contexts(&kubeconfig, opts)?;
     let mut targets = Vec::with_capacity(contexts.len());
     for context in contexts {
