@@ -74,6 +74,8 @@ pub enum Error {
     ReadPlan { path: String, reason: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -92,6 +94,7 @@ impl Error {
             | Error::Compat(_)
             | Error::Snapshot { .. }
             | Error::Write { .. }
+            | Error::Publish(_)
             | Error::PlanFile { .. }
             | Error::ReadPlan { .. } => Exit::Failed,
         }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod publish;
 pub mod redact;
 pub mod report;
 pub mod retry;

@@ -187,9 +187,11 @@ Examples:
   kubectl meshup check --all-contexts
   kubectl meshup check --snapshot cluster.yaml --date 2025-06-30
   kubectl meshup check --fail-on-unread -o json   # CI: what could not be read blocks too
+  kubectl meshup check --publish-configmap         # keep the report in the cluster
 
 Exit codes: 0 no failures, 1 could not check, 2 usage error, 3 a blocking problem was found
-(with --fail-on-unread, also when a fact could not be read).";
+(with --fail-on-unread, also when a fact could not be read). With --publish-configmap, 1 also
+when the report ConfigMap could not be written.";
 
 const SNAPSHOT_HELP: &str = "\
 Output formats: yaml (default), json (a ClusterSnapshot document).
@@ -263,6 +265,10 @@ pub struct CheckArgs {
     /// pass on what they could not see
     #[arg(long)]
     pub fail_on_unread: bool,
+    /// Also keep each cluster's report in that cluster: the ConfigMap kubectl-meshup-report in the
+    /// context's namespace (in a pod, its own), which `kubectl meshup fleet` reads
+    #[arg(long, conflicts_with = "snapshot")]
+    pub publish_configmap: bool,
 }
 
 #[derive(Debug, Args)]

@@ -147,13 +147,20 @@ fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
 
 /// Reads the clusters the flags select.
 async fn observe_clusters(global: &args::GlobalArgs) -> Result<ClusterSnapshot, Error> {
+    Ok(observe_targets(global).await?.1)
+}
+
+/// Reads the clusters the flags select, and keeps the clients (to write back to them).
+async fn observe_targets(
+    global: &args::GlobalArgs,
+) -> Result<(Vec<crate::client::Target>, ClusterSnapshot), Error> {
     let targets = connect(&connection_options(global)).await?;
     let opts = ObserveOptions {
         istio_namespace: global.istio_namespace.clone(),
     };
     let mut snapshot = observe(&targets, &opts).await?;
     snapshot.observed_at = Some(clock::now_rfc3339());
-    Ok(snapshot)
+    Ok((targets, snapshot))
 }
 
 /// Reads a snapshot file (YAML or JSON; `-` is stdin) and checks it is one.
