@@ -76,6 +76,8 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
+    #[error(transparent)]
+    Push(#[from] crate::metrics::PushError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -95,6 +97,7 @@ impl Error {
             | Error::Snapshot { .. }
             | Error::Write { .. }
             | Error::Publish(_)
+            | Error::Push(_)
             | Error::PlanFile { .. }
             | Error::ReadPlan { .. } => Exit::Failed,
         }

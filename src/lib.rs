@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod error;
 pub mod incluster;
 pub mod limits;
+pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod plan;

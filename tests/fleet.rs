@@ -1,11 +1,16 @@
 //! Past one workstation (issue 15), against the fake API server: the report ConfigMap written with
-//! optimistic concurrency (`check --publish-configmap`).
+//! optimistic concurrency (`check --publish-configmap`); the metrics pushed to a real Prometheus
+//! Pushgateway (Debian's `prometheus-pushgateway`, started here on loopback) and printed with
+//! `-o openmetrics`.
 //!
 //! Each case prints what the user saw (run with `--nocapture`); docs/what-happens-when.md quotes it.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::Duration;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
@@ -154,4 +159,294 @@ fn a_create_that_loses_the_race_is_retried_and_endless_conflicts_fail_in_one_lin
         .expect("still there")["metadata"]["resourceVersion"]
         .clone();
     assert_eq!(before, after, "nothing written");
+}
+
+/// A Pushgateway on a free loopback port, stopped when dropped. `None` (the test is skipped, and says
+/// so) when the binary is missing outside CI; under CI=true a missing binary fails the test.
+struct Pushgateway {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+const PUSHGATEWAY: &str = "prometheus-pushgateway";
+
+impl Pushgateway {
+    fn start() -> Option<Pushgateway> {
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(PUSHGATEWAY))
+                .find(|p| p.is_file())
+        });
+        let Some(binary) = found else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{PUSHGATEWAY} is not on PATH; .ci/run installs it (apt-get install -y prometheus-pushgateway)"
+            );
+            eprintln!(
+                "SKIPPED: {PUSHGATEWAY} is not on PATH; install it with `apt-get install -y prometheus-pushgateway` to run this test"
+            );
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = std::process::Command::new(binary)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--persistence.file={}",
+                dir.path().join("metrics.store").display()
+            ))
+            .arg("--log.level=warn")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the Pushgateway");
+        let pgw = Pushgateway {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while pgw.get("/-/ready").0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the Pushgateway did not get ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(pgw)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP/1.0 GET: status and body (0 when nothing listens yet).
+    fn get(&self, path: &str) -> (u16, String) {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, String::new());
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One sample line of Prometheus text: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let mut map = BTreeMap::new();
+            // Label values here hold no `,` or `"`: split on `",`.
+            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
+                map.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+            (name.to_string(), map, value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// The findings of a report as `(severity, rule) -> count`.
+fn finding_counts(report: &Value) -> BTreeMap<(String, String), f64> {
+    let mut counts = BTreeMap::new();
+    for f in report["findings"].as_array().expect("findings") {
+        *counts
+            .entry((
+                f["severity"].as_str().expect("severity").to_string(),
+                f["rule"].as_str().expect("rule").to_string(),
+            ))
+            .or_insert(0.0) += 1.0;
+    }
+    counts
+}
+
+fn metric_counts(samples: &[Sample]) -> BTreeMap<(String, String), f64> {
+    find(samples, "meshup_findings", &[("cluster", "fake-apiserver")])
+        .into_iter()
+        .map(|(_, l, v)| ((l["severity"].clone(), l["rule"].clone()), *v))
+        .collect()
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+#[test]
+fn a_real_pushgateway_receives_the_checks_metrics() {
+    let Some(pgw) = Pushgateway::start() else {
+        return;
+    };
+    let server = istio_cluster();
+    let kubeconfig = server.kubeconfig_path().to_path_buf();
+    let reference = run(meshup()
+        .args(["check", "-o", "json", "--date", DATE, "--kubeconfig"])
+        .arg(&kubeconfig));
+    let report: Value = serde_json::from_slice(&reference.stdout).expect("report");
+    let want = finding_counts(&report);
+    assert!(!want.is_empty());
+
+    let before = now().floor();
+    let out = run(meshup()
+        .args(["check", "--date", DATE, "--push-metrics", &pgw.url()])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig));
+    let after = now().ceil();
+    assert_eq!(
+        out.status.code(),
+        reference.status.code(),
+        "the check's own verdict"
+    );
+
+    let (status, text) = pgw.get("/metrics");
+    assert_eq!(status, 200);
+    let got = samples(&text);
+    let pushed: Vec<Sample> = got
+        .iter()
+        .filter(|(_, l, _)| l.get("job").map(String::as_str) == Some("kubectl-meshup"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        metric_counts(&pushed),
+        want,
+        "one gauge per severity and rule:\n{text}"
+    );
+    let fails = want
+        .iter()
+        .filter(|((s, _), _)| s == "fail")
+        .map(|(_, n)| n)
+        .sum::<f64>();
+    let per_severity = find(
+        &pushed,
+        "meshup_check_findings",
+        &[("cluster", "fake-apiserver"), ("severity", "fail")],
+    );
+    assert_eq!(per_severity.len(), 1, "{text}");
+    assert_eq!(per_severity[0].2, fails);
+    let istio = find(
+        &pushed,
+        "meshup_mesh_version_info",
+        &[("cluster", "fake-apiserver"), ("mesh", "istio")],
+    );
+    assert!(!istio.is_empty(), "{text}");
+    assert!(
+        istio
+            .iter()
+            .all(|(_, l, v)| l["version"].starts_with("1.2") && *v == 1.0),
+        "{istio:?}"
+    );
+    let last = find(&pushed, "meshup_last_success_timestamp_seconds", &[]);
+    assert_eq!(last.len(), 1, "{text}");
+    assert!(
+        (before..=after).contains(&last[0].2),
+        "{} not in {before}..={after}",
+        last[0].2
+    );
+    assert_eq!(
+        find(&got, "push_time_seconds", &[("job", "kubectl-meshup")]).len(),
+        1,
+        "the Pushgateway took the push: {text}"
+    );
+
+    // The same series on stdout for a textfile collector.
+    let out = run(meshup()
+        .args(["check", "-o", "openmetrics", "--date", DATE, "--kubeconfig"])
+        .arg(&kubeconfig));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(printed.ends_with("# EOF\n"), "{printed}");
+    assert_eq!(metric_counts(&samples(&printed)), want);
+
+    // A grouping key in the URL: a group of its own beside the first.
+    let out = run(meshup()
+        .args(["check", "--date", DATE, "--push-metrics"])
+        .arg(format!("{}/metrics/job/meshup/cluster/eu-1", pgw.url()))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig));
+    assert_eq!(out.status.code(), reference.status.code());
+    let (_, text) = pgw.get("/metrics");
+    let grouped = find(
+        &samples(&text),
+        "meshup_last_success_timestamp_seconds",
+        &[("job", "meshup"), ("cluster", "eu-1")],
+    )
+    .len();
+    assert_eq!(grouped, 1, "{text}");
+}
+
+#[test]
+fn a_pushgateway_that_is_not_there_is_one_line_and_exit_1() {
+    let server = istio_cluster();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let out = run(meshup()
+        .args(["check", "--date", DATE, "--push-metrics"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path()));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot push metrics to the Pushgateway at http://127.0.0.1:{port}: "
+        )) && stderr
+            .trim_end()
+            .ends_with("; check --push-metrics and that the Pushgateway is reachable"),
+        "{stderr}"
+    );
+    assert!(
+        server.mutating_requests().is_empty(),
+        "nothing written to the cluster"
+    );
 }

@@ -59,6 +59,9 @@ pub enum OutputFormat {
     Json,
     Yaml,
     Markdown,
+    // Prometheus metrics in OpenMetrics text (`check`, for a textfile collector). No doc comment:
+    // one would turn every help page into the long form.
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,9 +167,10 @@ impl Command {
     /// The `-o` formats this command writes, its default first; empty when it writes none (`apply
     /// PLAN_FILE` reports its progress on stderr, `completion` writes a script).
     pub fn output_formats(&self) -> &'static [OutputFormat] {
-        use OutputFormat::{Json, Markdown, Table, Yaml};
+        use OutputFormat::{Json, Markdown, Openmetrics, Table, Yaml};
         match self {
-            Command::Check(_) | Command::Version => &[Table, Json, Yaml],
+            Command::Check(_) => &[Table, Json, Yaml, Openmetrics],
+            Command::Version => &[Table, Json, Yaml],
             Command::Snapshot(_) => &[Yaml, Json],
             Command::Plan(_) => &[Table, Markdown, Yaml, Json],
             // `apply --to` shows the plan it is about to apply.
@@ -179,7 +183,8 @@ impl Command {
 }
 
 const CHECK_HELP: &str = "\
-Output formats: table (default), json, yaml (a CheckReport document).
+Output formats: table (default), json, yaml (a CheckReport document), openmetrics (its
+Prometheus metrics, for a textfile collector).
 
 Examples:
   kubectl meshup check
@@ -188,10 +193,11 @@ Examples:
   kubectl meshup check --snapshot cluster.yaml --date 2025-06-30
   kubectl meshup check --fail-on-unread -o json   # CI: what could not be read blocks too
   kubectl meshup check --publish-configmap         # keep the report in the cluster
+  kubectl meshup check --push-metrics http://pushgateway.monitoring:9091
 
 Exit codes: 0 no failures, 1 could not check, 2 usage error, 3 a blocking problem was found
-(with --fail-on-unread, also when a fact could not be read). With --publish-configmap, 1 also
-when the report ConfigMap could not be written.";
+(with --fail-on-unread, also when a fact could not be read). With --publish-configmap or
+--push-metrics, 1 also when the ConfigMap or the metrics could not be written.";
 
 const SNAPSHOT_HELP: &str = "\
 Output formats: yaml (default), json (a ClusterSnapshot document).
@@ -269,6 +275,10 @@ pub struct CheckArgs {
     /// context's namespace (in a pod, its own), which `kubectl meshup fleet` reads
     #[arg(long, conflicts_with = "snapshot")]
     pub publish_configmap: bool,
+    /// Also push the check's metrics to a Prometheus Pushgateway (http(s)://HOST:PORT, optionally
+    /// with /metrics/job/NAME/LABEL/VALUE as the grouping key; default job kubectl-meshup)
+    #[arg(long, value_name = "URL", value_parser = crate::metrics::parse_push_url)]
+    pub push_metrics: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -20,14 +20,34 @@ pub async fn run(
     };
     let today = args.date.clone().unwrap_or_else(clock::today_utc);
     let report = crate::check::check(&snapshot, &compat, &today);
+    // The check ran to the end here: its metrics say so, whatever it found.
+    let metrics = || {
+        crate::metrics::encode(&report, &snapshot, clock::unix_seconds()).map_err(|_| {
+            Error::Write {
+                what: "the metrics".to_string(),
+                source: std::io::Error::other("formatting failed"),
+            }
+        })
+    };
     let text = match format {
         OutputFormat::Json => render(&report, DocFormat::Json)?,
         OutputFormat::Yaml => render(&report, DocFormat::Yaml)?,
+        OutputFormat::Openmetrics => metrics()?,
         _ => crate::check::render::render_table(&report, settings.colour),
     };
     write_stdout(&text)?;
     if args.publish_configmap {
         publish(&targets, &report, &snapshot).await?;
+    }
+    if let Some(url) = &args.push_metrics {
+        let timeout = match global.request_timeout {
+            Some(t) => t.0.unwrap_or(crate::limits::DEFAULT_REQUEST_TIMEOUT),
+            None => crate::limits::DEFAULT_REQUEST_TIMEOUT,
+        };
+        crate::metrics::push(url, &metrics()?, timeout)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(url = %crate::redact::url(url), "metrics pushed");
     }
     let unread = unread_facts(&snapshot);
     if args.fail_on_unread && !unread.is_empty() {

@@ -19,6 +19,14 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Now as Unix time in seconds (for metrics).
+pub fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn now_parts() -> (i64, u32, u32, u64) {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -77,7 +77,10 @@ pub(super) fn render(plan: &UpgradePlan, format: OutputFormat, settings: &Settin
         OutputFormat::Json => plan::to_json(plan),
         OutputFormat::Yaml => plan::to_yaml(plan),
         OutputFormat::Markdown => plan::render_markdown(plan),
-        OutputFormat::Table => plan::render_table(plan, settings.colour),
+        // `plan` does not offer openmetrics (`output_format` refuses it before this).
+        OutputFormat::Table | OutputFormat::Openmetrics => {
+            plan::render_table(plan, settings.colour)
+        }
     }
 }
 
