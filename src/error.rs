@@ -74,6 +74,8 @@ pub enum Error {
     ReadPlan { path: String, reason: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error("cannot read contexts file {path}: {reason}; pass a file of context names, one a line")]
+    ContextsFile { path: String, reason: String },
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
     #[error(transparent)]
@@ -97,6 +99,7 @@ impl Error {
             | Error::Snapshot { .. }
             | Error::Write { .. }
             | Error::Publish(_)
+            | Error::ContextsFile { .. }
             | Error::Push(_)
             | Error::PlanFile { .. }
             | Error::ReadPlan { .. } => Exit::Failed,

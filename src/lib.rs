@@ -15,6 +15,7 @@ pub mod client;
 pub mod compat;
 pub mod credentials;
 pub mod error;
+pub mod fleet;
 pub mod incluster;
 pub mod limits;
 pub mod metrics;

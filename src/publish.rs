@@ -217,6 +217,10 @@ pub enum PublishError {
         message: String,
     },
     #[error(
+        "cannot publish the report: namespace {namespace} does not exist in context \"{context}\"; create it (`kubectl apply -k deploy/` does) or pass -n NAMESPACE"
+    )]
+    NoNamespace { context: String, namespace: String },
+    #[error(
         "cannot publish the report: ConfigMap {namespace}/{NAME} in context \"{context}\" changed under every one of {MAX_ATTEMPTS} writes; another writer keeps updating it: run again"
     )]
     Conflict { context: String, namespace: String },
@@ -238,7 +242,13 @@ pub async fn publish(target: &Target, contents: &Contents) -> Result<String, Pub
     let namespace = target.client.default_namespace().to_string();
     let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), &namespace);
     let fail = |e: kube::Error| {
-        if crate::client::is_forbidden(&e) {
+        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+            // The only 404 a create can get: the namespace is not there.
+            PublishError::NoNamespace {
+                context: target.context.clone(),
+                namespace: namespace.clone(),
+            }
+        } else if crate::client::is_forbidden(&e) {
             let message = match &e {
                 kube::Error::Api(s) => s.message.clone(),
                 _ => String::new(),

@@ -450,3 +450,312 @@ fn a_pushgateway_that_is_not_there_is_one_line_and_exit_1() {
         "nothing written to the cluster"
     );
 }
+
+/// The fleet: 20 contexts, each its own fake API server (or none), in every state the view must show.
+struct Fleet {
+    servers: Vec<Option<FakeApiServer>>,
+    names: Vec<String>,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+const FLEET_SIZE: usize = 20;
+/// Published fresh: 0..=11 (11 has an older Kubernetes the target needs more than); 3 is stale.
+const PUBLISHED: std::ops::Range<usize> = 0..12;
+const STALE: usize = 3;
+const OLD_KUBERNETES: usize = 11;
+/// Nothing published: 12..=16 (15 and 16 have no mesh).
+const NO_MESH: [usize; 2] = [15, 16];
+const UNREACHABLE: usize = 17;
+const FORBIDDEN: usize = 18;
+const UNPUBLISHED_ISTIO: usize = 19;
+const NS: &str = "meshup-system";
+
+fn name(i: usize) -> String {
+    format!("c{i:02}")
+}
+
+fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut servers = Vec::new();
+    for i in 0..FLEET_SIZE {
+        if i == UNREACHABLE {
+            servers.push(None);
+            continue;
+        }
+        let server = if i == OLD_KUBERNETES {
+            FakeApiServer::builder().server_version("v1.26.3").start()
+        } else {
+            FakeApiServer::start()
+        };
+        server
+            .seed_path(fixture("cluster/nodes.yaml"))
+            .expect("nodes");
+        server
+            .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .expect("namespace");
+        if !NO_MESH.contains(&i) {
+            server
+                .seed_path(fixture("cluster/istio-1-22-ambient.yaml"))
+                .expect("istio");
+        }
+        servers.push(Some(server));
+    }
+    // A port nothing listens on: the unreachable cluster.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let names: Vec<String> = (0..FLEET_SIZE).map(name).collect();
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| match s {
+            Some(s) => s.url(),
+            None => format!("http://{closed}"),
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&urls)
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, support::kubeconfig_yaml(&pairs, "c00")).expect("kubeconfig");
+    let fleet = Fleet {
+        servers,
+        names,
+        kubeconfig,
+        _dir: dir,
+    };
+    // What the CronJob of every cluster would have done: publish into meshup-system.
+    let published: Vec<String> = PUBLISHED.map(name).collect();
+    let out = run(meshup()
+        .args([
+            "check",
+            "--publish-configmap",
+            "-n",
+            NS,
+            "--date",
+            DATE,
+            "--context",
+        ])
+        .arg(published.join(","))
+        .arg("--kubeconfig")
+        .arg(&fleet.kubeconfig));
+    assert!(matches!(out.status.code(), Some(0) | Some(3)), "published");
+    for i in PUBLISHED {
+        assert!(
+            fleet.server(i).get("configmaps", NS, CONFIGMAP).is_some(),
+            "{} published",
+            name(i)
+        );
+    }
+    // One cluster's CronJob stopped three days ago.
+    fleet
+        .server(STALE)
+        .modify("configmaps", NS, CONFIGMAP, |cm| {
+            cm["metadata"]["annotations"]["meshup.dev/checked-at"] = json!("2020-01-01T05:17:00Z");
+        })
+        .expect("make it stale");
+    // One where this user may not read ConfigMaps there.
+    fleet.server(FORBIDDEN).deny("get", "", "configmaps");
+    fleet
+}
+
+impl Fleet {
+    fn server(&self, i: usize) -> &FakeApiServer {
+        self.servers[i].as_ref().expect("a server")
+    }
+
+    fn requests(&self) -> Vec<usize> {
+        self.servers
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.requests().len()).unwrap_or(0))
+            .collect()
+    }
+
+    fn clear_requests(&self) {
+        for s in self.servers.iter().flatten() {
+            s.clear_requests();
+        }
+    }
+}
+
+#[test]
+fn the_fleet_view_has_a_row_per_cluster_in_each_state() {
+    let fleet = fleet();
+    fleet.clear_requests();
+    let out = run(meshup()
+        .args([
+            "fleet",
+            "--all-contexts",
+            "--to",
+            "istio=1.24",
+            "--date",
+            DATE,
+        ])
+        .args(["--cluster-timeout", "20s", "-o", "json"])
+        .arg("--kubeconfig")
+        .arg(&fleet.kubeconfig));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("FleetReport JSON");
+    assert_eq!(report["kind"], "FleetReport");
+    assert_eq!(report["targets"], json!(["istio=1.24"]));
+    let rows = report["clusters"].as_array().expect("clusters");
+    let contexts: Vec<&str> = rows.iter().filter_map(|r| r["context"].as_str()).collect();
+    assert_eq!(contexts, fleet.names, "one row per context, in order");
+    let row = |i: usize| &rows[i];
+
+    for i in PUBLISHED.filter(|i| *i != STALE) {
+        let r = row(i);
+        assert_eq!(r["status"], "ok", "{r:#}");
+        assert_eq!(r["source"], "published", "{r:#}");
+        assert!(r["reportAgeSeconds"].as_u64().expect("age") < 600, "{r:#}");
+        assert_eq!(r["meshes"][0]["mesh"], "istio", "{r:#}");
+    }
+    let published = |i: usize| -> Value {
+        let cm = fleet
+            .server(i)
+            .get("configmaps", NS, CONFIGMAP)
+            .expect("cm");
+        serde_json::from_str(cm["data"]["report.json"].as_str().expect("report")).expect("parses")
+    };
+    assert_eq!(row(0)["fail"], published(0)["summary"]["fail"]);
+    assert_eq!(row(0)["warn"], published(0)["summary"]["warn"]);
+    assert_eq!(row(0)["kubernetes"], "v1.29.6-eks-db838b0");
+    assert_eq!(row(0)["targets"][0]["verdict"], "ok", "{:#}", row(0));
+    assert_eq!(row(0)["blocks"], false);
+
+    let old = row(OLD_KUBERNETES);
+    assert_eq!(old["kubernetes"], "v1.26.3");
+    assert_eq!(old["targets"][0]["verdict"], "blocked", "{old:#}");
+    assert!(
+        old["targets"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1.26")),
+        "{old:#}"
+    );
+    assert_eq!(old["blocks"], true);
+
+    let stale = row(STALE);
+    assert_eq!(stale["status"], "ok");
+    assert_eq!(stale["source"], "live", "{stale:#}");
+    assert!(
+        stale["liveBecause"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("the published report is ")
+                && r.ends_with(" old (--max-report-age 1d12h)")),
+        "{stale:#}"
+    );
+
+    for i in [12, 13, 14, UNPUBLISHED_ISTIO] {
+        let r = row(i);
+        assert_eq!(r["source"], "live", "{r:#}");
+        assert_eq!(
+            r["liveBecause"],
+            "no report published (ConfigMap meshup-system/kubectl-meshup-report not found)"
+        );
+        assert_eq!(r["meshes"][0]["version"], "1.22.3", "{r:#}");
+    }
+    for i in NO_MESH {
+        let r = row(i);
+        assert_eq!(r["status"], "ok");
+        assert_eq!(r["meshes"], json!([]), "{r:#}");
+        assert_eq!(r["targets"][0]["verdict"], "not-installed", "{r:#}");
+        assert_eq!(r["blocks"], false);
+    }
+
+    let down = row(UNREACHABLE);
+    assert_eq!(down["status"], "unreachable", "{down:#}");
+    assert!(
+        down["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot reach the API server of context \"c17\"")),
+        "{down:#}"
+    );
+    let denied = row(FORBIDDEN);
+    assert_eq!(denied["status"], "forbidden", "{denied:#}");
+    assert!(
+        denied["reason"].as_str().is_some_and(|r| r.starts_with(
+            "reading ConfigMap meshup-system/kubectl-meshup-report in context \"c18\" is forbidden (403)"
+        )),
+        "{denied:#}"
+    );
+    assert_eq!(out.status.code(), Some(3), "c11 blocks istio=1.24");
+
+    // Published clusters cost one GET; nothing was written anywhere.
+    let requests = fleet.requests();
+    for i in PUBLISHED.filter(|i| *i != STALE) {
+        assert_eq!(requests[i], 1, "{}: one GET", name(i));
+    }
+    assert!(requests[UNPUBLISHED_ISTIO] > 1, "a live check reads more");
+    for s in fleet.servers.iter().flatten() {
+        assert!(s.mutating_requests().is_empty());
+    }
+
+    // The table: a row each, the reasons below.
+    let out = run(meshup()
+        .args([
+            "fleet",
+            "--all-contexts",
+            "--to",
+            "istio=1.24",
+            "--date",
+            DATE,
+        ])
+        .arg("--kubeconfig")
+        .arg(&fleet.kubeconfig));
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{table}");
+    assert_eq!(out.status.code(), Some(3));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("CONTEXT"), "{table}");
+    for (i, n) in fleet.names.iter().enumerate() {
+        assert!(lines[i + 1].starts_with(n.as_str()), "{table}");
+    }
+    assert!(table.contains("c11: istio=1.24 blocked: "), "{table}");
+    assert!(
+        table
+            .trim_end()
+            .ends_with("20 clusters: 1 block a target, 2 could not be judged"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_contexts_file_picks_the_clusters_and_without_targets_failures_block() {
+    let fleet = fleet();
+    let file = fleet._dir.path().join("contexts.txt");
+    std::fs::write(&file, "# the EU clusters\nc15\n\nc16  # no mesh\n").expect("write");
+    let out = run(meshup()
+        .args(["fleet", "-o", "json", "--date", DATE, "--contexts-file"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&fleet.kubeconfig));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let contexts: Vec<&str> = report["clusters"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["context"].as_str())
+        .collect();
+    assert_eq!(contexts, ["c15", "c16"]);
+    let fails: u64 = report["clusters"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["fail"].as_u64().expect("fail"))
+        .sum();
+    assert_eq!(
+        out.status.code(),
+        Some(if fails > 0 { 3 } else { 0 }),
+        "{report:#}"
+    );
+    let missing = run(meshup()
+        .args(["fleet", "--contexts-file", "/nonexistent/contexts.txt"])
+        .arg("--kubeconfig")
+        .arg(&fleet.kubeconfig));
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim_end(),
+        "error: cannot read contexts file /nonexistent/contexts.txt: No such file or directory (os error 2); pass a file of context names, one a line"
+    );
+}

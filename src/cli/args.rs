@@ -136,6 +136,10 @@ pub enum Command {
     /// Apply a saved plan step by step
     #[command(after_help = APPLY_HELP)]
     Apply(ApplyArgs),
+    /// One row per cluster from the reports each cluster publishes (check --publish-configmap), or
+    /// a live check where none is fresh
+    #[command(after_help = FLEET_HELP)]
+    Fleet(FleetArgs),
     /// Show the tool version, its commit and the compatibility data it carries
     #[command(after_help = VERSION_HELP)]
     Version,
@@ -159,6 +163,7 @@ impl Command {
             }) => &["plan", "show"],
             Command::Plan(_) => &["plan"],
             Command::Apply(_) => &["apply"],
+            Command::Fleet(_) => &["fleet"],
             Command::Version => &["version"],
             Command::Completion { .. } => &["completion"],
         }
@@ -170,7 +175,7 @@ impl Command {
         use OutputFormat::{Json, Markdown, Openmetrics, Table, Yaml};
         match self {
             Command::Check(_) => &[Table, Json, Yaml, Openmetrics],
-            Command::Version => &[Table, Json, Yaml],
+            Command::Version | Command::Fleet(_) => &[Table, Json, Yaml],
             Command::Snapshot(_) => &[Yaml, Json],
             Command::Plan(_) => &[Table, Markdown, Yaml, Json],
             // `apply --to` shows the plan it is about to apply.
@@ -249,6 +254,23 @@ Exit codes: 0 applied; 1 could not apply (stale plan, missing permissions, locke
 failed); 2 usage error, including no terminal to confirm on without --yes; 4 declined at a
 prompt (nothing more was changed); 130 interrupted (resume with the same plan).";
 
+const FLEET_HELP: &str = "\
+Each cluster's report is read with one GET of ConfigMap kubectl-meshup-report (written by
+`check --publish-configmap`, as the CronJob of deploy/ does); where none is published, it
+cannot be read, or it is older than --max-report-age, the cluster is checked live. A
+cluster that cannot be reached or read is a row with its reason, not a failed run.
+
+Output formats: table (default), json, yaml (a FleetReport document).
+
+Examples:
+  kubectl meshup fleet --all-contexts
+  kubectl meshup fleet --contexts-file prod-clusters.txt --to istio=1.26
+  kubectl meshup fleet --context eu-1,eu-2,us-1 --max-report-age 12h -o json
+
+Exit codes: 0 no cluster blocks; 1 could not run (no kubeconfig, unreadable contexts file);
+2 usage error, or a target that is not in the compatibility data; 3 a cluster blocks (with
+--to: a target is blocked in it; without: it has a failing finding).";
+
 const VERSION_HELP: &str = "\
 Examples:
   kubectl meshup version
@@ -279,6 +301,30 @@ pub struct CheckArgs {
     /// with /metrics/job/NAME/LABEL/VALUE as the grouping key; default job kubectl-meshup)
     #[arg(long, value_name = "URL", value_parser = crate::metrics::parse_push_url)]
     pub push_metrics: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub request: PlanRequestArgs,
+    /// A file of context names, one a line (`#` starts a comment), added to --context
+    #[arg(long, value_name = "FILE", conflicts_with = "all_contexts")]
+    pub contexts_file: Option<PathBuf>,
+    /// Published reports older than this are not used; the cluster is checked live (30m, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout, default_value = "36h")]
+    pub max_report_age: Duration,
+    /// Namespace of the report ConfigMap in every cluster (deploy/ uses meshup-system)
+    #[arg(long, value_name = "NAME", default_value = "meshup-system")]
+    pub report_namespace: String,
+    /// Clusters read at the same time
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Limit for each cluster, report read and live check included (30s, 2m)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout, default_value = "2m")]
+    pub cluster_timeout: Duration,
+    /// Evaluation date for end-of-life rules in live checks (default: today, UTC)
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Args)]

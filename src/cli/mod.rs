@@ -6,6 +6,7 @@ pub mod args;
 mod check;
 pub mod clock;
 pub mod complete;
+mod fleet;
 mod plan;
 mod settings;
 mod snapshot;
@@ -48,6 +49,7 @@ async fn run_read_only(
         Command::Check(args) => check::run(&cli.global, args, format, settings).await,
         Command::Snapshot(args) => snapshot::run(&cli.global, args, format).await,
         Command::Plan(args) => plan::run(&cli.global, args, format, settings).await,
+        Command::Fleet(args) => fleet::run(&cli.global, args, format).await,
         Command::Version => version::run(&cli.global, format),
         Command::Completion { shell } => {
             let mut out = Vec::new();
