@@ -759,3 +759,72 @@ fn a_contexts_file_picks_the_clusters_and_without_targets_failures_block() {
         "error: cannot read contexts file /nonexistent/contexts.txt: No such file or directory (os error 2); pass a file of context names, one a line"
     );
 }
+
+#[test]
+fn a_cluster_that_does_not_answer_in_time_is_a_row_and_a_missing_namespace_is_named() {
+    let slow = istio_cluster();
+    let fault = slow.inject(
+        Fault::never_answer()
+            .on("/api/v1/namespaces/meshup-system/configmaps/kubectl-meshup-report"),
+    );
+    let fine = istio_cluster();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    support::write_kubeconfig(&kubeconfig, &[("slow", &slow), ("fine", &fine)], "fine");
+    let started = Instant::now();
+    let out = run(meshup()
+        .args([
+            "fleet",
+            "--all-contexts",
+            "--cluster-timeout",
+            "2s",
+            "-o",
+            "json",
+        ])
+        .args(["--date", DATE, "--kubeconfig"])
+        .arg(&kubeconfig));
+    let took = started.elapsed();
+    assert!(slow.fault_hits(fault) >= 1);
+    assert!(
+        took < Duration::from_secs(20),
+        "bounded by the cluster timeout: {took:?}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let slow_row = &report["clusters"][0];
+    assert_eq!(slow_row["context"], "slow");
+    assert_eq!(slow_row["status"], "unreachable", "{slow_row:#}");
+    assert_eq!(
+        slow_row["reason"],
+        format!(
+            "no answer from {} within 2s (--cluster-timeout)",
+            slow.url()
+        )
+    );
+    let fine_row = &report["clusters"][1];
+    assert_eq!(fine_row["status"], "ok", "{fine_row:#}");
+    assert_eq!(fine_row["source"], "live");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an unreachable cluster is a row, not a failure"
+    );
+
+    // Publishing into a namespace that is not there names it and the fix.
+    let out = run(meshup()
+        .args([
+            "check",
+            "--publish-configmap",
+            "-n",
+            "meshup-system",
+            "--date",
+            DATE,
+        ])
+        .arg("--kubeconfig")
+        .arg(fine.kubeconfig_path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: cannot publish the report: namespace meshup-system does not exist in context \"fake-apiserver\"; create it (`kubectl apply -k deploy/` does) or pass -n NAMESPACE"
+    );
+    assert!(fine.get("configmaps", "meshup-system", CONFIGMAP).is_none());
+}
