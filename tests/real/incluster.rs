@@ -3,8 +3,8 @@
 //! ServiceAccount with a pod's environment reproduced: KUBERNETES_SERVICE_HOST/PORT, no kubeconfig,
 //! and the token (TokenRequest API), ca.crt and namespace files in a directory named by
 //! KUBECTL_MESHUP_SERVICEACCOUNT_DIR, since a test cannot write /var/run/secrets. It publishes the
-//! report ConfigMap, a second run updates it, and without the report Role the write is refused with one
-//! clear line and exit 1.
+//! report ConfigMap, a second run updates it, `fleet` reads it back, and without the report Role the
+//! write is refused with one clear line and exit 1.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -216,6 +216,19 @@ fn the_cronjobs_pod_publishes_the_report_configmap_and_needs_the_report_role() {
     assert_eq!(cm["metadata"]["labels"]["team"], "platform", "{cm:#}");
     assert_eq!(cm["metadata"]["labels"]["meshup.dev/result"], "pass");
     let version_after_second = cm["metadata"]["resourceVersion"].clone();
+
+    // The fleet view from a workstation (admin's kubeconfig) reads what the pod published: one row,
+    // named by the workstation's context, planned for a target on the published snapshot.
+    let out = cluster.meshup(&["fleet", "--to", "istio=1.24", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fleet: Value = serde_json::from_slice(&out.stdout).expect("FleetReport");
+    let row = &fleet["clusters"][0];
+    assert_eq!(row["context"], cluster.context(), "{fleet:#}");
+    assert_eq!(row["status"], "ok", "{row:#}");
+    assert_eq!(row["source"], "published", "{row:#}");
+    assert_eq!(row["checkedAt"], second_checked.as_str());
+    assert_eq!(row["kubernetes"], KUBERNETES_VERSION);
+    assert_eq!(row["targets"][0]["verdict"], "not-installed", "{row:#}");
 
     // The read-only ClusterRole alone: the report Role's binding goes.
     cluster.kubectl_ok(&[
