@@ -321,7 +321,12 @@ pub fn render_table(report: &FleetReport) -> String {
                 dash()
             });
         }
-        rows.push(row);
+        // Cells come from kubeconfigs and from what clusters published: shown, never obeyed.
+        rows.push(
+            row.into_iter()
+                .map(|cell| crate::text::escape_control(&cell).into_owned())
+                .collect(),
+        );
         if let Some(reason) = &c.reason {
             notes.push(format!("{}: {reason}", c.context));
         }

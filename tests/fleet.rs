@@ -828,3 +828,70 @@ fn a_cluster_that_does_not_answer_in_time_is_a_row_and_a_missing_namespace_is_na
     );
     assert!(fine.get("configmaps", "meshup-system", CONFIGMAP).is_none());
 }
+
+#[test]
+fn concurrency_bounds_how_many_clusters_are_read_at_once() {
+    let servers: Vec<FakeApiServer> = (0..3).map(|_| istio_cluster()).collect();
+    for s in &servers {
+        s.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .expect("namespace");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    support::write_kubeconfig(
+        &kubeconfig,
+        &[("a", &servers[0]), ("b", &servers[1]), ("c", &servers[2])],
+        "a",
+    );
+    let out = run(meshup()
+        .args([
+            "check",
+            "--publish-configmap",
+            "-n",
+            NS,
+            "--all-contexts",
+            "--date",
+            DATE,
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig));
+    assert_eq!(out.status.code(), Some(0));
+    // Each cluster's report takes 800 ms to come.
+    for s in &servers {
+        s.inject(
+            Fault::latency(Duration::from_millis(800))
+                .on("/api/v1/namespaces/meshup-system/configmaps/kubectl-meshup-report"),
+        );
+    }
+    let fleet = |concurrency: &str| {
+        let started = Instant::now();
+        let out = run(meshup()
+            .args([
+                "fleet",
+                "--all-contexts",
+                "-o",
+                "json",
+                "--concurrency",
+                concurrency,
+            ])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig));
+        let took = started.elapsed();
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+        for row in report["clusters"].as_array().expect("rows") {
+            assert_eq!(row["source"], "published", "{row:#}");
+        }
+        took
+    };
+    let one_at_a_time = fleet("1");
+    assert!(
+        one_at_a_time >= Duration::from_millis(2400),
+        "three 800 ms reads one after another: {one_at_a_time:?}"
+    );
+    let all_at_once = fleet("3");
+    eprintln!("--concurrency 1: {one_at_a_time:?}; --concurrency 3: {all_at_once:?}");
+    assert!(
+        all_at_once < one_at_a_time,
+        "{all_at_once:?} vs {one_at_a_time:?}"
+    );
+}
