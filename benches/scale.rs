@@ -629,6 +629,26 @@ fn main() {
         );
         println!("|---:|---:|---:|---:|---:|");
         let mut ratios = Vec::new();
+        // Each cluster publishes its report (as its CronJob would), into the context's namespace;
+        // `fleet` then reads one ConfigMap per cluster instead of checking it.
+        let published = timed(
+            Path::new(PLUGIN),
+            &[
+                "check",
+                "--kubeconfig",
+                kc,
+                "--context",
+                &all,
+                "--publish-configmap",
+            ],
+            &env,
+        );
+        assert!(
+            matches!(published.code, 0 | 3),
+            "check --publish-configmap exited {}",
+            published.code
+        );
+        let mut fleet_rows = Vec::new();
         for latency in [0, o.fleet_latency_ms] {
             if latency > 0 {
                 for s in &servers {
@@ -658,6 +678,43 @@ fn main() {
                 mib(many.max_rss_kib)
             );
             ratios.push((latency, ratio));
+            let views: Vec<Run> = (0..o.reps)
+                .map(|_| {
+                    timed(
+                        Path::new(PLUGIN),
+                        &[
+                            "fleet",
+                            "--kubeconfig",
+                            kc,
+                            "--all-contexts",
+                            "--report-namespace",
+                            "default",
+                        ],
+                        &env,
+                    )
+                })
+                .collect();
+            fleet_rows.push((latency, many, pick_median(&views)));
+        }
+        println!(
+            "\n`fleet` over the {} contexts reading each cluster's published report (one GET each), \
+             against `check` reading all {} live:\n",
+            o.fleet, o.fleet
+        );
+        println!(
+            "| added round trip per request | command | wall s | peak RSS MiB | / live check |"
+        );
+        println!("|---:|---|---:|---:|---:|");
+        for (latency, live, view) in fleet_rows {
+            println!(
+                "| {latency} ms | check, {n} live | {:.3} | {:.1} | |\n| {latency} ms | fleet, {n} published | {:.3} | {:.1} | {:.2} |",
+                secs(live.wall),
+                mib(live.max_rss_kib),
+                secs(view.wall),
+                mib(view.max_rss_kib),
+                secs(view.wall) / secs(live.wall),
+                n = o.fleet
+            );
         }
         Some(ratios)
     } else {

@@ -190,14 +190,49 @@ pub fn parse_request_timeout(text: &str) -> Result<Option<Duration>, String> {
 }
 
 /// Loads the kubeconfig the way kubectl does and builds one client per selected context.
+/// In a pod with no kubeconfig (none given, `KUBECONFIG` unset, no `~/.kube/config`) the pod's own
+/// configuration is used, as kubectl does: one context, [`crate::incluster::CONTEXT`].
 pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterError> {
-    let kubeconfig = load_kubeconfig(opts.kubeconfig.as_deref())?;
+    let kubeconfig = kubeconfig_or_in_cluster(opts)?;
     let contexts = select_contexts(&kubeconfig, opts)?;
     let mut targets = Vec::with_capacity(contexts.len());
     for context in contexts {
         targets.push(client_for(&kubeconfig, &context, opts).await?);
     }
     Ok(targets)
+}
+
+/// Like [`connect`], but a context whose client cannot be built (a broken user entry, a credential
+/// plugin that fails) is that context's error, not the run's: the fleet view shows it as a row.
+pub async fn connect_each(
+    opts: &ConnectionOptions,
+) -> Result<Vec<(String, Result<Target, ClusterError>)>, ClusterError> {
+    let kubeconfig = kubeconfig_or_in_cluster(opts)?;
+    let contexts = select_contexts(&kubeconfig, opts)?;
+    let mut out = Vec::with_capacity(contexts.len());
+    for context in contexts {
+        let target = client_for(&kubeconfig, &context, opts).await;
+        out.push((context, target));
+    }
+    Ok(out)
+}
+
+fn kubeconfig_or_in_cluster(opts: &ConnectionOptions) -> Result<Kubeconfig, ClusterError> {
+    Ok(match load_kubeconfig(opts.kubeconfig.as_deref()) {
+        Err(ClusterError::NoKubeconfig { .. }) if crate::incluster::detected() => {
+            let kubeconfig =
+                crate::incluster::kubeconfig().map_err(|reason| ClusterError::InvalidContext {
+                    context: crate::incluster::CONTEXT.to_string(),
+                    reason,
+                })?;
+            tracing::info!(
+                serviceaccount = %crate::incluster::serviceaccount_dir().display(),
+                "no kubeconfig: using the pod's in-cluster configuration"
+            );
+            kubeconfig
+        }
+        other => other?,
+    })
 }
 
 /// The kubeconfig file(s) kubectl would read, and where that choice came from. Tools run by `apply`

@@ -78,6 +78,12 @@ pub enum Error {
         "cannot update the compatibility data: {reason}; nothing was changed ({in_use} stays in use)"
     )]
     CompatUpdate { reason: String, in_use: String },
+    #[error("cannot read contexts file {path}: {reason}; pass a file of context names, one a line")]
+    ContextsFile { path: String, reason: String },
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    #[error(transparent)]
+    Push(#[from] crate::metrics::PushError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -96,6 +102,9 @@ impl Error {
             | Error::Compat(_)
             | Error::Snapshot { .. }
             | Error::Write { .. }
+            | Error::Publish(_)
+            | Error::ContextsFile { .. }
+            | Error::Push(_)
             | Error::PlanFile { .. }
             | Error::ReadPlan { .. }
             | Error::CompatUpdate { .. } => Exit::Failed,

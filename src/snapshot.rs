@@ -68,6 +68,62 @@ impl Cluster {
             .map(|i| i.control_planes.as_slice())
             .unwrap_or_default()
     }
+
+    /// Each installed mesh's version, for people and metrics: one per istiod revision, one for Gloo
+    /// Mesh, one for Kmesh; `unknown` where the version could not be read.
+    pub fn mesh_versions(&self) -> Vec<MeshVersion> {
+        let shown = |v: Option<&Version>| {
+            v.map(|v| v.to_string())
+                .unwrap_or_else(|| "unknown".to_string())
+        };
+        let mut out: Vec<MeshVersion> = self
+            .istio_control_planes()
+            .iter()
+            .map(|cp| MeshVersion {
+                mesh: "istio",
+                revision: cp.revision.clone(),
+                version: shown(cp.istiod.version.version.as_ref()),
+            })
+            .collect();
+        if let Some(gloo) = &self.gloo_mesh {
+            out.push(MeshVersion {
+                mesh: "gloo-mesh",
+                revision: String::new(),
+                version: shown(gloo.version().as_ref()),
+            });
+        }
+        if let Some(kmesh) = &self.kmesh {
+            out.push(MeshVersion {
+                mesh: "kmesh",
+                revision: String::new(),
+                version: shown(kmesh.daemonset.version.version.as_ref()),
+            });
+        }
+        out
+    }
+}
+
+/// One installed mesh's version ([`Cluster::mesh_versions`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeshVersion {
+    /// `istio`, `gloo-mesh` or `kmesh`.
+    pub mesh: &'static str,
+    /// The istiod revision (`default`, `1-22`); empty for the other meshes.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// `1.22.3`, or `unknown`.
+    pub version: String,
+}
+
+impl std::fmt::Display for MeshVersion {
+    /// `istio 1.22.3 (1-22)`, `gloo-mesh 1.0.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.mesh, self.version)?;
+        if !self.revision.is_empty() && self.revision != "default" {
+            write!(f, " ({})", self.revision)?;
+        }
+        Ok(())
+    }
 }
 
 /// Nodes that share every platform fact, with their names.

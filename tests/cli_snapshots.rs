@@ -12,13 +12,14 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = "kubectl-meshup";
 /// Commands and subcommands that must each have a help text with examples.
-const COMMANDS: [&[&str]; 11] = [
+const COMMANDS: [&[&str]; 12] = [
     &[],
     &["check"],
     &["snapshot"],
     &["plan"],
     &["plan", "show"],
     &["apply"],
+    &["fleet"],
     &["version"],
     &["compat"],
     &["compat", "update"],

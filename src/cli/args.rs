@@ -59,6 +59,9 @@ pub enum OutputFormat {
     Json,
     Yaml,
     Markdown,
+    // Prometheus metrics in OpenMetrics text (`check`, for a textfile collector). No doc comment:
+    // one would turn every help page into the long form.
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +136,10 @@ pub enum Command {
     /// Apply a saved plan step by step
     #[command(after_help = APPLY_HELP)]
     Apply(ApplyArgs),
+    /// One row per cluster from the reports each cluster publishes (check --publish-configmap), or
+    /// a live check where none is fresh
+    #[command(after_help = FLEET_HELP)]
+    Fleet(FleetArgs),
     /// Show the tool version, its commit and the compatibility data it carries
     #[command(after_help = VERSION_HELP)]
     Version,
@@ -162,6 +169,7 @@ impl Command {
             }) => &["plan", "show"],
             Command::Plan(_) => &["plan"],
             Command::Apply(_) => &["apply"],
+            Command::Fleet(_) => &["fleet"],
             Command::Version => &["version"],
             Command::Compat {
                 action: CompatAction::Update { .. },
@@ -176,10 +184,11 @@ impl Command {
     /// The `-o` formats this command writes, its default first; empty when it writes none (`apply
     /// PLAN_FILE` reports its progress on stderr, `completion` writes a script).
     pub fn output_formats(&self) -> &'static [OutputFormat] {
-        use OutputFormat::{Json, Markdown, Table, Yaml};
+        use OutputFormat::{Json, Markdown, Openmetrics, Table, Yaml};
         match self {
-            Command::Check(_)
-            | Command::Version
+            Command::Check(_) => &[Table, Json, Yaml, Openmetrics],
+            Command::Version
+            | Command::Fleet(_)
             | Command::Compat {
                 action: CompatAction::Show,
             } => &[Table, Json, Yaml],
@@ -198,7 +207,8 @@ impl Command {
 }
 
 const CHECK_HELP: &str = "\
-Output formats: table (default), json, yaml (a CheckReport document).
+Output formats: table (default), json, yaml (a CheckReport document), openmetrics (its
+Prometheus metrics, for a textfile collector).
 
 Examples:
   kubectl meshup check
@@ -206,9 +216,12 @@ Examples:
   kubectl meshup check --all-contexts
   kubectl meshup check --snapshot cluster.yaml --date 2025-06-30
   kubectl meshup check --fail-on-unread -o json   # CI: what could not be read blocks too
+  kubectl meshup check --publish-configmap         # keep the report in the cluster
+  kubectl meshup check --push-metrics http://pushgateway.monitoring:9091
 
 Exit codes: 0 no failures, 1 could not check, 2 usage error, 3 a blocking problem was found
-(with --fail-on-unread, also when a fact could not be read).";
+(with --fail-on-unread, also when a fact could not be read). With --publish-configmap or
+--push-metrics, 1 also when the ConfigMap or the metrics could not be written.";
 
 const SNAPSHOT_HELP: &str = "\
 Output formats: yaml (default), json (a ClusterSnapshot document).
@@ -304,6 +317,23 @@ Examples:
   kubectl meshup compat show
   kubectl meshup compat show -o json";
 
+const FLEET_HELP: &str = "\
+Each cluster's report is read with one GET of ConfigMap kubectl-meshup-report (written by
+`check --publish-configmap`, as the CronJob of deploy/ does); where none is published, it
+cannot be read, or it is older than --max-report-age, the cluster is checked live. A
+cluster that cannot be reached or read is a row with its reason, not a failed run.
+
+Output formats: table (default), json, yaml (a FleetReport document).
+
+Examples:
+  kubectl meshup fleet --all-contexts
+  kubectl meshup fleet --contexts-file prod-clusters.txt --to istio=1.26
+  kubectl meshup fleet --context eu-1,eu-2,us-1 --max-report-age 12h -o json
+
+Exit codes: 0 no cluster blocks; 1 could not run (no kubeconfig, unreadable contexts file);
+2 usage error, or a target that is not in the compatibility data; 3 a cluster blocks (with
+--to: a target is blocked in it; without: it has a failing finding).";
+
 const VERSION_HELP: &str = "\
 Examples:
   kubectl meshup version
@@ -326,6 +356,38 @@ pub struct CheckArgs {
     /// pass on what they could not see
     #[arg(long)]
     pub fail_on_unread: bool,
+    /// Also keep each cluster's report in that cluster: the ConfigMap kubectl-meshup-report in the
+    /// context's namespace (in a pod, its own), which `kubectl meshup fleet` reads
+    #[arg(long, conflicts_with = "snapshot")]
+    pub publish_configmap: bool,
+    /// Also push the check's metrics to a Prometheus Pushgateway (http(s)://HOST:PORT, optionally
+    /// with /metrics/job/NAME/LABEL/VALUE as the grouping key; default job kubectl-meshup)
+    #[arg(long, value_name = "URL", value_parser = crate::metrics::parse_push_url)]
+    pub push_metrics: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub request: PlanRequestArgs,
+    /// A file of context names, one a line (`#` starts a comment), added to --context
+    #[arg(long, value_name = "FILE", conflicts_with = "all_contexts")]
+    pub contexts_file: Option<PathBuf>,
+    /// Published reports older than this are not used; the cluster is checked live (30m, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout, default_value = "36h")]
+    pub max_report_age: Duration,
+    /// Namespace of the report ConfigMap in every cluster (deploy/ uses meshup-system)
+    #[arg(long, value_name = "NAME", default_value = "meshup-system")]
+    pub report_namespace: String,
+    /// Clusters read at the same time
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Limit for each cluster, report read and live check included (30s, 2m)
+    #[arg(long, value_name = "DURATION", value_parser = step_timeout, default_value = "2m")]
+    pub cluster_timeout: Duration,
+    /// Evaluation date for end-of-life rules in live checks (default: today, UTC)
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Args)]

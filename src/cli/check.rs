@@ -1,7 +1,7 @@
 //! `kubectl meshup check`: observe (or read a snapshot), judge, render; exit 3 on failures.
 
 use super::args::{CheckArgs, GlobalArgs, OutputFormat};
-use super::{Settings, clock, compat, observe_clusters, read_snapshot};
+use super::{Settings, clock, compat, observe_targets, read_snapshot};
 use crate::error::{Error, Exit};
 use crate::output::{DocFormat, render, write_stderr_line, write_stdout};
 use crate::report::CheckReport;
@@ -14,20 +14,43 @@ pub async fn run(
     settings: &Settings,
 ) -> Result<Exit, Error> {
     let compat = compat::load(global)?;
-    let snapshot = match &args.snapshot {
-        Some(path) => read_snapshot(path)?,
-        None => observe_clusters(global).await?,
+    let (targets, snapshot) = match &args.snapshot {
+        Some(path) => (Vec::new(), read_snapshot(path)?),
+        None => observe_targets(global).await?,
     };
     let today = args.date.clone().unwrap_or_else(clock::today_utc);
     let mut report = crate::check::check(&snapshot, &compat.data, &today);
     report.compat_data_from = Some(compat.origin.clone());
     report.compat_data_warnings = compat.data.freshness_warnings(&today, &snapshot);
+    // The check ran to the end here: its metrics say so, whatever it found.
+    let metrics = || {
+        crate::metrics::encode(&report, &snapshot, clock::unix_seconds()).map_err(|_| {
+            Error::Write {
+                what: "the metrics".to_string(),
+                source: std::io::Error::other("formatting failed"),
+            }
+        })
+    };
     let text = match format {
         OutputFormat::Json => render(&report, DocFormat::Json)?,
         OutputFormat::Yaml => render(&report, DocFormat::Yaml)?,
+        OutputFormat::Openmetrics => metrics()?,
         _ => crate::check::render::render_table(&report, settings.colour),
     };
     write_stdout(&text)?;
+    if args.publish_configmap {
+        publish(&targets, &report, &snapshot).await?;
+    }
+    if let Some(url) = &args.push_metrics {
+        let timeout = match global.request_timeout {
+            Some(t) => t.0.unwrap_or(crate::limits::DEFAULT_REQUEST_TIMEOUT),
+            None => crate::limits::DEFAULT_REQUEST_TIMEOUT,
+        };
+        crate::metrics::push(url, &metrics()?, timeout)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(url = %crate::redact::url(url), "metrics pushed");
+    }
     let unread = unread_facts(&snapshot);
     if args.fail_on_unread && !unread.is_empty() {
         write_stderr_line(&format!(
@@ -41,6 +64,39 @@ pub async fn run(
         ));
     }
     Ok(exit_for(&report, args.fail_on_unread && !unread.is_empty()))
+}
+
+/// Each cluster's own report into its ConfigMap; every cluster is tried, a failure is one line each
+/// and the run fails (exit 1) with the first.
+async fn publish(
+    targets: &[crate::client::Target],
+    report: &CheckReport,
+    snapshot: &ClusterSnapshot,
+) -> Result<(), Error> {
+    let checked_at = snapshot
+        .observed_at
+        .clone()
+        .unwrap_or_else(clock::now_rfc3339);
+    let mut first: Option<crate::publish::PublishError> = None;
+    for target in targets {
+        let (one, snap) = crate::publish::for_cluster(report, snapshot, &target.context);
+        let contents =
+            crate::publish::contents(&one, &snap, &checked_at, crate::publish::MAX_DATA_BYTES)
+                .map_err(crate::publish::PublishError::from)?;
+        match crate::publish::publish(target, &contents).await {
+            Ok(namespace) => tracing::info!(
+                context = %target.context,
+                "report published to ConfigMap {namespace}/{}",
+                crate::publish::NAME
+            ),
+            Err(e) if first.is_none() => first = Some(e),
+            Err(e) => write_stderr_line(&format!("error: {e}")),
+        }
+    }
+    match first {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// `pods in all namespaces in context prod`, for each fact observe could not read.

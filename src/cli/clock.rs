@@ -19,6 +19,22 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Seconds from an RFC 3339 time (`2026-12-03T05:17:00Z`) to now; `None` when it does not parse.
+/// A time in the future (clocks disagree) is 0 seconds ago.
+pub fn seconds_since(rfc3339: &str) -> Option<u64> {
+    let then: jiff::Timestamp = rfc3339.trim().parse().ok()?;
+    let now = unix_seconds() as i64;
+    Some(now.saturating_sub(then.as_second()).max(0) as u64)
+}
+
+/// Now as Unix time in seconds (for metrics).
+pub fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn now_parts() -> (i64, u32, u32, u64) {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -292,6 +292,7 @@ mod tests {
                 "snapshot",
                 "plan",
                 "apply",
+                "fleet",
                 "version",
                 "compat",
                 "completion"

@@ -7,6 +7,7 @@ mod check;
 pub mod clock;
 mod compat;
 pub mod complete;
+mod fleet;
 mod plan;
 mod settings;
 mod snapshot;
@@ -49,6 +50,7 @@ async fn run_read_only(
         Command::Check(args) => check::run(&cli.global, args, format, settings).await,
         Command::Snapshot(args) => snapshot::run(&cli.global, args, format).await,
         Command::Plan(args) => plan::run(&cli.global, args, format, settings).await,
+        Command::Fleet(args) => fleet::run(&cli.global, args, format).await,
         Command::Version => version::run(&cli.global, format),
         Command::Compat { action } => compat::run(&cli.global, action, format).await,
         Command::Completion { shell } => {
@@ -140,13 +142,20 @@ fn connection_options(global: &args::GlobalArgs) -> ConnectionOptions {
 
 /// Reads the clusters the flags select.
 async fn observe_clusters(global: &args::GlobalArgs) -> Result<ClusterSnapshot, Error> {
+    Ok(observe_targets(global).await?.1)
+}
+
+/// Reads the clusters the flags select, and keeps the clients (to write back to them).
+async fn observe_targets(
+    global: &args::GlobalArgs,
+) -> Result<(Vec<crate::client::Target>, ClusterSnapshot), Error> {
     let targets = connect(&connection_options(global)).await?;
     let opts = ObserveOptions {
         istio_namespace: global.istio_namespace.clone(),
     };
     let mut snapshot = observe(&targets, &opts).await?;
     snapshot.observed_at = Some(clock::now_rfc3339());
-    Ok(snapshot)
+    Ok((targets, snapshot))
 }
 
 /// Reads a snapshot file (YAML or JSON; `-` is stdin) and checks it is one.

@@ -59,14 +59,7 @@ pub(super) fn make_plan(
     snapshot: &ClusterSnapshot,
 ) -> Result<UpgradePlan, Error> {
     let compat = compat::load(global)?;
-    let request = PlanRequest {
-        targets: request.to.clone(),
-        strategy: request.strategy.map(Into::into).unwrap_or_default(),
-        include_kubernetes_upgrade: request.include_kubernetes_upgrade,
-        allow_downgrade: request.allow_downgrade,
-        chart_repos: request.chart_repos().map_err(Error::Usage)?,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    let request = plan_request(request)?;
     let mut plan = plan::plan(snapshot, &compat.data, &request)?;
     plan.metadata.created_at = Some(clock::now_rfc3339());
     plan.metadata.compat_data_from = Some(compat.origin.clone());
@@ -78,13 +71,28 @@ pub(super) fn make_plan(
     Ok(plan)
 }
 
+/// What the flags ask the planner for (`plan`, `apply --to`, `fleet --to`).
+pub(super) fn plan_request(request: &PlanRequestArgs) -> Result<PlanRequest, Error> {
+    Ok(PlanRequest {
+        targets: request.to.clone(),
+        strategy: request.strategy.map(Into::into).unwrap_or_default(),
+        include_kubernetes_upgrade: request.include_kubernetes_upgrade,
+        allow_downgrade: request.allow_downgrade,
+        chart_repos: request.chart_repos().map_err(Error::Usage)?,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
 /// The plan in one of the formats `plan` writes.
 pub(super) fn render(plan: &UpgradePlan, format: OutputFormat, settings: &Settings) -> String {
     match format {
         OutputFormat::Json => plan::to_json(plan),
         OutputFormat::Yaml => plan::to_yaml(plan),
         OutputFormat::Markdown => plan::render_markdown(plan),
-        OutputFormat::Table => plan::render_table(plan, settings.colour),
+        // `plan` does not offer openmetrics (`output_format` refuses it before this).
+        OutputFormat::Table | OutputFormat::Openmetrics => {
+            plan::render_table(plan, settings.colour)
+        }
     }
 }
 

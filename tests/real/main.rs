@@ -16,5 +16,6 @@ mod gloo;
 mod smoke;
 
 mod apply;
+mod incluster;
 mod journal;
 mod rbac;
