@@ -1,0 +1,111 @@
+//! `run`: an external tool (helm, istioctl, meshctl) with an argument vector, and the configuration
+//! the plan carries to it as a private file.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
+use crate::apply::actions::ActionError;
+use crate::apply::describe::HintTarget;
+use crate::apply::error::StepError;
+use crate::apply::journal::{Journal, StepRecord};
+use crate::apply::permissions::Needs;
+use crate::apply::tools::Program;
+use crate::plan::{CarriedConfig, Tool, UpgradePlan};
+
+pub(super) struct Run<'a> {
+    pub tool: Tool,
+    pub args: &'a [String],
+    pub timeout_seconds: u64,
+    pub config: Option<&'a CarriedConfig>,
+}
+
+impl StepAction for Run<'_> {
+    fn changes_cluster(&self) -> bool {
+        true
+    }
+
+    fn tool(&self) -> Option<Tool> {
+        Some(self.tool)
+    }
+
+    fn hand_command(&self, at: HintTarget<'_>) -> String {
+        at.command_line(Program::Tool(self.tool), self.args)
+    }
+
+    /// What the tool needs is its own business (it runs with the user's credentials).
+    fn needs(&self, _: &mut Needs<'_>) {}
+
+    fn read_live<'a>(
+        &'a self,
+        _client: &'a kube::Client,
+    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+        None
+    }
+
+    fn resolve(
+        &self,
+        _: Option<ScaleFacts>,
+        _: Option<&Journal>,
+        _: &UpgradePlan,
+    ) -> Option<Resolved> {
+        None
+    }
+
+    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
+
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+        async move {
+            let StepRun { ex, step, mode, .. } = run;
+            if mode == Mode::Dry {
+                let command = self.hand_command(ex.hint(&step.cluster));
+                ex.ui.step_progress(&format!("would run: {command}"));
+                return Ok(String::new());
+            }
+            // The carried configuration goes to the tool as a private file that lives as long as
+            // the step: the file is what the reviewer saw in the plan, byte for byte.
+            let carried = self.config.map(carried_file).transpose()?;
+            let mut args = self.args.to_vec();
+            if let (Some(config), Some(file)) = (self.config, &carried) {
+                args.push(config.kind.flag().to_string());
+                args.push(file.path().display().to_string());
+            }
+            let done = ex
+                .run_tool(step, self.tool, &args, Some(self.timeout_seconds), false)
+                .await?;
+            if ex.interrupt.is_set() {
+                return Err(StepError::Interrupted);
+            }
+            Ok(if done.is_some() {
+                String::new()
+            } else {
+                "run by hand".to_string()
+            })
+        }
+        .boxed()
+    }
+
+    fn undo_now<'a>(
+        &'a self,
+        _client: &'a kube::Client,
+    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+        None
+    }
+}
+
+/// Writes a plan's carried configuration to a file only this user can read (`tempfile` creates it
+/// 0600), removed when the returned handle is dropped.
+fn carried_file(config: &CarriedConfig) -> Result<tempfile::NamedTempFile, StepError> {
+    use std::io::Write;
+    let text = serde_saphyr::to_string(&config.document)
+        .map_err(|e| StepError::Failed(format!("the plan's carried configuration: {e}")))?;
+    let mut file = tempfile::Builder::new()
+        .prefix("meshup-config-")
+        .suffix(".yaml")
+        .tempfile()
+        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+    Ok(file)
+}
