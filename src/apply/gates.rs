@@ -14,6 +14,7 @@ use crate::observe::paging::{Continuation, Meta, OwnerRef};
 use crate::observe::workload::{env_value, pick_container};
 use crate::observe::{is_ztunnel_image, owner_of, revision_of};
 use crate::plan::Renewal;
+use crate::verdict::{KernelVerdict, kmesh_kernel};
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
 
 use super::wait::Progress;
@@ -319,20 +320,24 @@ pub async fn revision_unused(
 /// How many failing nodes a kernel gate names before it only counts the rest.
 const NAMED_NODES: usize = 10;
 
-/// Linux nodes whose kernel is older than `min` or cannot be read, as `name (kernel)`. Windows nodes
-/// are skipped: no Linux kernel rule applies to them. Pure.
+/// Linux nodes whose kernel is older than `min` or cannot be read, as `name (kernel)`, by the one
+/// verdict check and plan use ([`kmesh_kernel`]): nodes that report another operating system
+/// (Windows) are skipped, a node that reports none is judged. Pure.
 pub fn nodes_below_kernel<'a>(
     nodes: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     min: Minor,
 ) -> Vec<String> {
     nodes
         .into_iter()
-        .filter(|(_, os, _)| !os.eq_ignore_ascii_case("windows"))
-        .filter_map(|(name, _, kernel)| match KernelVersion::parse(kernel) {
-            Some(k) if k.at_least(min) => None,
-            Some(_) => Some(format!("{name} ({kernel})")),
-            None if kernel.is_empty() => Some(format!("{name} (no kernel reported)")),
-            None => Some(format!("{name} (unreadable kernel {kernel})")),
+        .filter_map(|(name, os, kernel)| {
+            match kmesh_kernel(os, KernelVersion::parse(kernel).as_ref(), min) {
+                KernelVerdict::NotLinux | KernelVerdict::AtLeast(_) => None,
+                KernelVerdict::Below(_) => Some(format!("{name} ({kernel})")),
+                KernelVerdict::Unreadable if kernel.is_empty() => {
+                    Some(format!("{name} (no kernel reported)"))
+                }
+                KernelVerdict::Unreadable => Some(format!("{name} (unreadable kernel {kernel})")),
+            }
         })
         .collect()
 }
@@ -503,6 +508,22 @@ mod tests {
             vec!["a (5.9.0)".to_string()]
         );
         assert!(nodes_below_kernel(nodes, minor("5.9")).is_empty());
+    }
+
+    #[test]
+    fn a_node_with_no_operating_system_is_judged_and_windows_is_not() {
+        let nodes = [
+            ("bare", "", "5.4.0"),
+            ("pending", "", ""),
+            ("win", "windows", "10.0.20348"),
+        ];
+        assert_eq!(
+            nodes_below_kernel(nodes, minor("5.10")),
+            vec![
+                "bare (5.4.0)".to_string(),
+                "pending (no kernel reported)".to_string()
+            ]
+        );
     }
 
     fn istiod(revision: Option<&str>, env: &[(&str, &str)]) -> Deployment {

@@ -8,6 +8,7 @@ use super::{Findings, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, GlooMeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, ClusterSnapshot, Workload};
+use crate::verdict::{K8sRange, k8s_range};
 use crate::version::{Minor, Version};
 
 /// The Gloo Mesh version that governs a cluster, and where it runs.
@@ -185,29 +186,29 @@ fn k8s_support(
 ) {
     let gm = governing.version.minor_line();
     let k8s = cluster.kubernetes.minor();
-    let (severity, message) = match (row.k8s.is_empty(), row.k8s_min) {
-        (false, _) if row.k8s.contains(&k8s) => (
+    let (severity, message) = match k8s_range(&row.k8s, row.k8s_min, k8s) {
+        K8sRange::Listed => (
             Severity::Pass,
             format!("Gloo Mesh {gm} supports Kubernetes {k8s}"),
         ),
-        (false, _) => (
+        K8sRange::NotListed => (
             Severity::Fail,
             format!(
                 "Gloo Mesh {gm} does not support Kubernetes {k8s} (supported: {})",
                 fmt_minors(&row.k8s)
             ),
         ),
-        (true, Some(min)) if k8s >= min => (
+        K8sRange::AtLeastMinimum(min) => (
             Severity::Pass,
             format!(
                 "Gloo Mesh {gm} needs Kubernetes {min} or newer; {k8s} qualifies (the data has only a minimum)"
             ),
         ),
-        (true, Some(min)) => (
+        K8sRange::BelowMinimum(min) => (
             Severity::Fail,
             format!("Gloo Mesh {gm} needs Kubernetes {min} or newer, and this cluster runs {k8s}"),
         ),
-        (true, None) => (
+        K8sRange::NoData => (
             Severity::Warn,
             format!(
                 "the data lists no supported Kubernetes for Gloo Mesh {gm}; Kubernetes {k8s} is unjudged"

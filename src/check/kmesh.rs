@@ -8,7 +8,7 @@ use super::{Findings, agree, fmt_list, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, KmeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, Kmesh, KmeshMode, NodeGroup};
-use crate::version::KernelVersion;
+use crate::verdict::{K8sRange, KernelVerdict, k8s_range, kmesh_kernel};
 
 /// Node names listed in one finding before "and N more".
 const NODES_NAMED: usize = 8;
@@ -177,7 +177,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
 fn k8s_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mut Findings) {
     let name = row_name(row, mode);
     let k8s = cluster.kubernetes.minor();
-    let (severity, message) = if row.k8s.contains(&k8s) {
+    let (severity, message) = if k8s_range(&row.k8s, None, k8s) == K8sRange::Listed {
         (Severity::Pass, format!("{name} supports Kubernetes {k8s}"))
     } else {
         (
@@ -265,27 +265,32 @@ fn linux_nodes(cluster: &Cluster) -> impl Iterator<Item = &NodeGroup> {
 fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
     let rule = &compat.kmesh.kernel_min;
     let min = rule.value;
-    // Nodes regrouped by kernel string: the only fact this rule reads.
-    let mut by_kernel: BTreeMap<&str, (Option<&KernelVersion>, Vec<String>)> = BTreeMap::new();
-    for group in linux_nodes(cluster) {
-        let entry = by_kernel
-            .entry(group.kernel_version.as_str())
-            .or_insert((group.kernel.as_ref(), Vec::new()));
-        entry.1.extend(group.names.iter().cloned());
+    // Nodes regrouped by kernel string and the one verdict of the rule: the only facts it reads.
+    let mut by_kernel: BTreeMap<&str, (KernelVerdict, Vec<String>)> = BTreeMap::new();
+    let mut not_linux: Vec<String> = Vec::new();
+    for group in &cluster.nodes {
+        match kmesh_kernel(&group.operating_system, group.kernel.as_ref(), min) {
+            KernelVerdict::NotLinux => not_linux.extend(group.names.iter().cloned()),
+            verdict => by_kernel
+                .entry(group.kernel_version.as_str())
+                .or_insert((verdict, Vec::new()))
+                .1
+                .extend(group.names.iter().cloned()),
+        }
     }
-    for (raw, (kernel, mut names)) in by_kernel {
+    for (raw, (verdict, mut names)) in by_kernel {
         names.sort();
         let count = plural(names.len() as u64, "node", "nodes");
         let listed = fmt_list(&names, NODES_NAMED);
         let subject = format!("kernel {raw}");
-        let (severity, message) = match kernel {
-            None => (
+        let (severity, message) = match verdict {
+            KernelVerdict::NotLinux | KernelVerdict::Unreadable => (
                 Severity::Warn,
                 format!(
                     "the kernel version `{raw}` of {count} ({listed}) could not be read; whether it meets Kmesh's {min} minimum is unjudged"
                 ),
             ),
-            Some(k) if !k.at_least(min) => (
+            KernelVerdict::Below(k) => (
                 Severity::Fail,
                 format!(
                     "{count} {} kernel {k}, older than the {min} Kmesh needs for its eBPF programs: {listed}; \
@@ -293,7 +298,7 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
                     agree(names.len() as u64, "runs", "run")
                 ),
             ),
-            Some(k) => (
+            KernelVerdict::AtLeast(k) => (
                 Severity::Pass,
                 format!(
                     "{count} {} kernel {k}, at least {min}",
@@ -310,13 +315,7 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
             &rule.source,
         );
     }
-    let windows: Vec<String> = cluster
-        .nodes
-        .iter()
-        .filter(|n| !n.is_linux())
-        .flat_map(|n| n.names.iter().cloned())
-        .collect();
-    if !windows.is_empty() {
+    if !not_linux.is_empty() {
         out.push(
             &cluster.name,
             "kmesh.kernel",
@@ -324,8 +323,8 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
             "non-Linux nodes",
             format!(
                 "{} ({}) are not judged by Kmesh's Linux kernel rule; Kmesh runs only on Linux nodes",
-                plural(windows.len() as u64, "node", "nodes"),
-                fmt_list(&windows, NODES_NAMED)
+                plural(not_linux.len() as u64, "node", "nodes"),
+                fmt_list(&not_linux, NODES_NAMED)
             ),
             &rule.source,
         );
@@ -405,6 +404,23 @@ mod tests {
             &["n1", "n2"],
         ));
         c
+    }
+
+    #[test]
+    fn a_node_with_no_operating_system_is_judged_as_plan_and_the_gate_judge_it() {
+        let mut c = kmesh_cluster("v1.30.4", "v1.0.0", KmeshMode::DualEngine, "1.23.4", true);
+        let mut bare = linux_nodes("5.4.0-1103-aws", "Custom", &["bare-1"]);
+        bare.operating_system = String::new();
+        c.nodes.push(bare);
+        let report = run(vec![c]);
+        let fs = of(&report, "kmesh.kernel");
+        let old = fs
+            .iter()
+            .find(|f| f.subject == "kernel 5.4.0-1103-aws")
+            .expect("the node is judged");
+        assert_eq!(old.severity, Severity::Fail);
+        assert!(old.message.contains("bare-1"), "{}", old.message);
+        assert!(!fs.iter().any(|f| f.subject == "non-Linux nodes"));
     }
 
     #[test]
