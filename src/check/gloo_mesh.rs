@@ -1,6 +1,7 @@
 //! Gloo Mesh Open Source rules: the management plane against Kubernetes and Istio (its own cluster's and
 //! its registered remote clusters' when they are in the snapshot), and the management/remote skew.
 
+use super::Rule;
 use std::collections::BTreeSet;
 
 use super::istio::judge_istio_on_k8s;
@@ -45,7 +46,7 @@ pub(super) fn check(snapshot: &ClusterSnapshot, compat: &CompatData, out: &mut F
             let Some(remote) = snapshot.clusters.iter().find(|c| c.name == registered.name) else {
                 out.push(
                     &mgmt.name,
-                    "gloo-mesh.remote-unobserved",
+                    Rule::GlooMeshRemoteUnobserved,
                     Severity::Info,
                     &format!("remote cluster {}", registered.name),
                     format!(
@@ -100,7 +101,7 @@ fn replicas_ready(cluster: &Cluster, out: &mut Findings) {
     for (role, w) in parts {
         if let Some(w) = w {
             let subject = format!("Gloo Mesh {}", w.name);
-            replicas::judge(cluster, "gloo-mesh.replicas-ready", &subject, role, w, out);
+            replicas::judge(cluster, Rule::GlooMeshReplicasReady, &subject, role, w, out);
         }
     }
 }
@@ -122,7 +123,7 @@ fn read_version(cluster: &Cluster, w: &Workload, out: &mut Findings) -> Option<V
     if w.version.version.is_none() {
         out.push(
             &cluster.name,
-            "gloo-mesh.version-read",
+            Rule::GlooMeshVersionRead,
             Severity::Warn,
             &format!("Gloo Mesh {}", w.name),
             format!(
@@ -159,7 +160,7 @@ fn judge_cluster(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.version-known",
+            Rule::GlooMeshVersionKnown,
             Severity::Warn,
             &subject(governing),
             format!(
@@ -217,7 +218,7 @@ fn k8s_support(
     };
     out.push(
         &cluster.name,
-        "gloo-mesh.k8s-support",
+        Rule::GlooMeshK8sSupport,
         severity,
         &subject(governing),
         message,
@@ -251,7 +252,7 @@ fn istio_follows_k8s(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.k8s-support",
+            Rule::GlooMeshK8sSupport,
             severity,
             &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
@@ -287,7 +288,7 @@ fn istio_support(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.istio-support",
+            Rule::GlooMeshIstioSupport,
             severity,
             &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
@@ -323,7 +324,7 @@ fn remote_skew(
     let Some(agent) = remote.gloo_mesh.as_ref().and_then(|g| g.agent.as_ref()) else {
         out.push(
             &remote.name,
-            "gloo-mesh.remote-unobserved",
+            Rule::GlooMeshRemoteUnobserved,
             Severity::Warn,
             &subject,
             format!(
@@ -380,7 +381,7 @@ fn remote_skew(
     };
     out.push(
         &remote.name,
-        "gloo-mesh.remote-skew",
+        Rule::GlooMeshRemoteSkew,
         severity,
         &subject,
         message,

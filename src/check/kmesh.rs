@@ -1,6 +1,7 @@
 //! Kmesh rules: node kernels, the Kmesh row (version and mode) against Istio and Kubernetes, and what
 //! each mode needs (ambient istiod for Dual-Engine, kernel patches for Kernel-Native L7).
 
+use super::Rule;
 use std::collections::BTreeMap;
 
 use super::istio::control_plane_subject;
@@ -19,7 +20,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
     };
     replicas::judge(
         cluster,
-        "kmesh.replicas-ready",
+        Rule::KmeshReplicasReady,
         "kmesh",
         "the Kmesh daemon",
         &kmesh.daemonset,
@@ -30,7 +31,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
         KmeshMode::Unknown(raw) => {
             out.push(
                 &cluster.name,
-                "kmesh.mode-known",
+                Rule::KmeshModeKnown,
                 Severity::Warn,
                 "kmesh",
                 format!(
@@ -74,7 +75,7 @@ fn release<'a>(
     let Some(version) = kmesh.daemonset.version.version else {
         out.push(
             &cluster.name,
-            "kmesh.version-read",
+            Rule::KmeshVersionRead,
             Severity::Warn,
             "kmesh",
             format!(
@@ -101,7 +102,7 @@ fn release<'a>(
         };
         out.push(
             &cluster.name,
-            "kmesh.version-known",
+            Rule::KmeshVersionKnown,
             Severity::Warn,
             "kmesh",
             format!(
@@ -131,7 +132,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
     if control_planes.is_empty() {
         out.push(
             &cluster.name,
-            "kmesh.istio-support",
+            Rule::KmeshIstioSupport,
             Severity::Fail,
             "kmesh",
             format!("{name} uses istiod as its control plane, but no istiod was found; install Istio {supported}"),
@@ -165,7 +166,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
         };
         out.push(
             &cluster.name,
-            "kmesh.istio-support",
+            Rule::KmeshIstioSupport,
             severity,
             &control_plane_subject(cp),
             message,
@@ -190,7 +191,7 @@ fn k8s_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mu
     };
     out.push(
         &cluster.name,
-        "kmesh.k8s-support",
+        Rule::KmeshK8sSupport,
         severity,
         "kmesh",
         message,
@@ -250,7 +251,7 @@ fn dual_engine_ambient(cluster: &Cluster, compat: &CompatData, out: &mut Finding
     };
     out.push(
         &cluster.name,
-        "kmesh.dual-engine-ambient",
+        Rule::KmeshDualEngineAmbient,
         severity,
         "kmesh",
         message,
@@ -308,7 +309,7 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
         };
         out.push(
             &cluster.name,
-            "kmesh.kernel",
+            Rule::KmeshKernel,
             severity,
             &subject,
             message,
@@ -318,7 +319,7 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
     if !not_linux.is_empty() {
         out.push(
             &cluster.name,
-            "kmesh.kernel",
+            Rule::KmeshKernel,
             Severity::Info,
             "non-Linux nodes",
             format!(
@@ -371,7 +372,7 @@ fn kernel_native_l7(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
         };
         out.push(
             &cluster.name,
-            "kmesh.kernel-native-l7",
+            Rule::KmeshKernelNativeL7,
             severity,
             &format!("nodes on {os_image}"),
             message,

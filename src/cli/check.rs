@@ -73,7 +73,7 @@ mod tests {
         let findings = severities
             .iter()
             .map(|s| Finding {
-                rule: "istio.k8s-supported".into(),
+                rule: crate::check::Rule::IstioK8sSupport.id().into(),
                 severity: *s,
                 cluster: "prod".into(),
                 subject: "istiod".into(),
