@@ -184,7 +184,8 @@ fn undo_text(undo: &[String]) -> String {
 /// Why one step did not finish.
 #[derive(Debug)]
 pub(super) enum StepError {
-    Failed(String),
+    /// The step did not do its job; the run stops there and offers the undo.
+    Failed(StepFailure),
     Interrupted,
     Declined,
     /// Stopped before a tool ran, for a reason that is not the step's (the context moved): the whole
@@ -193,15 +194,104 @@ pub(super) enum StepError {
     Refused(Box<ApplyError>),
 }
 
+/// What made a step fail, with its cause's own type; its message is the step's failure reason.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StepFailure {
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The journal could not be saved, or the plan names a cluster apply has no client for.
+    #[error(transparent)]
+    Apply(Box<ApplyError>),
+    #[error("cannot prompt: {0}")]
+    Prompt(std::io::Error),
+    /// The plan's carried configuration could not be written for the tool.
+    #[error("{what}: {source}")]
+    CarriedConfig {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// What the step waited for did not come (a gate or wait not met in time, a tool at another
+    /// version, a manual step with no one to confirm it): the sentence that says so.
+    #[error("{0}")]
+    Unmet(String),
+}
+
+impl StepError {
+    /// A step that did not get what it needs, said in `why`.
+    pub(super) fn unmet(why: impl Into<String>) -> Self {
+        StepError::Failed(StepFailure::Unmet(why.into()))
+    }
+}
+
+impl From<ApplyError> for StepFailure {
+    fn from(e: ApplyError) -> Self {
+        StepFailure::Apply(Box::new(e))
+    }
+}
+
+impl From<StepFailure> for StepError {
+    fn from(e: StepFailure) -> Self {
+        StepError::Failed(e)
+    }
+}
+
 impl From<ActionError> for StepError {
     fn from(e: ActionError) -> Self {
-        StepError::Failed(e.to_string())
+        StepError::Failed(e.into())
     }
 }
 
 impl From<ToolError> for StepError {
     fn from(e: ToolError) -> Self {
-        StepError::Failed(e.to_string())
+        StepError::Failed(e.into())
+    }
+}
+
+impl From<ApplyError> for StepError {
+    fn from(e: ApplyError) -> Self {
+        StepError::Failed(e.into())
+    }
+}
+
+/// How an apply that did not finish ends, for the exit code: one kind per [`ApplyError`], named in
+/// one exhaustive match ([`ApplyError::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyErrorKind {
+    /// The user said no at a prompt.
+    Declined,
+    /// Ctrl-C or the caller's interrupt.
+    Interrupted,
+    /// The invocation cannot work as given (no terminal without `--yes`, `--confirm-manual` naming a
+    /// step that is not manual, manual steps an unattended run cannot do).
+    Usage,
+    /// Apply could not do its job.
+    Failed,
+}
+
+impl ApplyError {
+    pub fn kind(&self) -> ApplyErrorKind {
+        match self {
+            ApplyError::Declined { .. } => ApplyErrorKind::Declined,
+            ApplyError::Interrupted { .. } => ApplyErrorKind::Interrupted,
+            ApplyError::NeedsConfirmation
+            | ApplyError::UnknownManualStep { .. }
+            | ApplyError::ManualStepsUnconfirmed { .. } => ApplyErrorKind::Usage,
+            ApplyError::StalePlan { .. }
+            | ApplyError::MissingPermissions { .. }
+            | ApplyError::PermissionCheck { .. }
+            | ApplyError::Lock(_)
+            | ApplyError::OtherPlanInProgress(_)
+            | ApplyError::Journal { .. }
+            | ApplyError::UnknownCluster { .. }
+            | ApplyError::InvalidPlan(_)
+            | ApplyError::ClusterMoved { .. }
+            | ApplyError::ClusterUnknown { .. }
+            | ApplyError::OutOfScope(_)
+            | ApplyError::StepFailed { .. } => ApplyErrorKind::Failed,
+        }
     }
 }
 
@@ -286,12 +376,46 @@ mod tests {
     }
 
     #[test]
-    fn every_step_error_cause_keeps_its_message() {
-        let StepError::Failed(text) =
+    fn a_step_error_keeps_its_cause_s_type_and_message() {
+        let StepError::Failed(failure) =
             StepError::from(ActionError::Invalid("cannot scale a DaemonSet".into()))
         else {
             panic!("an action error is a failed step");
         };
-        assert!(text.contains("DaemonSet"), "{text}");
+        assert_eq!(failure.to_string(), "cannot scale a DaemonSet");
+        assert!(matches!(
+            failure,
+            StepFailure::Action(ActionError::Invalid(_))
+        ));
+        let StepError::Failed(failure) = StepError::from(ApplyError::UnknownCluster {
+            cluster: "c".into(),
+        }) else {
+            panic!("an apply error inside a step is a failed step");
+        };
+        assert!(matches!(&failure, StepFailure::Apply(e) if e.kind() == ApplyErrorKind::Failed));
+    }
+
+    #[test]
+    fn each_error_has_its_kind() {
+        let kind = |e: ApplyError| e.kind();
+        assert_eq!(
+            kind(ApplyError::Declined {
+                step: "s".into(),
+                resume: "r".into()
+            }),
+            ApplyErrorKind::Declined
+        );
+        assert_eq!(
+            kind(ApplyError::Interrupted {
+                step: None,
+                resume: "r".into()
+            }),
+            ApplyErrorKind::Interrupted
+        );
+        assert_eq!(kind(ApplyError::NeedsConfirmation), ApplyErrorKind::Usage);
+        assert_eq!(
+            kind(ApplyError::InvalidPlan("x".into())),
+            ApplyErrorKind::Failed
+        );
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::awaited::{Awaited, evaluate};
 use super::describe::{self, HintTarget, hint_target, resume_command};
-use super::error::{ApplyError, StepError};
+use super::error::{ApplyError, StepError, StepFailure};
 use super::interrupt::{Interrupt, or_interrupt};
 use super::journal::{self, StepState};
 use super::preflight::ClusterJournal;
@@ -48,7 +48,7 @@ impl Executor<'_> {
         self.target
             .client(cluster)
             .cloned()
-            .map_err(|e| StepError::Failed(e.to_string()))
+            .map_err(StepError::from)
     }
 
     pub(super) fn timeout(&self, planned_seconds: Option<u64>) -> Duration {
@@ -127,7 +127,8 @@ impl Executor<'_> {
                         resume: resume_command(self.options),
                     });
                 }
-                Err(StepError::Failed(reason)) => {
+                Err(StepError::Failed(failure)) => {
+                    let reason = failure.to_string();
                     self.ui.step_finished(StepEnd::Failed, &reason);
                     return Err(self.fail(step, reason).await);
                 }
@@ -238,9 +239,7 @@ impl Executor<'_> {
                 record.tool = Some(found.record());
             }
         }
-        self.save(&step.cluster)
-            .await
-            .map_err(|e| StepError::Failed(e.to_string()))?;
+        self.save(&step.cluster).await.map_err(StepError::from)?;
 
         let mut note = action::of(&action)
             .run(action::StepRun {
@@ -259,9 +258,7 @@ impl Executor<'_> {
             record.state = StepState::Done;
             record.finished_at = Some(Timestamp::now().to_string());
         }
-        self.save(&step.cluster)
-            .await
-            .map_err(|e| StepError::Failed(e.to_string()))?;
+        self.save(&step.cluster).await.map_err(StepError::from)?;
         self.ui.step_finished(StepEnd::Done, &note);
         Ok(())
     }
@@ -306,7 +303,7 @@ impl Executor<'_> {
                 Err(StepError::Declined)
             }
             Err(PromptError::Interrupted) => Err(StepError::Interrupted),
-            Err(PromptError::Io(e)) => Err(StepError::Failed(format!("cannot prompt: {e}"))),
+            Err(PromptError::Io(e)) => Err(StepFailure::Prompt(e).into()),
         }
     }
 
@@ -323,7 +320,7 @@ impl Executor<'_> {
             details.push(format!("command: {c}"));
         }
         if self.options.yes || !self.ui.can_prompt() {
-            return Err(StepError::Failed(format!(
+            return Err(StepError::unmet(format!(
                 "a manual step needs a person: {}; do it, then run `{}` on a terminal and confirm it",
                 details.join("; "),
                 resume_command(self.options)
@@ -334,7 +331,7 @@ impl Executor<'_> {
             Ok(Answer::Yes) => Ok(()),
             Ok(_) => Err(StepError::Declined),
             Err(PromptError::Interrupted) => Err(StepError::Interrupted),
-            Err(PromptError::Io(e)) => Err(StepError::Failed(format!("cannot prompt: {e}"))),
+            Err(PromptError::Io(e)) => Err(StepFailure::Prompt(e).into()),
         }
     }
 
@@ -361,7 +358,7 @@ impl Executor<'_> {
             match reading {
                 Ok(Progress::Met) => return Ok(None),
                 Ok(Progress::MetWithNote(note)) => return Ok(Some(note)),
-                Ok(Progress::Failed(why)) => return Err(StepError::Failed(why)),
+                Ok(Progress::Failed(why)) => return Err(StepError::unmet(why)),
                 Ok(Progress::Waiting(why)) => {
                     needs_person_since = None;
                     if why != last {
@@ -377,7 +374,7 @@ impl Executor<'_> {
                         timeout,
                     );
                     if since.elapsed() >= grace {
-                        return Err(StepError::Failed(format!(
+                        return Err(StepError::unmet(format!(
                             "{why}; then resume with `{}`",
                             resume_command(self.options)
                         )));
@@ -394,7 +391,7 @@ impl Executor<'_> {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StepError::Failed(format!(
+                return Err(StepError::unmet(format!(
                     "not met within {}s: {last}",
                     timeout.as_secs()
                 )));

@@ -81,7 +81,7 @@ use crate::plan::{Fingerprint, ScopeViolation, Target, UpgradePlan, server_ident
 use crate::snapshot::ClusterSnapshot;
 
 pub use describe::{replan_command, resume_command};
-pub use error::{ApplyError, UnfinishedApply};
+pub use error::{ApplyError, ApplyErrorKind, UnfinishedApply};
 use executor::Executor;
 use interrupt::Interrupt;
 use journal::StepState;

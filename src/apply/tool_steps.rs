@@ -92,7 +92,7 @@ impl Executor<'_> {
             Located::Missing(missing) => {
                 let why = missing.describe(name);
                 if self.options.yes || !self.ui.can_prompt() {
-                    return Err(StepError::Failed(format!(
+                    return Err(StepError::unmet(format!(
                         "{why}: put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
                     )));
                 }
@@ -106,13 +106,13 @@ impl Executor<'_> {
         let at = found.path.display();
         match &found.version {
             VersionReading::Found(v) if v.satisfies(&want) => Ok(format!("{name} {v}")),
-            VersionReading::Found(v) => Err(StepError::Failed(format!(
+            VersionReading::Found(v) => Err(StepError::unmet(format!(
                 "{name} on PATH ({at}) is {v}, the plan needs {want}: put {name} {want} first on PATH (download: {url}), then resume with `{resume}`"
             ))),
-            VersionReading::NoVersion(first_line) => Err(StepError::Failed(format!(
+            VersionReading::NoVersion(first_line) => Err(StepError::unmet(format!(
                 "`{command}` ({at}) printed no version (first line: {first_line:?}); put {name} {want} on PATH (download: {url}), then resume with `{resume}`"
             ))),
-            VersionReading::Failed(why) => Err(StepError::Failed(why.clone())),
+            VersionReading::Failed(why) => Err(StepError::unmet(why.clone())),
         }
     }
 

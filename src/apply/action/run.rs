@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
 use crate::apply::actions::ActionError;
 use crate::apply::describe::HintTarget;
-use crate::apply::error::StepError;
+use crate::apply::error::{StepError, StepFailure};
 use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
 use crate::apply::tools::Program;
@@ -97,15 +97,24 @@ impl StepAction for Run<'_> {
 /// 0600), removed when the returned handle is dropped.
 fn carried_file(config: &CarriedConfig) -> Result<tempfile::NamedTempFile, StepError> {
     use std::io::Write;
-    let text = serde_saphyr::to_string(&config.document)
-        .map_err(|e| StepError::Failed(format!("the plan's carried configuration: {e}")))?;
+    let text =
+        serde_saphyr::to_string(&config.document).map_err(|e| StepFailure::CarriedConfig {
+            what: "the plan's carried configuration",
+            source: Box::new(e),
+        })?;
     let mut file = tempfile::Builder::new()
         .prefix("meshup-config-")
         .suffix(".yaml")
         .tempfile()
-        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+        .map_err(|e| StepFailure::CarriedConfig {
+            what: "a file for the carried configuration",
+            source: Box::new(e),
+        })?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.flush())
-        .map_err(|e| StepError::Failed(format!("a file for the carried configuration: {e}")))?;
+        .map_err(|e| StepFailure::CarriedConfig {
+            what: "a file for the carried configuration",
+            source: Box::new(e),
+        })?;
     Ok(file)
 }
