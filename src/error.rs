@@ -98,6 +98,15 @@ impl Error {
     }
 }
 
+impl From<crate::output::WriteError> for Error {
+    fn from(e: crate::output::WriteError) -> Self {
+        Error::Write {
+            what: e.what,
+            source: e.source,
+        }
+    }
+}
+
 /// How an apply that did not finish ends: declined 4, interrupted 130, no terminal without `--yes` 2
 /// (its message names `--yes`: a usage error), anything else 1.
 pub fn apply_exit(e: &ApplyError) -> Exit {

@@ -88,7 +88,7 @@ use journal::StepState;
 use lock::LockGuard;
 pub use preflight::{check_confirmed_ids, manual_step_ids, unconfirmed_manual_steps};
 use preflight::{clusters_in_order, expected_servers, open_journal, unfinished_journals};
-pub use ui::{Answer, PlainUi, PromptError, StepEnd, TerminalUi, Ui};
+pub use ui::{Answer, PromptError, StepEnd, Ui};
 
 /// How long a tool may take to print its own version.
 const TOOL_VERSION_TIMEOUT_SECONDS: u64 = 60;

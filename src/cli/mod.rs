@@ -2,6 +2,7 @@
 //! ended. `main.rs` only wires these to the runtime and the exit code.
 
 mod apply;
+mod apply_ui;
 pub mod args;
 mod check;
 pub mod clock;
