@@ -453,6 +453,7 @@ fn plan_library(reps: usize) -> Duration {
             targets: vec![Target {
                 mesh: Mesh::Istio,
                 version: Version::parse("1.24").expect("version"),
+                flavor: None,
             }],
             tool_version: env!("CARGO_PKG_VERSION").into(),
             ..PlanRequest::default()

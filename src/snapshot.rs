@@ -252,6 +252,14 @@ pub struct IstiodConfig {
     /// The `discovery` container's resources (requests, limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<serde_json::Value>,
+    /// `namespace/name` of the `installed-state[-<rev>]` IstioOperator istioctl stored at install
+    /// (releases before 1.24 did), when the cluster still has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_state_name: Option<String>,
+    /// Its `spec` (credential-looking values redacted): the configuration the revision was installed
+    /// from, which a new revision is then given instead of what can be read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_state: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

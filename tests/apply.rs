@@ -311,7 +311,7 @@ fn plan(target: Target, steps: Vec<Step>, snapshot: &ClusterSnapshot) -> Upgrade
             compat_data: "2025-06-01".into(),
             created_at: None,
         },
-        targets: vec![target],
+        targets: vec![target.clone()],
         strategy: Strategy::InPlace,
         clusters: vec![CLUSTER.into()],
         fingerprint: facts_fingerprint(snapshot, &[target]),
@@ -508,6 +508,7 @@ fn gloo_plan() -> UpgradePlan {
     let target = Target {
         mesh: Mesh::GlooMesh,
         version: Version::new(1, 0, 0),
+        flavor: None,
     };
     plan(target, steps, &gloo_snapshot("0.10.6"))
 }
@@ -1593,6 +1594,7 @@ fn istio_plan() -> UpgradePlan {
     let target = Target {
         mesh: Mesh::Istio,
         version: Version::new(1, 24, 2),
+        flavor: None,
     };
     let mut p = plan(target, steps, &istio_snapshot());
     p.strategy = Strategy::Canary;
@@ -2058,6 +2060,7 @@ fn kmesh_gates_plan() -> UpgradePlan {
     let target = Target {
         mesh: Mesh::Kmesh,
         version: Version::parse("1.1.0").expect("version"),
+        flavor: None,
     };
     let steps = vec![
         step(

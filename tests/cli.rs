@@ -483,6 +483,47 @@ fn no_allowed_path_exits_3_with_the_reason() {
         .stdout(predicate::str::contains("Kubernetes"));
 }
 
+#[test]
+fn a_target_may_name_its_flavor_and_a_cross_flavor_target_exits_3() {
+    // The upstream 1.20.3-distroless cluster: `-distroless` keeps its builds (exit 0, tags end in
+    // -distroless); `-mspider` would mix DaoCloud's builds with upstream ones (exit 3, DaoCloud's rule).
+    let out = meshup()
+        .args([
+            "plan",
+            "--to",
+            "istio=1.22-distroless",
+            "-o",
+            "yaml",
+            "--snapshot",
+        ])
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains("flavor: distroless"), "{yaml}");
+    assert!(yaml.contains("-distroless"), "{yaml}");
+    let out = meshup()
+        .args(["plan", "--to", "istio=1.22.8-mspider", "--snapshot"])
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        one_line_error(&out).contains("does not support mixing -mspider and other builds"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty());
+    // A flavor on a mesh that has none is a bad command line.
+    let out = meshup()
+        .args(["plan", "--to", "kmesh=1.1-mspider", "--snapshot"])
+        .arg(example("istio-1.20-eks.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only Istio builds come in flavors"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // kubectl's plugin completion
 

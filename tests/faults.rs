@@ -724,6 +724,7 @@ mod hostile_plans {
             targets: vec![Target {
                 mesh: Mesh::GlooMesh,
                 version: Version::parse("1.1").unwrap(),
+                flavor: None,
             }],
             strategy: Strategy::Canary,
             tool_version: "0.1.0".into(),

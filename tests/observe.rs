@@ -156,6 +156,65 @@ async fn istio_canary_install_with_ambient_and_nodes() {
     assert!(cluster.gloo_mesh.is_none() && cluster.kmesh.is_none());
 }
 
+/// istioctl before 1.24 stored the IstioOperator it installed from as `installed-state[-<rev>]`:
+/// observe reads it for an istioctl-installed revision (redacted), and only there; a cluster without
+/// the IstioOperator API (most of them now) answers 404, which is no unread.
+#[tokio::test]
+async fn the_installed_state_istio_operator_of_an_istioctl_install_is_read() {
+    let server = seeded(&["istio-1-22-ambient.yaml"]);
+    let without = observe_one(&server).await;
+    assert!(without.unread.is_empty(), "{:?}", without.unread);
+    let cp = &without.istio.as_ref().unwrap().control_planes[0];
+    assert_eq!(cp.revision, "1-22");
+    assert_eq!(cp.config.as_ref().unwrap().installed_state, None);
+
+    server
+        .seed(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "istiooperators.install.istio.io"},
+            "spec": {
+                "group": "install.istio.io",
+                "names": {"kind": "IstioOperator", "listKind": "IstioOperatorList", "plural": "istiooperators", "singular": "istiooperator", "shortNames": ["iop", "io"]},
+                "scope": "Namespaced",
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .unwrap();
+    server
+        .seed(serde_json::json!({
+            "apiVersion": "install.istio.io/v1alpha1",
+            "kind": "IstioOperator",
+            "metadata": {"name": "installed-state-1-22", "namespace": "istio-system",
+                "annotations": {"install.istio.io/ignoreReconcile": "true"}},
+            "spec": {
+                "profile": "ambient",
+                "revision": "1-22",
+                "meshConfig": {"accessLogFile": "/dev/stdout"},
+                "values": {"pilot": {"env": {"EXTERNAL_CA_TOKEN": "s3cr3t"}}}
+            }
+        }))
+        .unwrap();
+    let with = observe_one(&server).await;
+    assert!(with.unread.is_empty(), "{:?}", with.unread);
+    let config = with.istio.as_ref().unwrap().control_planes[0]
+        .config
+        .clone()
+        .unwrap();
+    assert_eq!(
+        config.installed_state_name.as_deref(),
+        Some("istio-system/installed-state-1-22")
+    );
+    let spec = config.installed_state.unwrap();
+    assert_eq!(spec["meshConfig"]["accessLogFile"], "/dev/stdout");
+    assert_eq!(spec["profile"], "ambient");
+    assert_eq!(
+        spec["values"]["pilot"]["env"]["EXTERNAL_CA_TOKEN"],
+        "[redacted]"
+    );
+}
+
 #[tokio::test]
 async fn pods_spanning_several_pages_fold_to_the_same_groups_with_requests_per_page() {
     let server = seeded(&["istio-1-22-ambient.yaml"]);
@@ -451,7 +510,14 @@ async fn every_component_the_istio_charts_render_is_detected() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/rendered")
             .join(format!("istio-{version}"));
-        for chart in ["base", "istiod", "gateway", "cni", "ztunnel"] {
+        for chart in [
+            "base",
+            "istiod",
+            "gateway",
+            "gateway-revision",
+            "cni",
+            "ztunnel",
+        ] {
             let text = std::fs::read_to_string(dir.join(format!("{chart}.yaml"))).unwrap();
             let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
             // The kinds observe reads; the rest (CRDs, RBAC, HPA, ...) is not needed for it.
@@ -478,16 +544,39 @@ async fn every_component_the_istio_charts_render_is_detected() {
             .map(|w| (w.name.as_str(), w.revision.as_str()))
             .collect();
         assert_eq!(hooks, [("istio-sidecar-injector", "default")], "{version}");
+        // Both gateways: the one named as istioctl names it (`istio: ingressgateway`) and the one
+        // named as the Helm guide names it (`istio: ingress`), with the revision the chart put on
+        // its pod template only. `helm template` output carries Helm's `managed-by` label but not
+        // the release annotations `helm install` adds: no release to upgrade (as with a GitOps
+        // tool applying rendered charts), so the install method is unknown, with that evidence.
         let gateways: Vec<_> = istio
             .gateways
             .iter()
-            .map(|g| (g.workload.namespace.as_str(), g.workload.name.as_str()))
+            .map(|g| {
+                (
+                    g.workload.namespace.as_str(),
+                    g.workload.name.as_str(),
+                    g.revision.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             gateways,
-            [("istio-ingress", "istio-ingressgateway")],
+            [
+                ("istio-gateways", "istio-ingress", Some("canary")),
+                ("istio-ingress", "istio-ingressgateway", None),
+            ],
             "{version}"
         );
+        for g in &istio.gateways {
+            assert_eq!(
+                g.workload.install,
+                Some(kubectl_meshup::snapshot::InstallMethod::Unknown {
+                    evidence: "app.kubernetes.io/managed-by: Helm".to_string()
+                }),
+                "{version}"
+            );
+        }
         let ztunnel = istio
             .ztunnel
             .as_ref()

@@ -387,6 +387,7 @@ mod tests {
             targets: vec![Target {
                 mesh: Mesh::GlooMesh,
                 version: Version::new(1, 0, 0),
+                flavor: None,
             }],
             strategy: Strategy::InPlace,
             clusters: vec!["mgmt".into()],

@@ -19,6 +19,7 @@ pub fn plan_with(clusters: &[&str], steps: Vec<Step>) -> UpgradePlan {
         targets: vec![Target {
             mesh: Mesh::GlooMesh,
             version: Version::new(1, 0, 0),
+            flavor: None,
         }],
         strategy: Strategy::InPlace,
         clusters: clusters.iter().map(|c| c.to_string()).collect(),

@@ -76,6 +76,12 @@ pub async fn run(
     options.step_timeout = args.step_timeout;
     options.confirmed_manual = args.confirm_manual.iter().cloned().collect();
     options.allowed_chart_repos = args.allow_chart_repo.clone();
+    if args.plan_file.is_none() {
+        // `apply --to … --chart-repo MESH=URL`: the mirror was named on this command line.
+        options
+            .allowed_chart_repos
+            .extend(args.request.chart_repo.iter().map(|(_, url)| url.clone()));
+    }
     if let Some(every) = args.poll_interval {
         options.poll_interval = every;
     }

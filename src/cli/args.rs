@@ -304,10 +304,56 @@ pub struct PlanRequestArgs {
     /// Allow a target older than what is installed (within Istio's downgrade limit; flagged in the plan)
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Take a mesh's charts from a mirror, as MESH=URL (istio=https://charts.example.internal/istio;
+    /// https, or http on loopback); applying the plan file needs `--allow-chart-repo URL`; repeatable
+    #[arg(long = "chart-repo", value_name = "MESH=URL", value_parser = parse_chart_repo)]
+    pub chart_repo: Vec<(crate::plan::Mesh, String)>,
+}
+
+impl PlanRequestArgs {
+    /// The chart repositories the plan's helm steps use: the vendors', or the mirrors given.
+    pub fn chart_repos(&self) -> Result<crate::plan::ChartRepos, String> {
+        use crate::plan::Mesh;
+        let mut repos = crate::plan::ChartRepos::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for (mesh, url) in &self.chart_repo {
+            if !seen.insert(*mesh) {
+                return Err(format!(
+                    "--chart-repo names {mesh} twice: give one mirror per mesh"
+                ));
+            }
+            match mesh {
+                Mesh::Istio => repos.istio = url.clone(),
+                Mesh::GlooMesh => repos.gloo_mesh = url.clone(),
+                Mesh::Kmesh => return Err(kmesh_has_no_chart_repo()),
+            }
+        }
+        Ok(repos)
+    }
+}
+
+fn kmesh_has_no_chart_repo() -> String {
+    "Kmesh's chart is an OCI artifact, not a chart repository: --chart-repo takes istio= or gloo-mesh=".to_string()
 }
 
 fn parse_target(text: &str) -> Result<crate::plan::Target, String> {
     text.parse()
+}
+
+/// `istio=https://charts.example.internal/istio`: a mesh with a Helm chart repository, and a URL
+/// that `apply --allow-chart-repo` would accept.
+fn parse_chart_repo(text: &str) -> Result<(crate::plan::Mesh, String), String> {
+    use crate::plan::Mesh;
+    let Some((mesh, url)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not MESH=URL: use, for example, istio=https://charts.example.internal/istio"
+        ));
+    };
+    let mesh: Mesh = mesh.parse()?;
+    if mesh == Mesh::Kmesh {
+        return Err(format!("`{text}`: {}", kmesh_has_no_chart_repo()));
+    }
+    Ok((mesh, crate::plan::allowed_chart_repo(url.trim())?))
 }
 
 fn step_timeout(text: &str) -> Result<Duration, String> {
@@ -344,7 +390,7 @@ pub enum PlanAction {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The plan file written by `kubectl meshup plan --out` (or pass --to to plan and apply at once)
-    #[arg(value_name = "PLAN_FILE", required_unless_present = "to", conflicts_with_all = ["to", "strategy", "include_kubernetes_upgrade", "allow_downgrade"])]
+    #[arg(value_name = "PLAN_FILE", required_unless_present = "to", conflicts_with_all = ["to", "strategy", "include_kubernetes_upgrade", "allow_downgrade", "chart_repo"])]
     pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub request: PlanRequestArgs,

@@ -64,6 +64,7 @@ pub(super) fn make_plan(
         strategy: request.strategy.map(Into::into).unwrap_or_default(),
         include_kubernetes_upgrade: request.include_kubernetes_upgrade,
         allow_downgrade: request.allow_downgrade,
+        chart_repos: request.chart_repos().map_err(Error::Usage)?,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut plan = plan::plan(snapshot, &compat, &request)?;

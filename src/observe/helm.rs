@@ -242,6 +242,48 @@ mod tests {
         );
     }
 
+    /// A release Secret the real helm 3.21.4 wrote (`helm install istio-ingress gateway-1.31.0.tgz
+    /// --set revision=1-31-0 --set service.type=ClusterIP --set env.AUTH_PASSWORD=s3cr3t
+    /// --set-string podAnnotations.vault\.hashicorp\.com/agent-inject-token=hunter2`, then `helm
+    /// upgrade --reuse-values --set replicaCount=2`, on the real control plane; read with `kubectl get
+    /// secret -o json`, managedFields dropped).
+    #[test]
+    fn a_release_secret_written_by_the_real_helm_decodes() {
+        let secret: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/helm/sh.helm.release.v1.istio-ingress.v2.json"
+        ))
+        .unwrap();
+        assert_eq!(secret["type"], "helm.sh/release.v1");
+        // The Secret's data is base64 (the API), of helm's own base64 of gzipped JSON.
+        let stored = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["release"].as_str().unwrap())
+            .unwrap();
+        let release = decode_release(&stored).unwrap();
+        assert_eq!(
+            (release.name.as_str(), release.namespace.as_str()),
+            ("istio-ingress", "istio-ingress")
+        );
+        assert_eq!(release.revision, 2);
+        assert_eq!(release.status, "deployed");
+        assert_eq!(
+            (release.chart.as_str(), release.chart_version.as_str()),
+            ("gateway", "1.31.0")
+        );
+        assert_eq!(release.app_version.as_deref(), Some("1.31.0"));
+        // The user's values of both commands (`--reuse-values` kept the first), nothing of the
+        // chart's defaults, and what looks like a credential redacted.
+        assert_eq!(
+            release.values,
+            serde_json::json!({
+                "env": {"AUTH_PASSWORD": REDACTED},
+                "podAnnotations": {"vault.hashicorp.com/agent-inject-token": REDACTED},
+                "replicaCount": 2,
+                "revision": "1-31-0",
+                "service": {"type": "ClusterIP"}
+            })
+        );
+    }
+
     #[test]
     fn a_release_without_user_values_has_an_empty_object() {
         let json = r#"{"name":"istio-base","namespace":"istio-system","version":1,

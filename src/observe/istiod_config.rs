@@ -9,6 +9,23 @@ use k8s_openapi::api::core::v1::Container;
 use crate::redact;
 use crate::snapshot::IstiodConfig;
 
+/// `installed-state` for the default revision, `installed-state-<rev>` otherwise: the IstioOperator
+/// istioctl (before 1.24) stored beside the control plane it installed.
+pub fn installed_state_name(revision: &str) -> String {
+    if revision == "default" {
+        "installed-state".to_string()
+    } else {
+        format!("installed-state-{revision}")
+    }
+}
+
+/// An installed-state IstioOperator's `spec`, credential-looking values redacted.
+pub fn installed_state_spec(object: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut spec = object.get("spec")?.clone();
+    redact::json(&mut spec);
+    Some(spec)
+}
+
 /// `istio` for the default revision, `istio-<rev>` otherwise: the ConfigMap the istiod chart renders.
 pub fn config_map_name(revision: &str) -> String {
     if revision == "default" {
@@ -45,10 +62,9 @@ pub fn from_container(container: Option<&Container>) -> IstiodConfig {
         .and_then(|r| serde_json::to_value(r).ok())
         .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
     IstiodConfig {
-        mesh_config_map: None,
-        mesh_config: None,
         env,
         resources,
+        ..IstiodConfig::default()
     }
 }
 

@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{ClusterError, Target, classify, is_forbidden};
 use crate::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, Istio, IstioControlPlane, IstioGateway,
-    IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
+    Cluster, ClusterSnapshot, GlooMesh, HelmRelease, InstallMethod, Istio, IstioControlPlane,
+    IstioGateway, IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
 };
 use crate::version::KubeVersion;
 use nodes::{NodeFacts, NodeFold};
@@ -332,6 +332,40 @@ impl Reader<'_> {
         }
     }
 
+    /// The `installed-state[-<rev>]` IstioOperator istioctl stored for istiod `revision` (releases
+    /// before 1.24), as `(name, spec)`; `None` when the cluster has none (or no IstioOperator API).
+    async fn installed_state(
+        &self,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<Read<Option<(String, serde_json::Value)>>, ClusterError> {
+        let name = istiod_config::installed_state_name(revision);
+        let what = format!("IstioOperator {namespace}/{name}");
+        let resource = kube::api::ApiResource {
+            group: "install.istio.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "install.istio.io/v1alpha1".into(),
+            kind: "IstioOperator".into(),
+            plural: "istiooperators".into(),
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.target.client.clone(), namespace, &resource);
+        match api.get_opt(&name).await {
+            Ok(Some(object)) => {
+                let object = serde_json::to_value(object).unwrap_or_default();
+                Ok(Read::Done(
+                    istiod_config::installed_state_spec(&object).map(|spec| (name, spec)),
+                ))
+            }
+            Ok(None) => Ok(Read::Done(None)),
+            Err(e) => {
+                let mut unread = self.failed(&what, e)?;
+                unread.leaves_unjudged = "the IstioOperator a new revision must be given".into();
+                Ok(Read::Forbidden(unread))
+            }
+        }
+    }
+
     /// Gloo Mesh's served API groups (with object counts for discovery output) and registered clusters.
     async fn gloo_api(&self) -> Result<Read<GlooApi>, ClusterError> {
         let what = "the API groups the server serves";
@@ -458,6 +492,35 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 }
 
 const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// Gateways carry an `istio` label: `ingressgateway`/`egressgateway` from istioctl, and from the
+/// gateway chart the release name without `istio-` (`helm install istio-ingress istio/gateway`
+/// labels it `istio: ingress`); istiod's own is `istio: pilot`. Which of them run a proxy is
+/// decided on the pod template ([`is_gateway`]).
+const GATEWAY_SELECTOR: &str = "istio,istio!=pilot";
+
+/// A gateway Deployment runs the `istio-proxy` container (the chart's `image: auto`, filled in by
+/// injection, or istioctl's proxyv2 image).
+fn is_gateway(d: &Deployment) -> bool {
+    d.spec
+        .template
+        .spec
+        .as_ref()
+        .is_some_and(|p| p.containers.iter().any(|c| c.name == "istio-proxy"))
+}
+
+/// The revision a gateway belongs to: the chart sets `istio.io/rev` on the pod template only
+/// (`gateway.sidecarInjectionLabels`), istioctl on the Deployment as well.
+fn gateway_revision(d: &Deployment) -> Option<String> {
+    label(&d.metadata, "istio.io/rev")
+        .or_else(|| {
+            d.spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| label(m, "istio.io/rev"))
+        })
+        .map(str::to_string)
+}
 const ZTUNNEL_SELECTOR: &str = "app.kubernetes.io/name=ztunnel";
 
 /// ztunnel's DaemonSet: `app.kubernetes.io/name: ztunnel` as the ztunnel chart renders it (1.22 to
@@ -547,7 +610,7 @@ async fn observe_cluster_paged(
             "Istio gateway Deployments",
             "Istio gateways",
             &deployments,
-            "istio in (ingressgateway,egressgateway)",
+            GATEWAY_SELECTOR,
         ),
         r.list::<Deployment>(
             "managed Istio gateway Deployments",
@@ -611,6 +674,17 @@ async fn observe_cluster_paged(
             if let (Some(config), Some((name, mesh))) = (cp.config.as_mut(), unread.take(read)) {
                 config.mesh_config_map = Some(format!("{}/{name}", cp.istiod.namespace));
                 config.mesh_config = Some(mesh);
+            }
+            // Only istioctl stored one; a Helm or hand install is not asked for it.
+            if matches!(cp.istiod.install, Some(InstallMethod::Istioctl { .. })) {
+                let read = r
+                    .installed_state(&cp.istiod.namespace, &cp.revision)
+                    .await?;
+                if let (Some(config), Some((name, spec))) = (cp.config.as_mut(), unread.take(read))
+                {
+                    config.installed_state_name = Some(format!("{}/{name}", cp.istiod.namespace));
+                    config.installed_state = Some(spec);
+                }
             }
         }
     }
@@ -686,7 +760,7 @@ fn istio_of<'a>(
         .map(|ds| from_daemonset(ds, "install-cni"));
 
     let mut gateways_out: Vec<IstioGateway> = Vec::new();
-    for d in gateways {
+    for d in gateways.iter().filter(|d| is_gateway(d)) {
         let workload = from_deployment(d, "istio-proxy");
         if gateways_out
             .iter()
@@ -695,7 +769,7 @@ fn istio_of<'a>(
             continue;
         }
         gateways_out.push(IstioGateway {
-            revision: label(&d.metadata, "istio.io/rev").map(str::to_string),
+            revision: gateway_revision(d),
             workload,
         });
     }

@@ -106,6 +106,17 @@ pub enum PlanError {
     )]
     MixedFlavors { cluster: String, found: String },
 
+    #[error(
+        "{cluster}: the installed Istio is {installed} and --to asks for {wanted} builds, but DaoCloud does not support mixing -mspider and other builds in one upgrade (\"{rule}\", {rule_source}); use a target without a suffix, which keeps the installed builds"
+    )]
+    FlavorChange {
+        cluster: String,
+        installed: String,
+        wanted: String,
+        rule: String,
+        rule_source: String,
+    },
+
     #[error("{cluster}: {message}")]
     NoPath { cluster: String, message: String },
 
@@ -146,6 +157,7 @@ impl PlanError {
             | PlanError::KubernetesTooNew { .. }
             | PlanError::KubernetesOutsideMeshRange { .. }
             | PlanError::MixedFlavors { .. }
+            | PlanError::FlavorChange { .. }
             | PlanError::NoPath { .. }
             | PlanError::OutsideMeshRange { .. }
             | PlanError::KernelTooOld { .. } => PlanErrorKind::Blocked,

@@ -336,6 +336,7 @@ mod tests {
         let targets = [Target {
             mesh: Mesh::Istio,
             version: crate::version::Version::new(1, 24, 0),
+            flavor: None,
         }];
         let before = fingerprint(&snapshot, &targets);
         let name = snapshot.clusters[0].name.clone();

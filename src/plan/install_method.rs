@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::snapshot::{HelmRelease, InstallMethod, Istio, IstioControlPlane, Workload};
+use crate::snapshot::{
+    HelmRelease, InstallMethod, Istio, IstioControlPlane, IstiodConfig, Workload,
+};
 
 use super::model::{CarriedConfig, ConfigKind};
 
@@ -89,7 +91,10 @@ impl Method {
                 }
             }
             Some(InstallMethod::Istioctl { .. }) => Method::Istioctl {
-                config: cp.config.is_some().then(|| read_back(cp)),
+                config: cp
+                    .config
+                    .as_ref()
+                    .map(|c| installed_state(c).unwrap_or_else(|| read_back(cp))),
             },
             None => Method::NotRecorded,
             Some(InstallMethod::Unknown { evidence }) => Method::Unknown {
@@ -134,6 +139,33 @@ pub(crate) fn helm_values(release: &HelmRelease) -> CarriedConfig {
         ),
         document: values,
     }
+}
+
+/// The IstioOperator istioctl stored when it installed the revision (`installed-state[-<rev>]`), when
+/// the cluster still has it: the configuration it was installed from, without what the new install
+/// sets itself (`revision`, `hub`, `tag`: `istioctl install --set`).
+fn installed_state(config: &IstiodConfig) -> Option<CarriedConfig> {
+    let mut spec = config.installed_state.clone()?;
+    if let Some(map) = spec.as_object_mut() {
+        for key in ["revision", "hub", "tag"] {
+            map.remove(key);
+        }
+    }
+    Some(CarriedConfig {
+        kind: ConfigKind::IstioOperator,
+        source: format!(
+            "IstioOperator {} that istioctl stored when it installed the revision",
+            config
+                .installed_state_name
+                .as_deref()
+                .unwrap_or("installed-state")
+        ),
+        document: json!({
+            "apiVersion": "install.istio.io/v1alpha1",
+            "kind": "IstioOperator",
+            "spec": spec,
+        }),
+    })
 }
 
 /// An IstioOperator holding what the cluster says `cp` runs with: its mesh config (without the
@@ -251,6 +283,52 @@ mod tests {
     }
 
     #[test]
+    fn an_installed_state_istio_operator_is_carried_in_place_of_what_is_read_back() {
+        let mut cp = testkit::istiod("1-22-3", "docker.io/istio/pilot:1.22.3");
+        cp.istiod.install = Some(InstallMethod::Istioctl {
+            owning_resource: "installed-state-1-22-3".into(),
+        });
+        cp.config = Some(IstiodConfig {
+            mesh_config: Some(json!({"accessLogFile": "/dev/stdout"})),
+            installed_state_name: Some("istio-system/installed-state-1-22-3".into()),
+            installed_state: Some(json!({
+                "profile": "default",
+                "revision": "1-22-3",
+                "hub": "docker.io/istio",
+                "tag": "1.22.3",
+                "meshConfig": {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+                "components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": true}]}
+            })),
+            ..IstiodConfig::default()
+        });
+        let istio = testkit::istio(vec![cp.clone()]);
+        let Method::Istioctl {
+            config: Some(config),
+        } = Method::read(&istio, &cp)
+        else {
+            panic!()
+        };
+        // What the revision was installed from, not what can be read back; without what the new
+        // install sets itself.
+        assert_eq!(
+            config.document,
+            json!({
+                "apiVersion": "install.istio.io/v1alpha1",
+                "kind": "IstioOperator",
+                "spec": {
+                    "profile": "default",
+                    "meshConfig": {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+                    "components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": true}]}
+                }
+            })
+        );
+        assert_eq!(
+            config.source,
+            "IstioOperator istio-system/installed-state-1-22-3 that istioctl stored when it installed the revision"
+        );
+    }
+
+    #[test]
     fn istioctl_installs_carry_what_is_read_back_as_an_istio_operator() {
         let mut cp = testkit::istiod("1-30-4", "docker.io/istio/pilot:1.30.4");
         cp.istiod.install = Some(InstallMethod::Istioctl {
@@ -267,6 +345,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             resources: Some(json!({"limits": {"memory": "1Gi"}})),
+            ..IstiodConfig::default()
         });
         let istio = testkit::istio(vec![cp.clone()]);
         let Method::Istioctl {

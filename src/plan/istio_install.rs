@@ -14,6 +14,9 @@ pub(crate) struct IstioInstall<'a> {
     /// The oldest control plane's version: every revision moves to the target.
     pub version: Version,
     pub flavor: Flavor,
+    /// `--to` named the flavor: every component moves to it. Otherwise each component keeps its own
+    /// (the ambient profile runs a distroless istio-cni beside an upstream ztunnel, for example).
+    pub flavor_requested: bool,
     /// The namespace istiod runs in (`istio-system`).
     pub namespace: String,
     /// The registry path of the installed images (`docker.io/istio`), kept so air-gapped and vendor
@@ -68,6 +71,7 @@ impl<'a> IstioInstall<'a> {
             istio,
             version,
             flavor: oldest.istiod.version.flavor.clone(),
+            flavor_requested: false,
             namespace: oldest.istiod.namespace.clone(),
             hub: hub_of(&oldest.istiod.version.image),
             method: Method::read(istio, oldest),

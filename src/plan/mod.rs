@@ -50,6 +50,8 @@ pub struct PlanRequest {
     pub include_kubernetes_upgrade: bool,
     /// Allow a target older than what is installed (within Istio's downgrade limit; flagged).
     pub allow_downgrade: bool,
+    /// The chart repositories the helm steps use (`--chart-repo`; the vendors' by default).
+    pub chart_repos: ChartRepos,
     /// The kubectl-meshup version, recorded in the plan.
     pub tool_version: String,
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::version::{Minor, Version};
+use crate::version::{Flavor, Minor, Version};
 
 pub const PLAN_KIND: &str = "UpgradePlan";
 
@@ -66,30 +66,100 @@ impl std::str::FromStr for Mesh {
     }
 }
 
-/// `--to istio=1.24` or `--to istio=1.24.2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `--to istio=1.24`, `--to istio=1.24.2`, or with the image flavor the vendor lists the build by:
+/// `--to istio=1.22.4-mspider`, `--to istio=1.24.3-distroless`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub mesh: Mesh,
     pub version: Version,
+    /// The image tag suffix asked for (`mspider`, `distroless`, `solo`); none keeps the installed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<String>,
 }
 
 /// The accepted form of a target, for messages.
-pub const TARGET_FORM: &str = "MESH=VERSION, for example istio=1.24, gloo-mesh=1.1.0 or kmesh=1.1";
+pub const TARGET_FORM: &str =
+    "MESH=VERSION, for example istio=1.24, istio=1.22.4-mspider, gloo-mesh=1.1.0 or kmesh=1.1";
+
+impl Target {
+    /// The flavor asked for, as the version parser reads image tags.
+    pub fn flavor(&self) -> Option<Flavor> {
+        self.flavor.as_deref().map(Flavor::from_suffix)
+    }
+}
 
 impl std::str::FromStr for Target {
     type Err = String;
 
-    /// `istio=1.24`, `gloo-mesh=1.1.0`, `kmesh=v1.1.0`.
+    /// `istio=1.24`, `istio=1.22.4-mspider`, `gloo-mesh=1.1.0`, `kmesh=v1.1.0`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some((mesh, version)) = s.split_once('=') else {
             return Err(format!("`{s}` is not a target: use {TARGET_FORM}"));
         };
         let mesh: Mesh = mesh.parse()?;
-        let version = version.trim();
-        let version = Version::parse(version)
-            .map_err(|_| format!("`{version}` is not a {mesh} version: use {TARGET_FORM}"))?;
-        Ok(Target { mesh, version })
+        let text = version.trim();
+        let (number, suffix) = text.split_once('-').unwrap_or((text, ""));
+        let version = Version::parse(number)
+            .map_err(|_| format!("`{text}` is not a {mesh} version: use {TARGET_FORM}"))?;
+        let flavor = match suffix {
+            "" if !text.ends_with('-') => None,
+            _ if mesh != Mesh::Istio => {
+                return Err(format!(
+                    "`{text}`: only Istio builds come in flavors (-mspider, -distroless, a vendor suffix); use {mesh}=VERSION"
+                ));
+            }
+            _ if suffix.is_empty()
+                || !suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+                || suffix.len() > 63 =>
+            {
+                return Err(format!(
+                    "`{text}`: `{suffix}` is not an image tag suffix (letters, digits, `-`, `.`, `_`); use {TARGET_FORM}"
+                ));
+            }
+            // `1.24.3-debug` is an upstream build with a debug base image: the same as no suffix.
+            _ if Flavor::from_suffix(suffix) == Flavor::Upstream => None,
+            _ => Some(suffix.to_ascii_lowercase()),
+        };
+        Ok(Target {
+            mesh,
+            version,
+            flavor,
+        })
+    }
+}
+
+/// Where the plan's helm steps take the vendors' charts from: the vendors' own repositories, or a
+/// mirror per mesh (`plan --chart-repo istio=URL`), as an air-gapped site installs from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartRepos {
+    pub istio: String,
+    pub gloo_mesh: String,
+}
+
+impl Default for ChartRepos {
+    fn default() -> Self {
+        ChartRepos {
+            istio: super::runbooks::ISTIO_CHART_REPO.to_string(),
+            gloo_mesh: super::runbooks::gloo_mesh::CHART_REPO.to_string(),
+        }
+    }
+}
+
+impl ChartRepos {
+    /// The repositories that are not the vendor's, as `(mesh, url)`.
+    pub fn mirrors(&self) -> Vec<(Mesh, &str)> {
+        let vendor = ChartRepos::default();
+        [
+            (Mesh::Istio, &self.istio, &vendor.istio),
+            (Mesh::GlooMesh, &self.gloo_mesh, &vendor.gloo_mesh),
+        ]
+        .into_iter()
+        .filter(|(_, url, vendor)| url != vendor)
+        .map(|(mesh, url, _)| (mesh, url.as_str()))
+        .collect()
     }
 }
 
@@ -388,6 +458,23 @@ pub enum Action {
 }
 
 impl Action {
+    /// The chart repository a helm run (`--repo URL`) or a CRD step takes its chart from.
+    pub fn chart_repo(&self) -> Option<&str> {
+        match self {
+            Action::ApplyCrds { repo, .. } => Some(repo),
+            Action::Run {
+                tool: Tool::Helm,
+                args,
+                ..
+            } => args
+                .iter()
+                .position(|a| a == "--repo")
+                .and_then(|i| args.get(i + 1))
+                .map(String::as_str),
+            _ => None,
+        }
+    }
+
     /// The `type` tag, as documented.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -22,10 +22,12 @@ use crate::verdict::{KernelVerdict, k8s_range, kmesh_kernel};
 use crate::version::{Flavor, Minor, Version};
 
 /// The targets after resolution against the compatibility data.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Targets {
     /// As requested (a minor resolves per cluster, since a vendor flavor has its own patches).
     istio: Option<Version>,
+    /// The Istio image flavor `--to` named (`istio=1.22.4-mspider`); none keeps the installed one.
+    istio_flavor: Option<Flavor>,
     gloo_mesh: Option<Version>,
     kmesh: Option<Version>,
 }
@@ -63,6 +65,14 @@ pub(crate) fn plan(
         }
     }
     let steps = out.steps.into_steps();
+    for (mesh, url) in request.chart_repos.mirrors() {
+        if steps.iter().any(|s| s.action.chart_repo() == Some(url)) {
+            out.warnings.push(format!(
+                "the {} charts come from {url} (--chart-repo), not the vendor's repository: apply this plan with `--allow-chart-repo {url}`",
+                mesh.title()
+            ));
+        }
+    }
     if steps.is_empty() {
         out.warnings
             .push("nothing to do: every targeted component is already at its target".to_string());
@@ -72,6 +82,7 @@ pub(crate) fn plan(
         .iter()
         .map(|t| Target {
             mesh: t.mesh,
+            flavor: t.flavor.clone(),
             version: match t.mesh {
                 Mesh::Istio => compat.resolve_istio(t.version).unwrap_or(t.version),
                 Mesh::GlooMesh => targets.gloo_mesh.unwrap_or(t.version),
@@ -110,6 +121,7 @@ fn resolve_targets(
     let mut seen = BTreeSet::new();
     let mut targets = Targets {
         istio: None,
+        istio_flavor: None,
         gloo_mesh: None,
         kmesh: None,
     };
@@ -128,6 +140,7 @@ fn resolve_targets(
                     .resolve_istio(t.version)
                     .ok_or_else(|| unknown(t.mesh, t.version))?;
                 targets.istio = Some(t.version);
+                targets.istio_flavor = t.flavor();
             }
             Mesh::GlooMesh => {
                 let release = compat
@@ -196,7 +209,11 @@ fn plan_cluster(
     cluster: &Cluster,
 ) -> Result<(), PlanError> {
     let name = cluster.name.as_str();
-    let install = IstioInstall::read(cluster)?;
+    let mut install = IstioInstall::read(cluster)?;
+    if let (Some(install), Some(wanted)) = (install.as_mut(), targets.istio_flavor.as_ref()) {
+        install.flavor = target_flavor(compat, name, install, wanted, &mut out.warnings)?;
+        install.flavor_requested = true;
+    }
     let kmesh_installed = cluster.kmesh.as_ref();
 
     // Environment detection for the Istio target comes first.
@@ -284,7 +301,7 @@ fn plan_cluster(
             out.warnings.push(format!(
                 "{name}: no istiod found beside Kmesh, so its Istio range could not be checked"
             ));
-            emit_kmesh(out, compat, cluster, km, to);
+            emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
         }
         return Ok(());
     };
@@ -394,6 +411,7 @@ fn plan_cluster(
         cluster: name,
         install: &install,
         compat,
+        chart_repo: &request.chart_repos.istio,
     };
     let mut revisions: Vec<String> = install
         .control_planes
@@ -405,7 +423,7 @@ fn plan_cluster(
         if kmesh_at == Some(i)
             && let Some((to, km)) = kmesh_target
         {
-            emit_kmesh(out, compat, cluster, km, to);
+            emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
         }
         let label = format!("hop {} of {total}, Istio {} to {}", i + 1, hop.from, hop.to);
         match request.strategy {
@@ -441,7 +459,7 @@ fn plan_cluster(
     if kmesh_at == Some(total)
         && let Some((to, km)) = kmesh_target
     {
-        emit_kmesh(out, compat, cluster, km, to);
+        emit_kmesh(out, compat, cluster, km, to, &request.chart_repos.istio);
     }
     if targets.istio.is_some() {
         let mut path = vec![install.tag(from)];
@@ -455,6 +473,47 @@ fn plan_cluster(
         });
     }
     Ok(())
+}
+
+/// The flavor the new images are: the one `--to` named, within what the vendors allow. DaoCloud's
+/// `-mspider` builds and any other kind are never mixed (refused with the seed's rule); upstream and
+/// distroless are one release line (the change is flagged); a change to or from another vendor's build
+/// is flagged, since the images keep the installed registry.
+fn target_flavor(
+    compat: &CompatData,
+    cluster: &str,
+    install: &IstioInstall,
+    wanted: &Flavor,
+    warnings: &mut Vec<String>,
+) -> Result<Flavor, PlanError> {
+    let installed = &install.flavor;
+    if wanted == installed {
+        return Ok(wanted.clone());
+    }
+    let example = tag_for(install.version, installed);
+    let asked = tag_for(install.version, wanted).replacen(&install.version.to_string(), "", 1);
+    if (*wanted == Flavor::Mspider || *installed == Flavor::Mspider)
+        && compat.mspider.no_mixed_upgrade.value
+    {
+        return Err(PlanError::FlavorChange {
+            cluster: cluster.to_string(),
+            installed: example,
+            wanted: asked,
+            rule: compat.mspider.no_mixed_upgrade.rule.clone(),
+            rule_source: compat.mspider.no_mixed_upgrade.source.clone(),
+        });
+    }
+    let hub = install.hub.as_deref().unwrap_or("the installed registry");
+    warnings.push(if wanted.family() == installed.family() {
+        format!(
+            "{cluster}: the installed Istio images are {installed} ({example}); --to asks for {wanted} builds ({asked}), so every image changes its base image at the upgrade"
+        )
+    } else {
+        format!(
+            "{cluster}: the installed Istio images are {installed} ({example}); --to asks for {wanted} builds ({asked}): the images stay on {hub}, so check that it serves them, and that the vendor supports moving between the two"
+        )
+    });
+    Ok(wanted.clone())
 }
 
 /// A minor-only target resolves to the newest patch in the install's flavor; DaoCloud ships its own
@@ -810,6 +869,7 @@ fn emit_kmesh(
     cluster: &Cluster,
     kmesh: &crate::snapshot::Kmesh,
     to: Version,
+    istio_chart_repo: &str,
 ) {
     let from = kmesh.daemonset.version.version;
     if from == Some(to) {
@@ -823,6 +883,7 @@ fn emit_kmesh(
             from,
             to,
             compat,
+            istio_chart_repo,
         },
     );
     let current = from
@@ -909,6 +970,7 @@ fn plan_gloo_mesh(
         from,
         to,
         contexts,
+        chart_repo: &request.chart_repos.gloo_mesh,
     };
     if runbook == "pre-1.0" {
         let discovery = gloo.discovery.as_ref().ok_or_else(|| {

@@ -44,6 +44,8 @@ const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
 
 /// The charts of Istio's repository a plan may install or upgrade.
 const ISTIO_CHARTS: [&str; 5] = ["base", "istiod", "cni", "ztunnel", "gateway"];
+/// The Istio charts that render images from their own `hub`/`tag`/`variant` values.
+const IMAGE_CHARTS: [&str; 3] = ["istiod", "cni", "ztunnel"];
 
 /// One step (or its undo) outside the plan's scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -835,11 +837,22 @@ impl Cx<'_> {
             match key {
                 "global.hub" => self.hub(value)?,
                 "global.tag" if mesh == Mesh::Istio => self.image_tag(value)?,
+                // The charts' own image keys (`IstioContext::image_values`).
+                "hub" if mesh == Mesh::Istio && IMAGE_CHARTS.contains(&chart) => self.hub(value)?,
+                "tag" if mesh == Mesh::Istio && IMAGE_CHARTS.contains(&chart) => {
+                    self.image_tag(value)?
+                }
+                "global.variant" | "variant"
+                    if mesh == Mesh::Istio
+                        && IMAGE_CHARTS.contains(&chart)
+                        && ["", "distroless"].contains(&value) => {}
                 "pilot.env.PILOT_ENABLE_AMBIENT" if mesh == Mesh::Istio && value == "true" => {}
-                "revision" if mesh == Mesh::Istio && chart == "istiod" => self.revision(value)?,
+                "revision" if mesh == Mesh::Istio && ["istiod", "gateway"].contains(&chart) => {
+                    self.revision(value)?
+                }
                 _ => {
                     return Err(format!(
-                        "helm --set {set}: the runbooks only set global.hub, global.tag, revision (istiod) and pilot.env.PILOT_ENABLE_AMBIENT=true"
+                        "helm --set {set}: the runbooks only set global.hub, global.tag, global.variant (distroless or none), the same keys of istiod, cni and ztunnel, revision (istiod, gateway) and pilot.env.PILOT_ENABLE_AMBIENT=true"
                     ));
                 }
             }
@@ -1064,6 +1077,7 @@ mod tests {
                             strategy,
                             include_kubernetes_upgrade: k8s,
                             allow_downgrade: down,
+                            chart_repos: Default::default(),
                             tool_version: "0.1.0".into(),
                         };
                         if let Ok(p) = plan(&snap, &compat, &request) {

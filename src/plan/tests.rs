@@ -27,19 +27,12 @@ fn to(targets: &[(&str, &str)]) -> PlanRequest {
     PlanRequest {
         targets: targets
             .iter()
-            .map(|(mesh, v)| Target {
-                mesh: match *mesh {
-                    "istio" => Mesh::Istio,
-                    "gloo-mesh" => Mesh::GlooMesh,
-                    "kmesh" => Mesh::Kmesh,
-                    m => panic!("mesh {m}"),
-                },
-                version: Version::parse(v).unwrap(),
-            })
+            .map(|(mesh, v)| format!("{mesh}={v}").parse::<Target>().unwrap())
             .collect(),
         strategy: Strategy::Canary,
         include_kubernetes_upgrade: false,
         allow_downgrade: false,
+        chart_repos: Default::default(),
         tool_version: "0.1.0".to_string(),
     }
 }
@@ -430,12 +423,61 @@ fn in_place_ambient_upgrade_in_helm_order() {
         "{}",
         ztunnel.reason.text
     );
-    // The distroless flavor is kept.
+    // The distroless flavor is kept, with the keys the ztunnel chart reads (its own hub, tag,
+    // variant) and the variant apart, since the chart appends it to the tag.
     assert!(
         run_args(ztunnel)
             .unwrap()
-            .contains("global.tag=1.24.6-distroless")
+            .ends_with("--set hub=docker.io/istio --set tag=1.24.6 --set variant=distroless")
     );
+}
+
+#[test]
+fn a_chart_mirror_is_used_by_every_helm_step_and_named_for_apply() {
+    let mirror = "https://charts.example.internal/istio";
+    let mut request = to(&[("istio", "1.24")]);
+    request.strategy = Strategy::InPlace;
+    request.chart_repos.istio = mirror.to_string();
+    let snapshot = fixture("ambient");
+    let plan = plan_of(&snapshot, &request);
+    let repos: Vec<Option<&str>> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Run { .. }))
+        .map(|s| s.action.chart_repo())
+        .collect();
+    assert_eq!(repos, [Some(mirror); 4], "{:#?}", plan.steps);
+    assert!(
+        plan.warnings.iter().any(|w| w
+            == &format!("the Istio charts come from {mirror} (--chart-repo), not the vendor's repository: apply this plan with `--allow-chart-repo {mirror}`")),
+        "{:#?}",
+        plan.warnings
+    );
+    // apply's scope check takes the mirror only when the operator approves it.
+    let err = check_scope(&plan, Some(&snapshot), &[]).unwrap_err();
+    assert!(err.to_string().contains(mirror), "{err}");
+    check_scope(&plan, Some(&snapshot), &[mirror.to_string()]).unwrap();
+
+    // Gloo Mesh: the CRD step and the helm upgrade both use its mirror; no warning names Istio.
+    let mirror = "http://127.0.0.1:8879/gloo-mesh";
+    let mut request = to(&[("gloo-mesh", "1.1")]);
+    request.chart_repos.gloo_mesh = mirror.to_string();
+    let plan = make("gloo", &request).unwrap();
+    let used: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.action.chart_repo())
+        .collect();
+    assert!(
+        used.len() >= 2 && used.iter().all(|u| *u == mirror),
+        "{used:?}"
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("Gloo Mesh charts come from"))
+    );
+    assert!(plan.warnings.iter().all(|w| !w.contains("Istio charts")));
 }
 
 #[test]
@@ -560,6 +602,132 @@ fn an_mspider_install_keeps_its_flavor_and_marks_upgrades_irreversible() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("1.22.3-mspider"), "{err}");
+}
+
+fn plan_of(snapshot: &ClusterSnapshot, request: &PlanRequest) -> UpgradePlan {
+    plan(snapshot, &CompatData::embedded(), request).unwrap()
+}
+
+/// The mspider fixture with its one upstream proxy gone: every component is `-mspider`.
+fn mspider_only() -> ClusterSnapshot {
+    let mut snapshot = fixture("mspider");
+    let istio = snapshot.clusters[0].istio.as_mut().unwrap();
+    istio.proxies.retain(|p| p.namespace != "reports");
+    snapshot
+}
+
+#[test]
+fn a_target_can_name_the_flavor_the_vendor_lists_it_by() {
+    // DaoCloud's wizard lists `1.22.4-mspider`: one hop from 1.21.4-mspider, mspider images.
+    let plan = plan(
+        &mspider_only(),
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22.4-mspider")]),
+    )
+    .unwrap();
+    assert_eq!(plan.targets[0].flavor.as_deref(), Some("mspider"));
+    assert_eq!(hop_targets(&plan, Mesh::Istio), ["1.22.4"]);
+    assert_eq!(plan.components[0].target, "1.22.4-mspider");
+    let install = plan
+        .steps
+        .iter()
+        .find(|s| s.id.contains("install-1-22-4"))
+        .unwrap();
+    let args = run_args(install).unwrap();
+    assert!(args.contains("tag=1.22.4-mspider"), "{args}");
+    assert!(args.contains("hub=release.daocloud.io/mspider"), "{args}");
+    // The same as a bare version, which keeps the installed flavor.
+    let bare = plan_of(&mspider_only(), &to(&[("istio", "1.22.4")]));
+    assert_eq!(bare.steps, plan.steps);
+
+    // Upstream builds asked for on an mspider cluster: refused with DaoCloud's rule (exit 3).
+    let err = self::plan(
+        &mspider_only(),
+        &CompatData::embedded(),
+        &to(&[("istio", "1.22.4-distroless")]),
+    )
+    .unwrap_err();
+    assert!(err.is_blocking());
+    insta::assert_snapshot!("flavor_change_refused", err.to_string());
+    // And mspider asked for on an upstream cluster.
+    let err = make("canary", &to(&[("istio", "1.22.8-mspider")])).unwrap_err();
+    assert!(err.is_blocking());
+    assert!(
+        err.to_string()
+            .contains("mixed upgrades of different types are not supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn distroless_is_kept_or_asked_for_and_a_change_is_flagged() {
+    let mut snapshot = fixture("canary");
+    let upstream = plan_of(&snapshot, &to(&[("istio", "1.22")]));
+    assert!(upstream.warnings.iter().all(|w| !w.contains("distroless")));
+    // Asked for on an upstream install: every image tag changes, and the plan says so.
+    let asked = plan_of(&snapshot, &to(&[("istio", "1.22-distroless")]));
+    let tags: Vec<String> = asked.steps.iter().filter_map(run_args).collect();
+    assert!(
+        tags.iter().any(|a| a.contains("tag=1.22.8-distroless")),
+        "{tags:#?}"
+    );
+    assert!(
+        tags.iter()
+            .all(|a| !a.contains("tag=1.22.8 ") && !a.ends_with("tag=1.22.8"))
+    );
+    assert!(
+        asked
+            .warnings
+            .iter()
+            .any(|w| w.contains("--to asks for distroless builds")),
+        "{:#?}",
+        asked.warnings
+    );
+    // A distroless install keeps distroless with a bare version, and with `-distroless`, unflagged.
+    for cp in &mut snapshot.clusters[0].istio.as_mut().unwrap().control_planes {
+        cp.istiod.version.flavor = crate::version::Flavor::Distroless;
+    }
+    for request in [
+        to(&[("istio", "1.22")]),
+        to(&[("istio", "1.22-distroless")]),
+    ] {
+        let kept = plan_of(&snapshot, &request);
+        let tags: Vec<String> = kept.steps.iter().filter_map(run_args).collect();
+        assert!(
+            tags.iter().any(|a| a.contains("tag=1.22.8-distroless")),
+            "{tags:#?}"
+        );
+        assert!(kept.warnings.iter().all(|w| !w.contains("--to asks for")));
+    }
+}
+
+#[test]
+fn target_flavors_parse_as_image_tags_do() {
+    let t: Target = "istio=1.22.4-mspider".parse().unwrap();
+    assert_eq!(
+        (t.version.to_string().as_str(), t.flavor.as_deref()),
+        ("1.22.4", Some("mspider"))
+    );
+    let t: Target = "istio=v1.24.3-Distroless".parse().unwrap();
+    assert_eq!(t.flavor(), Some(crate::version::Flavor::Distroless));
+    // `-debug` is an upstream build: no flavor.
+    let t: Target = "istio=1.24.3-debug".parse().unwrap();
+    assert_eq!(t.flavor, None);
+    let t: Target = "istio=1.24-solo".parse().unwrap();
+    assert_eq!(
+        t.flavor(),
+        Some(crate::version::Flavor::Vendor("solo".into()))
+    );
+    for (bad, says) in [
+        ("kmesh=1.1-mspider", "only Istio builds come in flavors"),
+        ("istio=1.24.3-", "is not an image tag suffix"),
+        ("istio=1.24.3-a b", "is not an image tag suffix"),
+        ("istio=1.24.x-mspider", "is not a istio version"),
+        ("istio=mspider", "is not a istio version"),
+    ] {
+        let err = bad.parse::<Target>().unwrap_err();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }
 
 // --- Environment detection ----------------------------------------------------------------------------

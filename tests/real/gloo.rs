@@ -547,6 +547,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
     let target = Target {
         mesh: Mesh::GlooMesh,
         version: Version::new(1, 0, 0),
+        flavor: None,
     };
     UpgradePlan {
         api_version: "meshup.dev/v1alpha1".into(),
@@ -556,7 +557,7 @@ pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
             compat_data: "2026-09-09".into(),
             created_at: None,
         },
-        targets: vec![target],
+        targets: vec![target.clone()],
         strategy: Strategy::InPlace,
         clusters: vec![CONTEXT.into()],
         fingerprint: kubectl_meshup::plan::fingerprint(snapshot, &[target]),

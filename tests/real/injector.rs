@@ -18,6 +18,12 @@
 //!   `istio-revision-tag-*`) to call `https://127.0.0.1:PORT/inject/<its istio.io/rev>` with our CA,
 //!   where the charts point them at the `istiod[-REV]` Service.
 //!
+//! The URL is where this differs from istiod, which only patches `caBundle`: `helm upgrade` of the
+//! istiod chart patches the webhooks back to their Service (a three-way merge keeps the URL as well,
+//! which the API server refuses: "exactly one of url or service is required"). A test that upgrades
+//! istiod in place with helm calls [`Injector::hand_back`] first (the loop restores each webhook's
+//! Service, as the chart rendered it, and stops) and [`Injector::take_over`] once helm is done.
+//!
 //! A revision whose istiod Deployment is gone gets a refusal, as a webhook without its istiod fails
 //! (the charts' `failurePolicy: Fail`).
 
@@ -25,7 +31,8 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -33,7 +40,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ServiceReference};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -47,6 +54,8 @@ pub struct Injector {
     port: u16,
     ca_pem: String,
     injected: Arc<AtomicU64>,
+    /// Whether the loop points the webhooks at the injector (else it restores their Services).
+    pointing: Arc<AtomicBool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -73,11 +82,18 @@ impl Injector {
             injected: injected.clone(),
         };
         runtime.spawn(serve(listener, acceptor, served));
-        runtime.spawn(patch_webhooks(client, port, ca_pem.clone().into_bytes()));
+        let pointing = Arc::new(AtomicBool::new(true));
+        runtime.spawn(patch_webhooks(
+            client,
+            port,
+            ca_pem.clone().into_bytes(),
+            pointing.clone(),
+        ));
         Injector {
             port,
             ca_pem,
             injected,
+            pointing,
             runtime: Some(runtime),
         }
     }
@@ -90,6 +106,37 @@ impl Injector {
     /// The CA of its serving certificate (PEM): what the webhooks' caBundle holds.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// Hands the webhooks back to the Services the charts named (as helm's next upgrade expects
+    /// them) and stops pointing them at the injector; returns once every Istio webhook names its
+    /// Service again. Pods created meanwhile are refused, as with an unreachable istiod.
+    pub fn hand_back(&self, kubeconfig: &Path) {
+        self.pointing.store(false, Ordering::SeqCst);
+        let runtime = self.runtime.as_ref().expect("injector runtime");
+        runtime.block_on(async {
+            let api: Api<MutatingWebhookConfiguration> = Api::all(client(kubeconfig).await);
+            let lp = ListParams::default().labels("istio.io/rev");
+            for _ in 0..150 {
+                let list = api.list(&lp).await.expect("list webhooks");
+                let all_services = list.items.iter().all(|mwc| {
+                    mwc.webhooks
+                        .iter()
+                        .flatten()
+                        .all(|w| w.client_config.url.is_none() && w.client_config.service.is_some())
+                });
+                if all_services {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("the injector did not hand the webhooks back to their Services in 30 s");
+        });
+    }
+
+    /// Points the webhooks at the injector again (after [`Injector::hand_back`]).
+    pub fn take_over(&self) {
+        self.pointing.store(true, Ordering::SeqCst);
     }
 
     /// How many pods it has injected so far.
@@ -454,11 +501,40 @@ pub fn injection_patch(pod: &Value, rev: &str, proxy_image: &str) -> Option<Valu
 
 /// Every Istio webhook configuration, pointed at the injector: what istiod's webhook controller does
 /// for its caBundle, here for the URL as well. Runs until the runtime stops.
-async fn patch_webhooks(client: Client, port: u16, ca_pem: Vec<u8>) {
+async fn patch_webhooks(client: Client, port: u16, ca_pem: Vec<u8>, pointing: Arc<AtomicBool>) {
     let ca = k8s_openapi::ByteString(ca_pem);
     let api: Api<MutatingWebhookConfiguration> = Api::all(client);
     let lp = ListParams::default().labels("istio.io/rev");
+    // The Service each webhook named before it was pointed here, by (configuration, webhook).
+    let services: Mutex<BTreeMap<(String, String), ServiceReference>> = Mutex::new(BTreeMap::new());
     loop {
+        if !pointing.load(Ordering::SeqCst) {
+            if let Ok(list) = api.list(&lp).await {
+                for mut mwc in list.items {
+                    let name = mwc.metadata.name.clone().unwrap_or_default();
+                    let mut changed = false;
+                    for hook in mwc.webhooks.iter_mut().flatten() {
+                        let saved = services
+                            .lock()
+                            .expect("services")
+                            .get(&(name.clone(), hook.name.clone()))
+                            .cloned();
+                        if let Some(service) = saved
+                            && hook.client_config.url.is_some()
+                        {
+                            hook.client_config.url = None;
+                            hook.client_config.service = Some(service);
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        let _ = api.replace(&name, &PostParams::default(), &mwc).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         if let Ok(list) = api.list(&lp).await {
             for mut mwc in list.items {
                 let rev = mwc
@@ -470,7 +546,14 @@ async fn patch_webhooks(client: Client, port: u16, ca_pem: Vec<u8>) {
                     .unwrap_or_else(|| "default".to_string());
                 let url = format!("https://127.0.0.1:{port}/inject/{rev}");
                 let mut changed = false;
+                let mwc_name = mwc.metadata.name.clone().unwrap_or_default();
                 for hook in mwc.webhooks.iter_mut().flatten() {
+                    if let Some(service) = &hook.client_config.service {
+                        services
+                            .lock()
+                            .expect("services")
+                            .insert((mwc_name.clone(), hook.name.clone()), service.clone());
+                    }
                     let config = &mut hook.client_config;
                     if config.url.as_deref() != Some(url.as_str())
                         || config.service.is_some()

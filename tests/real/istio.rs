@@ -782,22 +782,14 @@ fn helm_install(
     tools.run(cluster, "helm", &args);
 }
 
-/// Istio 1.30.4 installed with the real helm from the packaged charts (base, istiod with
-/// non-default values, an ingress gateway), Bookinfo injected: check detects every component; the
-/// planner's plans are made and the in-place one applied; the cluster afterwards is asserted.
-#[test]
-fn helm_install_1_30_4_checked_planned_and_applied() {
-    let whole = Instant::now();
-    let cluster = RealCluster::start();
-    let injector = Injector::start(cluster.kubeconfig());
-    let tools = Tools::new(None);
-    let repo = ChartRepo::start();
-    add_repo(&tools, &cluster, &repo);
-
+/// base, istiod (an access log, `REGISTRY_ONLY`, a 2Gi memory limit) and an ingress gateway at
+/// 1.30.4, installed by the real helm from the chart repository `add_repo` named, then Bookinfo
+/// injected; asserts what helm installed.
+fn helm_install_istio_1_30_4(tools: &Tools, cluster: &RealCluster, injector: &Injector) {
     let start = Instant::now();
     helm_install(
-        &tools,
-        &cluster,
+        tools,
+        cluster,
         "istio-base",
         "base",
         "istio-system",
@@ -805,8 +797,8 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         true,
     );
     helm_install(
-        &tools,
-        &cluster,
+        tools,
+        cluster,
         "istiod",
         "istiod",
         "istio-system",
@@ -820,10 +812,10 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         ],
         true,
     );
-    assert_webhooks_point_at(&tools, &cluster, &injector, &["istio-sidecar-injector"]);
+    assert_webhooks_point_at(tools, cluster, injector, &["istio-sidecar-injector"]);
     helm_install(
-        &tools,
-        &cluster,
+        tools,
+        cluster,
         "istio-ingressgateway",
         "gateway",
         "istio-ingress",
@@ -832,7 +824,7 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
     );
     // Not `helm --wait`: it waits for the LoadBalancer Service's address, which nothing here assigns.
     let out = tools.kubectl(
-        &cluster,
+        cluster,
         &[
             "rollout",
             "status",
@@ -854,14 +846,14 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
 
     // What helm installed.
     let istiod = tools.kubectl_json(
-        &cluster,
+        cluster,
         &["get", "deployment", "-n", "istio-system", "istiod"],
     );
     let discovery = &istiod["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(discovery["image"], "docker.io/istio/pilot:1.30.4");
     assert_eq!(discovery["resources"]["limits"]["memory"], "2Gi");
     let mesh = tools.kubectl_json(
-        &cluster,
+        cluster,
         &["get", "configmap", "-n", "istio-system", "istio"],
     );
     let mesh_config = mesh["data"]["mesh"]
@@ -873,7 +865,7 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         "{mesh_config}"
     );
     assert!(mesh_config.contains("mode: REGISTRY_ONLY"), "{mesh_config}");
-    let gateway = proxy_images(&tools, &cluster, "istio-ingress");
+    let gateway = proxy_images(tools, cluster, "istio-ingress");
     assert!(!gateway.is_empty());
     for (pod, image) in &gateway {
         assert_eq!(
@@ -883,13 +875,24 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         );
     }
 
-    deploy_bookinfo(&tools, &cluster, "bookinfo", "istio-injection", "enabled");
-    assert_proxies(
-        &tools,
-        &cluster,
-        "bookinfo",
-        "docker.io/istio/proxyv2:1.30.4",
-    );
+    deploy_bookinfo(tools, cluster, "bookinfo", "istio-injection", "enabled");
+    assert_proxies(tools, cluster, "bookinfo", "docker.io/istio/proxyv2:1.30.4");
+}
+
+/// Istio 1.30.4 installed by the real helm (base, istiod with non-default values, an ingress gateway),
+/// Bookinfo injected: check detects every component; the plan is a helm canary to 1.31.0 that carries
+/// the release's values and takes the charts from the mirror (`--chart-repo`); `apply --yes` runs it
+/// with the real helm: every proxy ends on 1.31.0, the namespace on the new revision, the old
+/// release gone, and the new revision's mesh config and resources equal the old ones.
+#[test]
+fn helm_canary_from_1_30_4_to_1_31_0() {
+    let whole = Instant::now();
+    let cluster = RealCluster::start();
+    let injector = Injector::start(cluster.kubeconfig());
+    let tools = Tools::new(None);
+    let repo = ChartRepo::start();
+    add_repo(&tools, &cluster, &repo);
+    helm_install_istio_1_30_4(&tools, &cluster, &injector);
 
     // check detects every component.
     let observed = tools.snapshot(&cluster);
@@ -994,44 +997,203 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
     );
     assert_eq!(document["resources"]["limits"]["memory"], "2Gi");
     assert!(document.get("revision").is_none(), "{document}");
-    let (in_place_file, in_place) = make_plan(
+    let mesh_before = mesh_config(&tools, &cluster, "istio");
+    let (plan_file, _) = make_plan(
+        &tools,
+        &cluster,
+        dir.path(),
+        "canary.yaml",
+        &[
+            "--to",
+            "istio=1.31.0",
+            "--chart-repo",
+            &format!("istio={}", repo.url),
+        ],
+    );
+    let start = Instant::now();
+    let out = tools.meshup(
+        &cluster,
+        &[
+            "apply",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+            "--allow-chart-repo",
+            &repo.url,
+        ],
+    );
+    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
+    eprintln!(
+        "timing: kubectl meshup apply (helm canary 1.30.4 -> 1.31.0): exit {:?} in {:.1?}",
+        out.status.code(),
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "apply failed");
+
+    // The cluster afterwards: the new revision from the real helm, with the user's values.
+    let releases = helm_releases(&tools, &cluster, "istio-system");
+    eprintln!("helm releases after apply: {releases:?}");
+    assert!(
+        releases.contains(&("istiod-1-31-0".to_string(), "istiod-1.31.0".to_string())),
+        "{releases:?}"
+    );
+    assert!(
+        !releases.iter().any(|(name, _)| name == "istiod"),
+        "{releases:?}"
+    );
+    let values = helm_values(&tools, &cluster, "istiod-1-31-0", "istio-system");
+    assert_eq!(values["revision"], "1-31-0", "{values}");
+    assert_eq!(
+        values["meshConfig"]["accessLogFile"], "/dev/stdout",
+        "{values}"
+    );
+    assert_eq!(
+        values["meshConfig"]["outboundTrafficPolicy"]["mode"],
+        "REGISTRY_ONLY"
+    );
+    let new_istiod = tools.kubectl_json(
+        &cluster,
+        &["get", "deployment", "-n", "istio-system", "istiod-1-31-0"],
+    );
+    let discovery = &new_istiod["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(discovery["image"], "docker.io/istio/pilot:1.31.0");
+    assert_eq!(discovery["resources"]["limits"]["memory"], "2Gi");
+    // Equal but for the address of the revision's own istiod, which the chart derives from it.
+    let mesh_after = mesh_config(&tools, &cluster, "istio-1-31-0");
+    assert_eq!(
+        mesh_after.replace("istiod-1-31-0.istio-system.svc", "istiod.istio-system.svc"),
+        mesh_before,
+        "the new revision's mesh config"
+    );
+    assert_proxies(
+        &tools,
+        &cluster,
+        "bookinfo",
+        "docker.io/istio/proxyv2:1.31.0",
+    );
+    let namespace = tools.kubectl_json(&cluster, &["get", "namespace", "bookinfo"]);
+    eprintln!(
+        "bookinfo labels after apply: {}",
+        namespace["metadata"]["labels"]
+    );
+    let deployments =
+        names(&tools.kubectl_json(&cluster, &["get", "deployments", "-n", "istio-system"]));
+    assert!(deployments.contains("istiod-1-31-0"), "{deployments:?}");
+    assert!(!deployments.contains("istiod"), "{deployments:?}");
+    let (code, report) = check_json(&tools, &cluster);
+    eprintln!(
+        "check after apply: exit {code:?}, summary {}",
+        report["summary"]
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    eprintln!("timing: whole test: {:.1?}", whole.elapsed());
+}
+
+/// The same Helm install upgraded in place (`--strategy in-place`) from the mirror: base first, then
+/// istiod and the gateway with `helm upgrade --reset-values --values <the release's values>`; the
+/// releases end at chart 1.31.0 with the user's values, istiod runs pilot:1.31.0 with the same mesh
+/// config and memory limit, and the restarted proxies run 1.31.0.
+#[test]
+fn helm_in_place_from_1_30_4_to_1_31_0() {
+    let whole = Instant::now();
+    let cluster = RealCluster::start();
+    let injector = Injector::start(cluster.kubeconfig());
+    let tools = Tools::new(None);
+    let repo = ChartRepo::start();
+    add_repo(&tools, &cluster, &repo);
+    helm_install_istio_1_30_4(&tools, &cluster, &injector);
+    let mesh_before = mesh_config(&tools, &cluster, "istio");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plan_file, plan) = make_plan(
         &tools,
         &cluster,
         dir.path(),
         "in-place.yaml",
-        &["--to", "istio=1.31.0", "--strategy", "in-place"],
+        &[
+            "--to",
+            "istio=1.31.0",
+            "--strategy",
+            "in-place",
+            "--chart-repo",
+            &format!("istio={}", repo.url),
+        ],
     );
-    let steps = plan_steps(&in_place);
+    let steps = plan_steps(&plan);
     eprintln!("in-place plan: {steps:#?}");
-    assert_eq!(in_place["strategy"], "in-place");
-
-    let start = Instant::now();
-    let out = tools.meshup(
-        &cluster,
-        &["apply", in_place_file.to_str().expect("utf-8"), "--yes"],
+    assert_eq!(plan["strategy"], "in-place");
+    let helm: Vec<&str> = steps
+        .iter()
+        .filter(|(_, what)| what.starts_with("run helm"))
+        .map(|(_, what)| what.as_str())
+        .collect();
+    assert!(
+        !helm.is_empty()
+            && helm
+                .iter()
+                .all(|w| w.contains(&format!("--repo {} ", repo.url))),
+        "{helm:#?}"
     );
+    assert!(
+        helm.iter().all(|w| !w.contains("--reuse-values")),
+        "{helm:#?}"
+    );
+
+    // istiod patches only the webhooks' caBundle; the injector also points them at itself, which
+    // helm's upgrade of the istiod chart cannot merge: hand them back to their Service until helm has
+    // upgraded istiod (tests/real/injector.rs), then point them here again before pods restart.
+    injector.hand_back(cluster.kubeconfig());
+    let start = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let upgraded = helm_releases(&tools, &cluster, "istio-system")
+                    .contains(&("istiod".to_string(), "istiod-1.31.0".to_string()));
+                if upgraded {
+                    injector.take_over();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let out = tools.meshup(
+            &cluster,
+            &[
+                "apply",
+                plan_file.to_str().expect("utf-8"),
+                "--yes",
+                "--allow-chart-repo",
+                &repo.url,
+            ],
+        );
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    });
     eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
     eprintln!(
         "timing: kubectl meshup apply (helm in place 1.30.4 -> 1.31.0): exit {:?} in {:.1?}",
         out.status.code(),
         start.elapsed()
     );
+    assert_eq!(out.status.code(), Some(0), "apply failed");
 
-    // The in-place plan upgrades each release from istio-release's public repository
-    // (`--repo https://istio-release.storage.googleapis.com/charts`), not from the repository the
-    // releases were installed from: here (no Internet, a mirror on 127.0.0.1) the first step fails
-    // and apply stops with exit 1 before anything changed.
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    // Afterwards: every release at chart 1.31.0, the user's values intact.
+    let releases = helm_releases(&tools, &cluster, "istio-system");
     assert!(
-        last.starts_with(
-            "error: step real-01-base-1-31-0 failed: `helm upgrade istio-base base --repo https://istio-release.storage.googleapis.com/charts --version 1.31.0 --namespace istio-system --reset-values --values "
-        ),
-        "{last}"
+        releases.contains(&("istio-base".to_string(), "base-1.31.0".to_string())),
+        "{releases:?}"
     );
-
-    // Afterwards: nothing moved, the user's values are intact.
+    assert!(
+        releases.contains(&("istiod".to_string(), "istiod-1.31.0".to_string())),
+        "{releases:?}"
+    );
+    let gateways = helm_releases(&tools, &cluster, "istio-ingress");
+    assert!(
+        gateways.contains(&(
+            "istio-ingressgateway".to_string(),
+            "gateway-1.31.0".to_string()
+        )),
+        "{gateways:?}"
+    );
     let values = helm_values(&tools, &cluster, "istiod", "istio-system");
     eprintln!("istiod release values after apply: {values}");
     assert_eq!(values["meshConfig"]["accessLogFile"], "/dev/stdout");
@@ -1044,24 +1206,68 @@ fn helm_install_1_30_4_checked_planned_and_applied() {
         &cluster,
         &["get", "deployment", "-n", "istio-system", "istiod"],
     );
-    assert_eq!(
-        istiod["spec"]["template"]["spec"]["containers"][0]["image"],
-        "docker.io/istio/pilot:1.30.4"
-    );
+    let discovery = &istiod["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(discovery["image"], "docker.io/istio/pilot:1.31.0");
+    assert_eq!(discovery["resources"]["limits"]["memory"], "2Gi");
+    assert_eq!(mesh_config(&tools, &cluster, "istio"), mesh_before);
+    let gateway = proxy_images(&tools, &cluster, "istio-ingress");
+    assert!(!gateway.is_empty());
+    for (pod, image) in &gateway {
+        assert_eq!(
+            image.as_deref(),
+            Some("docker.io/istio/proxyv2:1.31.0"),
+            "gateway pod {pod}"
+        );
+    }
     assert_proxies(
         &tools,
         &cluster,
         "bookinfo",
-        "docker.io/istio/proxyv2:1.30.4",
+        "docker.io/istio/proxyv2:1.31.0",
     );
+    let (code, report) = check_json(&tools, &cluster);
+    eprintln!(
+        "check after apply: exit {code:?}, summary {}",
+        report["summary"]
+    );
+    assert_eq!(code, Some(0), "{report:#}");
     eprintln!("timing: whole test: {:.1?}", whole.elapsed());
+}
+
+/// The `mesh` document of ConfigMap istio-system/`name`.
+fn mesh_config(tools: &Tools, cluster: &RealCluster, name: &str) -> String {
+    let map = tools.kubectl_json(cluster, &["get", "configmap", "-n", "istio-system", name]);
+    map["data"]["mesh"].as_str().unwrap_or_default().to_string()
+}
+
+/// `(release, chart)` of each Helm release in `namespace`, as `helm list` shows them.
+fn helm_releases(tools: &Tools, cluster: &RealCluster, namespace: &str) -> Vec<(String, String)> {
+    let out = tools
+        .command("helm", cluster)
+        .args(["list", "-n", namespace, "-o", "json"])
+        .output()
+        .expect("helm list");
+    assert!(out.status.success(), "helm list: {}", text(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("helm list JSON");
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["chart"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Ambient from the real charts at 1.30.4 (base, istiod, istio-cni and ztunnel with the ambient
 /// profile): check finds ztunnel and istio-cni as the charts render them (the ztunnel DaemonSet
-/// carries `app.kubernetes.io/name: ztunnel`, not `app: ztunnel`) and judges them.
+/// carries `app.kubernetes.io/name: ztunnel`, not `app: ztunnel`) and judges them; the canary plan
+/// to 1.31.0 (istio-cni and ztunnel in place) applied with the real helm from the mirror leaves
+/// ztunnel at `ztunnel:1.31.0` and istio-cni at `install-cni:1.31.0-distroless`.
 #[test]
-fn helm_ambient_1_30_4_ztunnel_and_cni_found() {
+fn helm_ambient_1_30_4_found_and_upgraded() {
     let whole = Instant::now();
     let cluster = RealCluster::start();
     let _injector = Injector::start(cluster.kubeconfig());
@@ -1185,60 +1391,93 @@ fn helm_ambient_1_30_4_ztunnel_and_cni_found() {
     );
     assert_eq!(code, Some(0), "{report:#}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, plan) = make_plan(
+    let (plan_file, plan) = make_plan(
         &tools,
         &cluster,
         dir.path(),
         "plan.yaml",
-        &["--to", "istio=1.31.0"],
+        &[
+            "--to",
+            "istio=1.31.0",
+            "--chart-repo",
+            &format!("istio={}", repo.url),
+        ],
     );
     let steps = plan_steps(&plan);
     eprintln!("ambient plan ({}): {steps:#?}", plan["strategy"]);
-    // The cni step's values, rendered by the real helm from the 1.31.0 chart with the release's own
-    // values: `global.tag=1.31.0-distroless` plus the chart's `variant: distroless` (ambient profile)
-    // makes an image tag that does not exist. Wrong (the plan should set the version, not the flavor,
-    // or the `variant`); asserted as it is today and reported.
-    let cni_step = steps
-        .iter()
-        .find(|(id, _)| id.ends_with("-istio-cni-1-31-0"))
-        .map(|(_, what)| what.clone())
-        .unwrap_or_default();
+    // The cni and ztunnel steps set the version and keep each component's own flavor the way its
+    // chart reads it: the cni chart appends its `variant` (distroless under the ambient profile, as
+    // istiod's) to `global.tag`; the ztunnel chart reads its own `hub`/`tag` and runs upstream.
+    let step = |suffix: &str| {
+        steps
+            .iter()
+            .find(|(id, _)| id.ends_with(suffix))
+            .map(|(_, what)| what.clone())
+            .unwrap_or_default()
+    };
+    let cni_step = step("-istio-cni-1-31-0");
     assert!(
-        cni_step.ends_with("--set global.hub=docker.io/istio --set global.tag=1.31.0-distroless"),
+        cni_step.ends_with(
+            "--set global.hub=docker.io/istio --set global.tag=1.31.0 --set global.variant=distroless"
+        ),
         "{cni_step}"
     );
-    let rendered = helm_template(
-        "1.31.0",
-        "cni",
-        "istio-cni",
-        "istio-system",
-        &[
-            "--set",
-            "profile=ambient",
-            "--set",
-            "global.hub=docker.io/istio",
-            "--set",
-            "global.tag=1.31.0-distroless",
-        ],
-    );
-    assert!(
-        rendered.contains("image: \"docker.io/istio/install-cni:1.31.0-distroless-distroless\""),
-        "{rendered}"
-    );
-    let ztunnel_step = steps
-        .iter()
-        .find(|(id, _)| id.ends_with("-ztunnel-1-31-0"))
-        .map(|(_, what)| what.as_str())
-        .unwrap_or_default();
-    // The hub is kept; but the ztunnel chart reads `hub`/`tag`, not the `global.*` the plan sets:
-    // the new chart's own default tag decides (a released chart's is its version).
+    let ztunnel_step = step("-ztunnel-1-31-0");
     assert!(
         ztunnel_step.starts_with("run helm upgrade ztunnel ztunnel ")
             && ztunnel_step.contains("--version 1.31.0")
-            && ztunnel_step.contains("--set global.hub=docker.io/istio --set global.tag=1.31.0"),
+            && ztunnel_step.ends_with("--set hub=docker.io/istio --set tag=1.31.0"),
         "{steps:#?}"
     );
-    assert!(steps.iter().any(|(id, _)| id.contains("cni")), "{steps:#?}");
+
+    let start = Instant::now();
+    let out = tools.meshup(
+        &cluster,
+        &[
+            "apply",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+            "--allow-chart-repo",
+            &repo.url,
+        ],
+    );
+    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
+    eprintln!(
+        "timing: kubectl meshup apply (ambient canary 1.30.4 -> 1.31.0): exit {:?} in {:.1?}",
+        out.status.code(),
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "apply failed");
+
+    // Afterwards: the new control plane beside nothing old, ztunnel and istio-cni at 1.31.0 in
+    // their own flavors, as the real helm rendered the new charts.
+    let ztunnel = tools.kubectl_json(
+        &cluster,
+        &["get", "daemonset", "-n", "istio-system", "ztunnel"],
+    );
+    assert_eq!(images(&ztunnel), "docker.io/istio/ztunnel:1.31.0");
+    let cni = tools.kubectl_json(
+        &cluster,
+        &["get", "daemonset", "-n", "istio-system", "istio-cni-node"],
+    );
+    assert_eq!(
+        images(&cni),
+        "docker.io/istio/install-cni:1.31.0-distroless"
+    );
+    let deployments =
+        names(&tools.kubectl_json(&cluster, &["get", "deployments", "-n", "istio-system"]));
+    assert!(deployments.contains("istiod-1-31-0"), "{deployments:?}");
+    let after = tools.snapshot(&cluster);
+    let istio = after.istio.as_ref().expect("Istio observed");
+    assert!(
+        istio
+            .control_planes
+            .iter()
+            .all(|cp| cp.istiod.version.version == Some(Version::new(1, 31, 0))),
+        "{:?}",
+        istio.control_planes
+    );
+    assert!(istio.control_planes.iter().all(|cp| cp.ambient_enabled));
     eprintln!("timing: whole test: {:.1?}", whole.elapsed());
 }
 
@@ -1248,18 +1487,35 @@ fn helm_ambient_1_30_4_ztunnel_and_cni_found() {
 /// (src/observe, tests/observe.rs).
 const RENDERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rendered");
 
-/// (chart, release, namespace, values) rendered for each version.
-const RENDERED_CHARTS: [(&str, &str, &str, &[&str]); 5] = [
-    ("base", "istio-base", "istio-system", &[]),
-    ("istiod", "istiod", "istio-system", &[]),
-    ("gateway", "istio-ingressgateway", "istio-ingress", &[]),
+/// (file, chart, release, namespace, values) rendered for each version. The second gateway is named
+/// as Istio's Helm install guide names it (`helm install istio-ingress istio/gateway`: the chart then
+/// labels it `istio: ingress`) and pinned to a revision (the chart sets `istio.io/rev` on the pod
+/// template only).
+const RENDERED_CHARTS: [(&str, &str, &str, &str, &[&str]); 6] = [
+    ("base", "base", "istio-base", "istio-system", &[]),
+    ("istiod", "istiod", "istiod", "istio-system", &[]),
     (
+        "gateway",
+        "gateway",
+        "istio-ingressgateway",
+        "istio-ingress",
+        &[],
+    ),
+    (
+        "gateway-revision",
+        "gateway",
+        "istio-ingress",
+        "istio-gateways",
+        &["--set", "revision=canary"],
+    ),
+    (
+        "cni",
         "cni",
         "istio-cni",
         "istio-system",
         &["--set", "profile=ambient"],
     ),
-    ("ztunnel", "ztunnel", "istio-system", &[]),
+    ("ztunnel", "ztunnel", "ztunnel", "istio-system", &[]),
 ];
 
 fn helm_template(
@@ -1293,9 +1549,9 @@ fn rendered_fixtures_are_what_the_charts_render() {
     let update = std::env::var_os("MESHUP_UPDATE_RENDERED").is_some();
     for version in ["1.30.4", "1.31.0"] {
         let dir = Path::new(RENDERED).join(format!("istio-{version}"));
-        for (chart, release, namespace, values) in RENDERED_CHARTS {
+        for (name, chart, release, namespace, values) in RENDERED_CHARTS {
             let rendered = helm_template(version, chart, release, namespace, values);
-            let file = dir.join(format!("{chart}.yaml"));
+            let file = dir.join(format!("{name}.yaml"));
             if update {
                 std::fs::create_dir_all(&dir).expect("fixture dir");
                 std::fs::write(&file, &rendered).expect("write fixture");

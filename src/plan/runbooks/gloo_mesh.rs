@@ -69,6 +69,8 @@ pub(crate) struct GlooUpgrade<'a> {
     /// Kube contexts known to the plan (the snapshot's cluster names): a registered cluster whose name
     /// is one of them is re-registered with that context.
     pub contexts: &'a BTreeSet<String>,
+    /// The Gloo Mesh chart repository (the vendor's, or `--chart-repo gloo-mesh=URL`).
+    pub chart_repo: &'a str,
 }
 
 impl GlooUpgrade<'_> {
@@ -186,7 +188,7 @@ pub(crate) fn pre_1_0(
         ),
         Action::ApplyCrds {
             chart: CHART.to_string(),
-            repo: CHART_REPO.to_string(),
+            repo: up.chart_repo.to_string(),
             version: to.clone(),
         },
     );
@@ -218,7 +220,7 @@ pub(crate) fn pre_1_0(
             6,
             "upgrade the management plane with `helm upgrade` (not `helm install`)",
         ),
-        helm_upgrade(&ns, up.to),
+        helm_upgrade(up.chart_repo, &ns, up.to),
     );
     // Helm renders the chart's replica counts; keep both at zero until steps 8 and 9.
     for w in [discovery, networking] {
@@ -349,7 +351,7 @@ pub(crate) fn helm_1_x(steps: &mut StepList, up: &GlooUpgrade<'_>) {
         rb.step(2, "apply the new CRDs first: Helm does not upgrade CRDs"),
         Action::ApplyCrds {
             chart: CHART.to_string(),
-            repo: CHART_REPO.to_string(),
+            repo: up.chart_repo.to_string(),
             version: to.clone(),
         },
     );
@@ -361,7 +363,7 @@ pub(crate) fn helm_1_x(steps: &mut StepList, up: &GlooUpgrade<'_>) {
             up.from
         ),
         rb.step(3, "upgrade the management plane release in place"),
-        helm_upgrade(&ns, up.to),
+        helm_upgrade(up.chart_repo, &ns, up.to),
     );
     for w in [&up.gloo.discovery, &up.gloo.networking]
         .into_iter()
@@ -533,10 +535,10 @@ fn replicas_text(n: u32) -> String {
     }
 }
 
-fn helm_upgrade(namespace: &str, to: Version) -> Action {
+fn helm_upgrade(repo: &str, namespace: &str, to: Version) -> Action {
     run_owned(
         Tool::Helm,
-        helm_upgrade_args(CHART, CHART, CHART_REPO, namespace, to, false),
+        helm_upgrade_args(CHART, CHART, repo, namespace, to, false),
         TOOL_TIMEOUT_SECONDS,
     )
 }

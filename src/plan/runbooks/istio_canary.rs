@@ -4,18 +4,19 @@
 //! (pods, labels, tags, webhooks). ztunnel and istio-cni have no canary: they are upgraded in place once
 //! the new control plane is ready.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::paths::PathHop;
 use super::super::steps::{Runbook, StepList};
 use super::super::{Action, Gate, Tool};
 use super::istio_in_place::ambient_components_in_place;
 use super::{
-    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, ISTIO_CHART_REPO, IstioContext, REV_LABEL,
+    DataPlane, INJECTION_LABEL, INSTALL_TIMEOUT_SECONDS, IstioContext, REV_LABEL,
     TOOL_TIMEOUT_SECONDS, rollout, run,
 };
 use crate::plan::install_method::{Method, helm_values, release_of};
 use crate::plan::istio_install::revision_name;
+use crate::snapshot::{InstallMethod, Workload};
 
 pub(crate) const RUNBOOK: Runbook = Runbook {
     id: "istio-canary",
@@ -40,8 +41,13 @@ pub(crate) fn hop(
     let irreversible = cx.upgrades_irreversible();
     let istio_ns = install.namespace.as_str();
 
-    // 1. The new control plane, with the istioctl of the target version.
-    steps.push(
+    // 1. The new control plane, with the istioctl of the target version (when istioctl installs it).
+    let by_istioctl = matches!(
+        install.method,
+        Method::Istioctl { .. } | Method::NotRecorded
+    );
+    if by_istioctl {
+        steps.push(
         cluster,
         &format!("istioctl-{new_rev}"),
         format!("Gate: istioctl on PATH is {}", hop.to),
@@ -59,6 +65,7 @@ pub(crate) fn hop(
             },
         },
     );
+    }
     let step = steps.push(
         cluster,
         &format!("install-{new_rev}"),
@@ -194,12 +201,72 @@ pub(crate) fn hop(
             .insert(ns, (REV_LABEL.to_string(), new_rev.clone()));
     }
 
-    // 4 and 5. Restart namespace by namespace, each gated on its proxies.
-    for (ns, workloads) in &data_plane.workloads {
-        steps.push(
+    // 4 and 5. Restart namespace by namespace, each gated on its proxies. A gateway Helm installed
+    // moves with its release instead (Istio's Helm canary upgrade: `helm upgrade <gateway> istio/gateway
+    // --set revision=<new>`): its chart puts the revision on the pod template, which a restart of a
+    // gateway injected by the default revision's webhook would not change.
+    let mut helm_gateways: BTreeMap<String, Vec<(&Workload, &str)>> = BTreeMap::new();
+    for gw in &install.istio.gateways {
+        if let Some(InstallMethod::Helm { release, .. }) = &gw.workload.install {
+            helm_gateways
+                .entry(gw.workload.namespace.clone())
+                .or_default()
+                .push((&gw.workload, release));
+        }
+    }
+    let namespaces: BTreeSet<&String> = data_plane
+        .workloads
+        .keys()
+        .chain(helm_gateways.keys())
+        .collect();
+    for ns in namespaces {
+        let moved = helm_gateways.get(ns).map(Vec::as_slice).unwrap_or_default();
+        for (w, release) in moved {
+            let mut action = cx.helm_upgrade(release, "gateway", ns, hop.to);
+            if let Action::Run { args, .. } = &mut action {
+                args.extend(["--set".to_string(), format!("revision={new_rev}")]);
+            }
+            let step = steps.push(
+                cluster,
+                &format!("gateway-{}", w.name),
+                format!(
+                    "Move gateway {ns}/{} to revision {new_rev} (Helm release {release}, chart {})",
+                    w.name, hop.to
+                ),
+                RUNBOOK.step(
+                    4,
+                    format!(
+                        "{hop_label}: a gateway installed with Helm moves to the new revision with `helm upgrade --set revision={new_rev}`, as Istio's Helm canary upgrade documents"
+                    ),
+                ),
+                action,
+            );
+            step.irreversible = irreversible;
+            steps.push(
+                cluster,
+                &format!("wait-{}", w.name),
+                format!("Wait for gateway {ns}/{} to be rolled out", w.name),
+                RUNBOOK.step(4, format!("{hop_label}: gateway ready")),
+                rollout(&w.kind, ns, &w.name),
+            );
+        }
+        let restart: Vec<String> = data_plane
+            .workloads
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|owner| {
+                !moved
+                    .iter()
+                    .any(|(w, _)| **owner == format!("{}/{}", w.kind, w.name))
+            })
+            .cloned()
+            .collect();
+        if !restart.is_empty() {
+            steps.push(
             cluster,
             &format!("restart-{ns}"),
-            format!("Restart {} workload(s) in {ns}", workloads.len()),
+            format!("Restart {} workload(s) in {ns}", restart.len()),
             RUNBOOK.step(
                 4,
                 format!(
@@ -208,9 +275,10 @@ pub(crate) fn hop(
             ),
             Action::RestartWorkloads {
                 namespace: ns.clone(),
-                workloads: workloads.iter().cloned().collect(),
+                workloads: restart,
             },
         );
+        }
         steps.push(
             cluster,
             &format!("gate-proxies-{ns}"),
@@ -304,7 +372,7 @@ fn install_action(cx: &IstioContext<'_>, new_rev: &str, hop: &PathHop) -> Action
                 &format!("istiod-{new_rev}"),
                 "istiod",
                 "--repo",
-                ISTIO_CHART_REPO,
+                cx.chart_repo,
                 "--version",
                 &hop.to.to_string(),
                 "--namespace",
@@ -315,16 +383,14 @@ fn install_action(cx: &IstioContext<'_>, new_rev: &str, hop: &PathHop) -> Action
             .iter()
             .map(|s| s.to_string())
             .collect();
-            if let Some(hub) = &install.hub {
-                args.extend(["--set".into(), format!("global.hub={hub}")]);
-            }
-            args.extend(["--set".into(), format!("global.tag={tag}")]);
+            let config = helm_values(istiod);
+            args.extend(cx.image_values("istiod", hop.to, Some(&config.document)));
             args.push("--wait".into());
             Action::Run {
                 tool: Tool::Helm,
                 args,
                 timeout_seconds: INSTALL_TIMEOUT_SECONDS,
-                config: Some(helm_values(istiod)),
+                config: Some(config),
             }
         }
         Method::Istioctl { .. } | Method::NotRecorded => {

@@ -188,15 +188,20 @@ pub(crate) fn hop(
 
     for gw in &install.istio.gateways {
         let w = &gw.workload;
+        // The release that owns it (observed), else the chart's convention: named as the Deployment.
+        let release = match &w.install {
+            Some(crate::snapshot::InstallMethod::Helm { release, .. }) => release.as_str(),
+            _ => w.name.as_str(),
+        };
         let step = steps.push(
             cluster,
             &format!("gateway-{}", w.name),
             format!("{verb} gateway {}/{} to {}", w.namespace, w.name, install.tag(hop.to)),
             rb.step(
                 stage(cx, "gateways"),
-                format!("{hop_label}: gateways are upgraded after the control plane (Helm release named as the Deployment)"),
+                format!("{hop_label}: gateways are upgraded after the control plane, each with its Helm release"),
             ),
-            cx.helm_upgrade(&w.name, "gateway", &w.namespace, hop.to),
+            cx.helm_upgrade(release, "gateway", &w.namespace, hop.to),
         );
         step.irreversible = irreversible;
         steps.push(

@@ -23,6 +23,8 @@ pub(crate) struct KmeshUpgrade<'a> {
     pub from: Option<Version>,
     pub to: Version,
     pub compat: &'a CompatData,
+    /// The Istio chart repository, for the hand command that turns on istiod's ambient flag.
+    pub istio_chart_repo: &'a str,
 }
 
 pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
@@ -61,7 +63,7 @@ pub(crate) fn emit(steps: &mut StepList, up: &KmeshUpgrade<'_>) {
                             "Set pilot.env.PILOT_ENABLE_AMBIENT=true on istiod revision {} (Helm release {release} in {}), keeping its version, and wait for the rollout.",
                             cp.revision, cp.istiod.namespace
                         ),
-                        command: Some(enable_ambient_command(&release, cp)),
+                        command: Some(enable_ambient_command(up.istio_chart_repo, &release, cp)),
                     },
                 );
             }
@@ -135,18 +137,11 @@ fn helm_upgrade(namespace: &str, chart_version: &str) -> Action {
     )
 }
 
-fn enable_ambient_command(release: &str, cp: &IstioControlPlane) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "helm",
-        "upgrade",
-        release,
-        "istiod",
-        "--repo",
-        super::ISTIO_CHART_REPO,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+fn enable_ambient_command(repo: &str, release: &str, cp: &IstioControlPlane) -> Vec<String> {
+    let mut args: Vec<String> = ["helm", "upgrade", release, "istiod", "--repo", repo]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if let Some(v) = cp.istiod.version.version {
         args.extend(["--version".to_string(), v.to_string()]);
     }

@@ -18,7 +18,9 @@ use super::install_method;
 use super::istio_install::IstioInstall;
 use super::{Action, ObjectRef, Renewal, Tool, WaitCondition};
 use crate::compat::CompatData;
-use crate::version::Version;
+use crate::version::{Flavor, Version};
+
+use super::istio_install::tag_for;
 
 /// Istio's Helm chart repository (the charts `base`, `istiod`, `cni`, `ztunnel`, `gateway`).
 pub(crate) const ISTIO_CHART_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
@@ -102,12 +104,82 @@ pub(crate) struct IstioContext<'a> {
     pub cluster: &'a str,
     pub install: &'a IstioInstall<'a>,
     pub compat: &'a CompatData,
+    /// The Istio chart repository the helm steps name (the vendor's, or `--chart-repo istio=URL`).
+    pub chart_repo: &'a str,
 }
 
 impl IstioContext<'_> {
     /// DaoCloud: no rollback after an upgrade of its builds.
     pub fn upgrades_irreversible(&self) -> bool {
         self.install.is_mspider() && self.compat.mspider.no_rollback.value
+    }
+
+    /// The `--set` arguments that put an Istio chart's images at `to` in this install's registry and
+    /// flavor, with the keys that chart reads (Istio 1.2x/1.3x charts):
+    /// - `istiod` and `cni` read `tag | default global.tag` and `variant | default global.variant`
+    ///   (the image is `hub/name:tag-variant`), and istiod's injection template gives proxies
+    ///   `global.hub`/`global.tag`: so `global.*`, and the chart's own key too where the release's
+    ///   values set it (it would win over `global.*`);
+    /// - `ztunnel` reads its own `hub`, `tag`, `variant` (globals are merged under them): those;
+    /// - `gateway` runs `image: auto` (injected by istiod) and `base` runs none: nothing.
+    ///
+    /// Each of istio-cni and ztunnel keeps its own observed flavor unless `--to` named one.
+    /// A distroless build is `tag=VERSION` with `variant=distroless`, since the charts append the
+    /// variant (a tag of `1.24.6-distroless` would render `1.24.6-distroless-distroless` where the
+    /// values already say distroless); other flavors are their whole tag.
+    pub fn image_values(
+        &self,
+        chart: &str,
+        to: Version,
+        values: Option<&serde_json::Value>,
+    ) -> Vec<String> {
+        let keys: &[&str] = match chart {
+            "istiod" | "cni" => &["global.", ""],
+            "ztunnel" => &[""],
+            _ => return Vec::new(),
+        };
+        let own = match chart {
+            "cni" => self.install.istio.cni.as_ref(),
+            "ztunnel" => self.install.istio.ztunnel.as_ref(),
+            _ => None,
+        }
+        .filter(|w| w.version.version.is_some() && !self.install.flavor_requested)
+        .map(|w| &w.version.flavor);
+        let (tag, variant) = match own.unwrap_or(&self.install.flavor) {
+            Flavor::Upstream => (to.to_string(), None),
+            Flavor::Distroless => (to.to_string(), Some("distroless")),
+            other => (tag_for(to, other), Some("")),
+        };
+        let set_in_values = |key: &str, name: &str| {
+            let path = format!("{key}{name}");
+            let mut at = values;
+            for part in path.split('.') {
+                at = at.and_then(|v| v.get(part));
+            }
+            at.is_some_and(|v| !v.is_null() && v != "")
+        };
+        let mut sets = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            // The first key is always set; the chart's own keys only where the values set them.
+            let wanted = |name: &str| i == 0 || set_in_values(key, name);
+            if let Some(hub) = &self.install.hub
+                && wanted("hub")
+            {
+                sets.push(format!("{key}hub={hub}"));
+            }
+            if wanted("tag") {
+                sets.push(format!("{key}tag={tag}"));
+            }
+            // An upstream target clears a variant the values carry (`distroless`, asked away).
+            match variant {
+                Some(v) if wanted("variant") => sets.push(format!("{key}variant={v}")),
+                None if set_in_values(key, "variant") => sets.push(format!("{key}variant=")),
+                _ => {}
+            }
+        }
+        sets.into_iter()
+            .flat_map(|s| ["--set".to_string(), s])
+            .collect()
     }
 
     /// [`helm_upgrade_args`] from the Istio chart repository, keeping the installed image hub and
@@ -118,19 +190,12 @@ impl IstioContext<'_> {
         let mut args = helm_upgrade_args(
             release,
             chart,
-            ISTIO_CHART_REPO,
+            self.chart_repo,
             namespace,
             to,
             config.is_some(),
         );
-        if chart != "base" {
-            if let Some(hub) = &self.install.hub {
-                args.push("--set".into());
-                args.push(format!("global.hub={hub}"));
-            }
-            args.push("--set".into());
-            args.push(format!("global.tag={}", self.install.tag(to)));
-        }
+        args.extend(self.image_values(chart, to, config.as_ref().map(|c| &c.document)));
         Action::Run {
             tool: Tool::Helm,
             args,
