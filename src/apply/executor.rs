@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 
 use super::awaited::{Awaited, evaluate};
 use super::describe::{self, HintTarget, hint_target, resume_command};

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 
 use super::describe::hint_target;
 use super::error::{ApplyError, UnfinishedApply};

@@ -1,7 +1,7 @@
 //! `manual`: something only a person can do (upgrade Kubernetes through the provider): shown, then
 //! confirmed on the terminal or ahead with `--confirm-manual`.
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;

@@ -1,7 +1,7 @@
 //! `restart-workloads`: a rolling restart (the `restartedAt` annotation) of the workloads whose pods
 //! carry proxies, then each rollout awaited.
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
