@@ -15,7 +15,7 @@ use super::{Settings, clock, connection_options, load_compat};
 use crate::apply::{
     ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PromptError, Staleness, Ui,
 };
-use crate::client::{KubeconfigFiles, Target, connect};
+use crate::client::{ConnectedCluster, KubeconfigFiles, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
@@ -151,8 +151,12 @@ fn fact_changes(planned: &Fingerprint, now: &Fingerprint) -> Vec<String> {
 }
 
 /// `check-passes`: re-observe the cluster and run the check rules; the failing findings, if any.
-fn health_check(targets: &[Target], compat: Arc<CompatData>, opts: ObserveOptions) -> HealthCheck {
-    let targets: Vec<Target> = targets.to_vec();
+fn health_check(
+    targets: &[ConnectedCluster],
+    compat: Arc<CompatData>,
+    opts: ObserveOptions,
+) -> HealthCheck {
+    let targets: Vec<ConnectedCluster> = targets.to_vec();
     Arc::new(move |cluster: String| {
         let target = targets.iter().find(|t| t.context == cluster).cloned();
         let compat = compat.clone();
