@@ -171,14 +171,15 @@ impl Executor<'_> {
         let kind = action::of(&step.action);
         // Live facts for the description: the replicas a scale starts from (and, for a scale that
         // keeps its count, what the object's annotation recorded).
-        let live = match kind.read_live(&client) {
+        let kept = kind.state();
+        let live = match kept.and_then(|s| s.read_live(&client)) {
             Some(reading) => {
                 Some(or_interrupt(self.interrupt, async { Ok(reading.await?) }).await?)
             }
             None => None,
         };
         let journal = self.journals.get(&step.cluster).map(|b| &b.journal);
-        let resolved = kind.resolve(live, journal, self.plan);
+        let resolved = kept.and_then(|s| s.resolve(live, journal, self.plan));
         let (action, done_note) = match resolved {
             Some(r) => (r.action, r.done_note),
             None => (step.action.clone(), None),
@@ -234,7 +235,9 @@ impl Executor<'_> {
             record.started_at = Some(now.clone());
             record.finished_at = None;
             record.error = None;
-            kind.record_start(record, live, &now);
+            if let Some(kept) = kept {
+                kept.record_start(record, live, &now);
+            }
             if let Some(Located::Found(found)) = &tool {
                 record.tool = Some(found.record());
             }

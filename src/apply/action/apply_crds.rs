@@ -2,17 +2,14 @@
 //! `kubectl-meshup`.
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::{self, ActionError};
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
+use crate::apply::actions::{self};
 use crate::apply::describe::HintTarget;
 use crate::apply::describe::helm_show_crds_args;
-use crate::apply::error::StepError;
 use crate::apply::interrupt::or_interrupt;
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Tool, UpgradePlan, command_line};
+use crate::plan::{Tool, command_line};
 
 pub(super) struct ApplyCrds<'a> {
     pub chart: &'a str,
@@ -49,25 +46,11 @@ impl StepAction for ApplyCrds<'_> {
         );
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex,
@@ -98,10 +81,7 @@ impl StepAction for ApplyCrds<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }

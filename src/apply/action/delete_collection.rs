@@ -1,16 +1,13 @@
 //! `delete-collection`: every object of one resource in an API group, in one namespace or all.
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::{self, ActionError};
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
+use crate::apply::actions::{self};
 use crate::apply::describe::HintTarget;
-use crate::apply::error::StepError;
 use crate::apply::interrupt::or_interrupt;
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Tool, UpgradePlan};
+use crate::plan::Tool;
 
 pub(super) struct DeleteCollection<'a> {
     pub group: &'a str,
@@ -45,25 +42,11 @@ impl StepAction for DeleteCollection<'_> {
         needs.add(&["list", "deletecollection"], self.group, self.resource, ns);
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex, client, mode, ..
@@ -93,10 +76,7 @@ impl StepAction for DeleteCollection<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }

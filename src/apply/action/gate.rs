@@ -3,17 +3,13 @@
 //! once).
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::ActionError;
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::awaited::Awaited;
 use crate::apply::describe::{self, HintTarget};
-use crate::apply::error::StepError;
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
 use crate::apply::tools::Program;
-use crate::plan::{Action, Gate, Tool, UpgradePlan};
+use crate::plan::{Action, Gate, Tool};
 
 pub(super) struct GateStep<'a> {
     /// The action, for its description.
@@ -82,25 +78,11 @@ impl StepAction for GateStep<'_> {
         }
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex,
@@ -150,10 +132,7 @@ impl StepAction for GateStep<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }

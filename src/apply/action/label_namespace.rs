@@ -3,16 +3,13 @@
 use std::collections::BTreeMap;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::{self, ActionError};
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
+use crate::apply::actions::{self};
 use crate::apply::describe::HintTarget;
-use crate::apply::error::StepError;
 use crate::apply::interrupt::or_interrupt;
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Tool, UpgradePlan};
+use crate::plan::Tool;
 
 pub(super) struct LabelNamespace<'a> {
     pub namespace: &'a str,
@@ -49,25 +46,11 @@ impl StepAction for LabelNamespace<'_> {
         needs.add(&["get", "patch"], "", "namespaces", "");
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex, client, mode, ..
@@ -84,10 +67,7 @@ impl StepAction for LabelNamespace<'_> {
     }
 
     /// Labels set back: the plan's undo of a label change is another label change.
-    fn undo_now<'a>(
-        &'a self,
-        client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, client: &'a kube::Client) -> Undoing<'a> {
         Some(actions::label_namespace(client, self.namespace, self.labels, false).boxed())
     }
 }

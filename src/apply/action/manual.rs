@@ -4,16 +4,12 @@
 use jiff::Timestamp;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::ActionError;
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::describe::{self, HintTarget};
-use crate::apply::error::StepError;
 use crate::apply::journal::{Confirmation, ConfirmedBy};
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Action, Tool, UpgradePlan};
+use crate::plan::{Action, Tool};
 
 pub(super) struct Manual<'a> {
     /// The action, for its description when it names no command.
@@ -41,25 +37,11 @@ impl StepAction for Manual<'_> {
     /// A person does it with their own access.
     fn needs(&self, _: &mut Needs<'_>) {}
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun { ex, step, mode, .. } = run;
             let instructions = self.instructions;
@@ -92,10 +74,7 @@ impl StepAction for Manual<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }

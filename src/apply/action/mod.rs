@@ -67,6 +67,24 @@ pub(super) trait StepAction: Send + Sync {
     fn hand_command(&self, at: HintTarget<'_>) -> String;
     /// The permissions it needs (SelfSubjectAccessReview before anything changes).
     fn needs(&self, needs: &mut Needs<'_>);
+    /// What it keeps between reading the cluster and acting (`None`: nothing; only scale and
+    /// restart-workloads keep anything).
+    fn state(&self) -> Option<&dyn KeepsState>;
+    /// Run it (for real: returns the note for the step line) or show it (`--dry-run`).
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a>;
+    /// Undo by running this action now, where apply can (`None`: a person runs its hand command).
+    fn undo_now<'a>(&'a self, client: &'a kube::Client) -> Undoing<'a>;
+}
+
+/// A step's run: the note for its step line.
+pub(super) type Running<'a> = BoxFuture<'a, Result<String, StepError>>;
+
+/// An undo run now, or `None` when only a person can undo.
+pub(super) type Undoing<'a> = Option<BoxFuture<'a, Result<(), ActionError>>>;
+
+/// The state a kind keeps across a step: the live facts it reads before the step line, the action it
+/// takes now, and what the journal keeps before it acts. No method has a default.
+pub(super) trait KeepsState {
     /// Live facts read before the step line, for its description (`None`: it reads none).
     fn read_live<'a>(
         &'a self,
@@ -83,13 +101,6 @@ pub(super) trait StepAction: Send + Sync {
     /// What the journal keeps before it acts (undo values, a restart's timestamp): kept from an earlier
     /// attempt when there is one.
     fn record_start(&self, record: &mut StepRecord, live: Option<ScaleFacts>, now: &str);
-    /// Run it (for real: returns the note for the step line) or show it (`--dry-run`).
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>>;
-    /// Undo by running this action now, where apply can (`None`: a person runs its hand command).
-    fn undo_now<'a>(
-        &'a self,
-        client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>>;
 }
 
 /// The kind of `action`: the one `match` over [`Action`] in apply.
@@ -369,7 +380,8 @@ mod tests {
             let name = action.type_name();
             let scale = matches!(action, Action::Scale { .. });
             let label = matches!(action, Action::LabelNamespace { .. });
-            assert_eq!(kind.read_live(&client).is_some(), scale, "{name}");
+            let reads = kind.state().and_then(|s| s.read_live(&client)).is_some();
+            assert_eq!(reads, scale, "{name}");
             assert_eq!(kind.undo_now(&client).is_some(), scale || label, "{name}");
         }
     }
@@ -383,9 +395,12 @@ mod tests {
         };
         let plan = plan_with(&["mgmt"], vec![]);
         let facts = |annotated| Some(ScaleFacts { live: 0, annotated });
-        let resolved = of(&restore)
-            .resolve(facts(Some(3)), None, &plan)
-            .expect("a restoring scale resolves");
+        let resolve = |action: &Action, live| {
+            of(action)
+                .state()
+                .and_then(|s| s.resolve(live, None, &plan))
+        };
+        let resolved = resolve(&restore, facts(Some(3))).expect("a restoring scale resolves");
         assert!(matches!(resolved.action, Action::Scale { replicas: 3, .. }));
         assert!(
             resolved
@@ -395,14 +410,14 @@ mod tests {
             "{:?}",
             resolved.done_note
         );
-        let resolved = of(&restore).resolve(facts(None), None, &plan).unwrap();
+        let resolved = resolve(&restore, facts(None)).unwrap();
         assert!(matches!(resolved.action, Action::Scale { replicas: 1, .. }));
         let plain = Action::Scale {
             target: discovery(),
             replicas: 1,
             replicas_before: None,
         };
-        assert!(of(&plain).resolve(facts(None), None, &plan).is_none());
+        assert!(resolve(&plain, facts(None)).is_none());
     }
 
     #[test]
@@ -417,7 +432,10 @@ mod tests {
             live: 0,
             annotated: Some(4),
         };
-        of(&record).record_start(&mut rec, Some(facts), "t1");
+        of(&record)
+            .state()
+            .unwrap()
+            .record_start(&mut rec, Some(facts), "t1");
         assert!(matches!(
             rec.undo,
             Some(crate::apply::journal::UndoRecord::Scale { replicas: 4, .. })
@@ -427,7 +445,10 @@ mod tests {
             live: 0,
             annotated: None,
         };
-        of(&record).record_start(&mut rec, Some(later), "t2");
+        of(&record)
+            .state()
+            .unwrap()
+            .record_start(&mut rec, Some(later), "t2");
         assert!(matches!(
             rec.undo,
             Some(crate::apply::journal::UndoRecord::Scale { replicas: 4, .. })
@@ -437,8 +458,14 @@ mod tests {
             workloads: vec!["Deployment/reviews-v1".into()],
         };
         let mut rec = fresh_record();
-        of(&restart).record_start(&mut rec, None, "t1");
-        of(&restart).record_start(&mut rec, None, "t2");
+        of(&restart)
+            .state()
+            .unwrap()
+            .record_start(&mut rec, None, "t1");
+        of(&restart)
+            .state()
+            .unwrap()
+            .record_start(&mut rec, None, "t2");
         assert_eq!(rec.restarted_at.as_deref(), Some("t1"));
     }
 

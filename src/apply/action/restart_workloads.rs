@@ -6,11 +6,10 @@ use jiff::Timestamp;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
+use super::{KeepsState, Mode, Resolved, Running, ScaleFacts, StepAction, StepRun, Undoing};
 use crate::apply::actions::{self, ActionError};
 use crate::apply::awaited::Awaited;
 use crate::apply::describe::HintTarget;
-use crate::apply::error::StepError;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
@@ -56,30 +55,11 @@ impl StepAction for RestartWorkloads<'_> {
         }
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
-        None
+    fn state(&self) -> Option<&dyn KeepsState> {
+        Some(self)
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    /// The restart's timestamp, so that a repeated restart (a resumed step) is a no-op.
-    fn record_start(&self, record: &mut StepRecord, _: Option<ScaleFacts>, now: &str) {
-        if record.restarted_at.is_none() {
-            record.restarted_at = Some(now.to_string());
-        }
-    }
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex,
@@ -121,10 +101,32 @@ impl StepAction for RestartWorkloads<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
+    }
+}
+
+impl KeepsState for RestartWorkloads<'_> {
+    fn read_live<'a>(
+        &'a self,
+        _: &'a kube::Client,
+    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+        None
+    }
+
+    fn resolve(
+        &self,
+        _: Option<ScaleFacts>,
+        _: Option<&Journal>,
+        _: &UpgradePlan,
+    ) -> Option<Resolved> {
+        None
+    }
+
+    /// The restart's timestamp, so that a repeated restart (a resumed step) is a no-op.
+    fn record_start(&self, record: &mut StepRecord, _: Option<ScaleFacts>, now: &str) {
+        if record.restarted_at.is_none() {
+            record.restarted_at = Some(now.to_string());
+        }
     }
 }

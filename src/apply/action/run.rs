@@ -2,16 +2,13 @@
 //! the plan carries to it as a private file.
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::ActionError;
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::describe::HintTarget;
 use crate::apply::error::{StepError, StepFailure};
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
 use crate::apply::tools::Program;
-use crate::plan::{CarriedConfig, Tool, UpgradePlan};
+use crate::plan::{CarriedConfig, Tool};
 
 pub(super) struct Run<'a> {
     pub tool: Tool,
@@ -36,25 +33,11 @@ impl StepAction for Run<'_> {
     /// What the tool needs is its own business (it runs with the user's credentials).
     fn needs(&self, _: &mut Needs<'_>) {}
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun { ex, step, mode, .. } = run;
             if mode == Mode::Dry {
@@ -85,10 +68,7 @@ impl StepAction for Run<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }

@@ -4,10 +4,9 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, StepAction, StepRun};
+use super::{KeepsState, Mode, Resolved, Running, StepAction, StepRun, Undoing};
 use crate::apply::actions::{self, ActionError};
 use crate::apply::describe::HintTarget;
-use crate::apply::error::StepError;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::journal::{Journal, StepRecord, UndoRecord};
 use crate::apply::permissions::Needs;
@@ -63,6 +62,70 @@ impl StepAction for Scale<'_> {
         }
     }
 
+    fn state(&self) -> Option<&dyn KeepsState> {
+        Some(self)
+    }
+
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
+        async move {
+            let StepRun {
+                ex,
+                client,
+                live,
+                mode,
+                ..
+            } = run;
+            let target = self.target;
+            let replicas = self.replicas;
+            if mode == Mode::Dry {
+                actions::scale(client, target, replicas, true).await?;
+                return Ok(String::new());
+            }
+            let dry_run = false;
+            let facts = live.unwrap_or_default();
+            or_interrupt(ex.interrupt, async {
+                match self.replicas_before {
+                    Some(ReplicasBefore::Record) => {
+                        // The count goes on the object before the scale, so a lost journal still
+                        // knows it; an earlier scale-down's count is kept.
+                        let before = actions::count_before(facts.annotated, facts.live);
+                        if facts.annotated != Some(before) && before > 0 {
+                            actions::record_replicas(client, target, Some(before), dry_run).await?;
+                        }
+                        actions::scale(client, target, replicas, dry_run).await?;
+                    }
+                    Some(ReplicasBefore::Restore) => {
+                        actions::scale(client, target, replicas, dry_run).await?;
+                        if facts.annotated.is_some() {
+                            actions::record_replicas(client, target, None, dry_run).await?;
+                        }
+                    }
+                    None => actions::scale(client, target, replicas, dry_run).await?,
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(String::new())
+        }
+        .boxed()
+    }
+
+    /// Scale back; an undo that restores a recorded count also removes the annotation.
+    fn undo_now<'a>(&'a self, client: &'a kube::Client) -> Undoing<'a> {
+        Some(
+            async move {
+                actions::scale(client, self.target, self.replicas, false).await?;
+                if self.replicas_before.is_some() {
+                    actions::record_replicas(client, self.target, None, false).await?;
+                }
+                Ok(())
+            }
+            .boxed(),
+        )
+    }
+}
+
+impl KeepsState for Scale<'_> {
     fn read_live<'a>(
         &'a self,
         client: &'a kube::Client,
@@ -136,66 +199,5 @@ impl StepAction for Scale<'_> {
             target: self.target.clone(),
             replicas: before,
         });
-    }
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
-        async move {
-            let StepRun {
-                ex,
-                client,
-                live,
-                mode,
-                ..
-            } = run;
-            let target = self.target;
-            let replicas = self.replicas;
-            if mode == Mode::Dry {
-                actions::scale(client, target, replicas, true).await?;
-                return Ok(String::new());
-            }
-            let dry_run = false;
-            let facts = live.unwrap_or_default();
-            or_interrupt(ex.interrupt, async {
-                match self.replicas_before {
-                    Some(ReplicasBefore::Record) => {
-                        // The count goes on the object before the scale, so a lost journal still
-                        // knows it; an earlier scale-down's count is kept.
-                        let before = actions::count_before(facts.annotated, facts.live);
-                        if facts.annotated != Some(before) && before > 0 {
-                            actions::record_replicas(client, target, Some(before), dry_run).await?;
-                        }
-                        actions::scale(client, target, replicas, dry_run).await?;
-                    }
-                    Some(ReplicasBefore::Restore) => {
-                        actions::scale(client, target, replicas, dry_run).await?;
-                        if facts.annotated.is_some() {
-                            actions::record_replicas(client, target, None, dry_run).await?;
-                        }
-                    }
-                    None => actions::scale(client, target, replicas, dry_run).await?,
-                }
-                Ok(())
-            })
-            .await?;
-            Ok(String::new())
-        }
-        .boxed()
-    }
-
-    /// Scale back; an undo that restores a recorded count also removes the annotation.
-    fn undo_now<'a>(
-        &'a self,
-        client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
-        Some(
-            async move {
-                actions::scale(client, self.target, self.replicas, false).await?;
-                if self.replicas_before.is_some() {
-                    actions::record_replicas(client, self.target, None, false).await?;
-                }
-                Ok(())
-            }
-            .boxed(),
-        )
     }
 }

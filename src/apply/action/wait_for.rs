@@ -1,16 +1,12 @@
 //! `wait`: a rollout to complete, or a group's resources to exist again, polled until the timeout.
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
-use super::{Mode, Resolved, ScaleFacts, StepAction, StepRun};
-use crate::apply::actions::ActionError;
+use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::awaited::Awaited;
 use crate::apply::describe::{self, HintTarget};
-use crate::apply::error::StepError;
-use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Action, Tool, UpgradePlan, WaitCondition};
+use crate::plan::{Action, Tool, WaitCondition};
 
 pub(super) struct WaitFor<'a> {
     /// The action, for its description.
@@ -46,25 +42,11 @@ impl StepAction for WaitFor<'_> {
         }
     }
 
-    fn read_live<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<ScaleFacts, ActionError>>> {
+    fn state(&self) -> Option<&dyn KeepsState> {
         None
     }
 
-    fn resolve(
-        &self,
-        _: Option<ScaleFacts>,
-        _: Option<&Journal>,
-        _: &UpgradePlan,
-    ) -> Option<Resolved> {
-        None
-    }
-
-    fn record_start(&self, _: &mut StepRecord, _: Option<ScaleFacts>, _: &str) {}
-
-    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> BoxFuture<'a, Result<String, StepError>> {
+    fn run<'a>(&'a self, run: StepRun<'a, '_>) -> Running<'a> {
         async move {
             let StepRun {
                 ex,
@@ -97,10 +79,7 @@ impl StepAction for WaitFor<'_> {
         .boxed()
     }
 
-    fn undo_now<'a>(
-        &'a self,
-        _client: &'a kube::Client,
-    ) -> Option<BoxFuture<'a, Result<(), ActionError>>> {
+    fn undo_now<'a>(&'a self, _: &'a kube::Client) -> Undoing<'a> {
         None
     }
 }
