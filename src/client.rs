@@ -581,6 +581,13 @@ pub fn is_forbidden(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 403 || s.reason == "Forbidden")
 }
 
+/// True for 404, whether the API server sent a `Status` (an object not found) or plain text (`404
+/// page not found`: the API group or resource is not served, such as a CRD that is not installed;
+/// kube's `get_opt` only takes the former for "absent").
+pub fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404 || s.reason == "NotFound")
+}
+
 /// True when a continue token expired (410 Gone / `Expired`).
 pub fn is_expired(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 410 || s.reason == "Expired" || s.reason == "Gone")

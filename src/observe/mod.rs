@@ -350,14 +350,16 @@ impl Reader<'_> {
         };
         let api: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(self.target.client.clone(), namespace, &resource);
-        match api.get_opt(&name).await {
-            Ok(Some(object)) => {
+        // Most clusters now serve no IstioOperator API: the real API server answers the path with a
+        // plain-text `404 page not found`, which is "none" too.
+        match api.get(&name).await {
+            Ok(object) => {
                 let object = serde_json::to_value(object).unwrap_or_default();
                 Ok(Read::Done(
                     istiod_config::installed_state_spec(&object).map(|spec| (name, spec)),
                 ))
             }
-            Ok(None) => Ok(Read::Done(None)),
+            Err(e) if crate::client::is_not_found(&e) => Ok(Read::Done(None)),
             Err(e) => {
                 let mut unread = self.failed(&what, e)?;
                 unread.leaves_unjudged = "the IstioOperator a new revision must be given".into();

@@ -183,12 +183,67 @@ fn install_gloo_crds(cluster: &RealCluster) {
     ]);
 }
 
-/// `check` as a ServiceAccount bound to meshup-check reads everything; without any one of the
-/// role's grants it reports what it could not read.
+/// Istio as check meets it on a real mesh: istiod installed by the real istioctl 1.31 (check then
+/// gets its mesh ConfigMap and asks for its installed-state IstioOperator) and a gateway by the real
+/// helm (check then lists the Helm release records in its namespace). The injector plays istiod's
+/// webhook, so the gateway's pods are created.
+fn install_istio(cluster: &RealCluster) -> crate::injector::Injector {
+    let injector = crate::injector::Injector::start(cluster.kubeconfig());
+    let home = tempfile::tempdir().expect("helm home");
+    let run = |program: std::path::PathBuf, args: &[&str]| {
+        let out = std::process::Command::new(&program)
+            .args(args)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    };
+    run(
+        crate::harness::bin("istioctl-1.31"),
+        &["install", "-y", "--set", "profile=minimal"],
+    );
+    let gateway = crate::harness::charts("istio-1.31.0").join("gateway-1.31.0.tgz");
+    run(
+        crate::harness::bin("helm"),
+        &[
+            "install",
+            "istio-ingress",
+            gateway.to_str().expect("utf-8"),
+            "-n",
+            "istio-ingress",
+            "--create-namespace",
+            "--set",
+            "service.type=ClusterIP",
+        ],
+    );
+    cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "istio-ingress",
+        "deployment/istio-ingress",
+        "--timeout=120s",
+    ]);
+    injector
+}
+
+/// `check` as a ServiceAccount bound to meshup-check reads everything (Gloo Mesh's API, Istio
+/// installed by istioctl and helm); without any one of the role's grants it reports what it could
+/// not read.
 #[test]
 fn check_role_is_enough_and_every_rule_is_needed() {
     let mut cluster = RealCluster::start();
     install_gloo_crds(&cluster);
+    let _injector = install_istio(&cluster);
     let full = role("meshup-check.yaml");
     let all = atoms(&full);
     cluster.apply_yaml(&full.to_string());

@@ -526,13 +526,11 @@ fn route(c: &Cluster, path: &str, r: &Req) -> Response<Body> {
     }
 }
 
+/// A path the server does not serve (an API group or resource no CRD declares): the real
+/// kube-apiserver answers `404 page not found` as plain text, not a `Status` (its mux's NotFound
+/// handler), which clients must not take for an absent object of a served resource.
 fn page_not_found() -> Response<Body> {
-    err_details(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-        json!({}),
-    )
+    text(404, "404 page not found\n")
 }
 
 fn openapi_doc(c: &Cluster, g: &str, v: &str) -> Response<Body> {
