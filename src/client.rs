@@ -35,7 +35,7 @@ pub struct ConnectionOptions {
 
 /// One cluster to read: a context, its API server and a client for it.
 #[derive(Clone)]
-pub struct Target {
+pub struct ConnectedCluster {
     pub context: String,
     pub server: String,
     /// The kubeconfig's `proxy-url` for this cluster, without userinfo.
@@ -43,7 +43,7 @@ pub struct Target {
     pub client: Client,
 }
 
-impl Target {
+impl ConnectedCluster {
     /// Where requests go, for messages: the server, and the proxy they pass through if any (a refused
     /// connection may be the proxy's).
     pub fn address(&self) -> String {
@@ -192,7 +192,7 @@ pub fn parse_request_timeout(text: &str) -> Result<Option<Duration>, String> {
 /// Loads the kubeconfig the way kubectl does and builds one client per selected context.
 /// In a pod with no kubeconfig (none given, `KUBECONFIG` unset, no `~/.kube/config`) the pod's own
 /// configuration is used, as kubectl does: one context, [`crate::incluster::CONTEXT`].
-pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterError> {
+pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<ConnectedCluster>, ClusterError> {
     let kubeconfig = kubeconfig_or_in_cluster(opts)?;
     let contexts = select_contexts(&kubeconfig, opts)?;
     let mut targets = Vec::with_capacity(contexts.len());
@@ -206,7 +206,7 @@ pub async fn connect(opts: &ConnectionOptions) -> Result<Vec<Target>, ClusterErr
 /// plugin that fails) is that context's error, not the run's: the fleet view shows it as a row.
 pub async fn connect_each(
     opts: &ConnectionOptions,
-) -> Result<Vec<(String, Result<Target, ClusterError>)>, ClusterError> {
+) -> Result<Vec<(String, Result<ConnectedCluster, ClusterError>)>, ClusterError> {
     let kubeconfig = kubeconfig_or_in_cluster(opts)?;
     let contexts = select_contexts(&kubeconfig, opts)?;
     let mut out = Vec::with_capacity(contexts.len());
@@ -378,7 +378,7 @@ pub fn context_server(files: &KubeconfigFiles, context: &str) -> Result<String, 
     Ok(server_url(&uri))
 }
 
-/// A server URL as [`Target::server`] holds it.
+/// A server URL as [`ConnectedCluster::server`] holds it.
 /// The server URL as the tool prints and records it: without userinfo, without a trailing `/`.
 fn server_url(uri: &http::Uri) -> String {
     crate::redact::url(uri.to_string().trim_end_matches('/'))
@@ -489,7 +489,7 @@ async fn client_for(
     kubeconfig: &Kubeconfig,
     context: &str,
     opts: &ConnectionOptions,
-) -> Result<Target, ClusterError> {
+) -> Result<ConnectedCluster, ClusterError> {
     let options = KubeConfigOptions {
         context: Some(context.to_string()),
         cluster: opts.cluster.clone(),
@@ -563,7 +563,7 @@ async fn client_for(
             &other,
         )))),
     })?;
-    Ok(Target {
+    Ok(ConnectedCluster {
         context: context.to_string(),
         server,
         proxy,

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::apply::ApplyError;
+use crate::apply::{ApplyError, ApplyErrorKind};
 use crate::client::ClusterError;
 use crate::compat::CompatError;
 use crate::plan::{PlanError, PlanErrorKind, PlanFileError};
@@ -112,16 +112,23 @@ impl Error {
     }
 }
 
+impl From<crate::output::WriteError> for Error {
+    fn from(e: crate::output::WriteError) -> Self {
+        Error::Write {
+            what: e.what,
+            source: e.source,
+        }
+    }
+}
+
 /// How an apply that did not finish ends: declined 4, interrupted 130, no terminal without `--yes` 2
 /// (its message names `--yes`: a usage error), anything else 1.
 pub fn apply_exit(e: &ApplyError) -> Exit {
-    match e {
-        ApplyError::Declined { .. } => Exit::Declined,
-        ApplyError::Interrupted { .. } => Exit::Interrupted,
-        ApplyError::NeedsConfirmation
-        | ApplyError::UnknownManualStep { .. }
-        | ApplyError::ManualStepsUnconfirmed { .. } => Exit::Usage,
-        _ => Exit::Failed,
+    match e.kind() {
+        ApplyErrorKind::Declined => Exit::Declined,
+        ApplyErrorKind::Interrupted => Exit::Interrupted,
+        ApplyErrorKind::Usage => Exit::Usage,
+        ApplyErrorKind::Failed => Exit::Failed,
     }
 }
 

@@ -28,4 +28,5 @@ pub mod report;
 pub mod retry;
 pub mod snapshot;
 pub mod text;
+pub mod verdict;
 pub mod version;

@@ -313,14 +313,14 @@ mod tests {
             "2026-11-01".into(),
             vec!["prod".into()],
             vec![
-                finding(Severity::Fail, "istio.k8s-supported"),
-                finding(Severity::Fail, "istio.k8s-supported"),
+                finding(Severity::Fail, "istio.k8s-support"),
+                finding(Severity::Fail, "istio.k8s-support"),
                 finding(Severity::Warn, "istio.eol"),
             ],
         );
         let text = encode(&report, &ClusterSnapshot::new(vec![]), 1_764_740_000.0).expect("text");
         for line in [
-            "meshup_findings{cluster=\"prod\",severity=\"fail\",rule=\"istio.k8s-supported\"} 2",
+            "meshup_findings{cluster=\"prod\",severity=\"fail\",rule=\"istio.k8s-support\"} 2",
             "meshup_findings{cluster=\"prod\",severity=\"warn\",rule=\"istio.eol\"} 1",
             "meshup_check_findings{cluster=\"prod\",severity=\"fail\"} 2",
             "meshup_check_findings{cluster=\"prod\",severity=\"info\"} 0",

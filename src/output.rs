@@ -7,7 +7,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::Error;
+/// A document or message that could not be written: what, and the IO error. The command layer turns
+/// it into its error (`Error::Write`); this module knows nothing of commands.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {what}: {source}")]
+pub struct WriteError {
+    pub what: String,
+    #[source]
+    pub source: io::Error,
+}
 
 /// The serialization of a document (`-o json|yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +25,12 @@ pub enum DocFormat {
 }
 
 /// Serializes `value` as pretty JSON or YAML, ending with a newline.
-pub fn render<T: Serialize>(value: &T, format: DocFormat) -> Result<String, Error> {
+pub fn render<T: Serialize>(value: &T, format: DocFormat) -> Result<String, WriteError> {
     let text = match format {
         DocFormat::Json => serde_json::to_string_pretty(value).map_err(io::Error::other),
         DocFormat::Yaml => serde_saphyr::to_string(value).map_err(io::Error::other),
     }
-    .map_err(|source| Error::Write {
+    .map_err(|source| WriteError {
         what: "the document".to_string(),
         source,
     })?;
@@ -34,12 +42,12 @@ pub fn render<T: Serialize>(value: &T, format: DocFormat) -> Result<String, Erro
 }
 
 /// Writes `text` to stdout; a broken pipe counts as success.
-pub fn write_stdout(text: &str) -> Result<(), Error> {
+pub fn write_stdout(text: &str) -> Result<(), WriteError> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(source) => Err(Error::Write {
+        Err(source) => Err(WriteError {
             what: "stdout".to_string(),
             source,
         }),
@@ -61,10 +69,10 @@ pub fn write_stderr(text: &str) {
 }
 
 /// Writes `text` to `path` when given, else to stdout.
-pub fn write_to(text: &str, path: Option<&Path>) -> Result<(), Error> {
+pub fn write_to(text: &str, path: Option<&Path>) -> Result<(), WriteError> {
     match path {
         None => write_stdout(text),
-        Some(path) => std::fs::write(path, text).map_err(|source| Error::Write {
+        Some(path) => std::fs::write(path, text).map_err(|source| WriteError {
             what: path.display().to_string(),
             source,
         }),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-use crate::client::Target;
+use crate::client::ConnectedCluster;
 use crate::report::{CheckReport, Severity};
 use crate::snapshot::ClusterSnapshot;
 
@@ -241,7 +241,10 @@ pub enum PublishError {
 }
 
 /// Writes `contents` to the report ConfigMap in the target's namespace; returns the namespace.
-pub async fn publish(target: &Target, contents: &Contents) -> Result<String, PublishError> {
+pub async fn publish(
+    target: &ConnectedCluster,
+    contents: &Contents,
+) -> Result<String, PublishError> {
     let namespace = target.client.default_namespace().to_string();
     let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), &namespace);
     let fail = |e: kube::Error| {
@@ -325,7 +328,7 @@ mod tests {
 
     fn finding(severity: Severity, n: usize) -> Finding {
         Finding {
-            rule: "istio.k8s-supported".into(),
+            rule: "istio.k8s-support".into(),
             severity,
             cluster: "prod".into(),
             subject: format!("istiod revision {n}"),

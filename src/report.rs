@@ -30,7 +30,7 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
-    /// Stable id, for example `istio.k8s-supported`; tools may filter on it.
+    /// Stable id, for example `istio.k8s-support` (every id: `check::Rule`); tools may filter on it.
     pub rule: String,
     pub severity: Severity,
     /// The cluster (kube context) it is about.

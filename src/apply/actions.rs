@@ -238,23 +238,16 @@ pub async fn delete_collection(
         (Scope::Namespaced, None) => {
             // deletecollection is not served across namespaces: find the namespaces that hold some.
             let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-            let mut found = BTreeSet::new();
-            let mut lp = ListParams::default().limit(500);
-            let mut pages = crate::observe::paging::Continuation::default();
-            loop {
-                let page = all
-                    .list_metadata(&lp)
-                    .await
-                    .map_err(api_err(what.clone()))?;
-                found.extend(page.items.into_iter().filter_map(|o| o.metadata.namespace));
-                let next = pages
-                    .next(page.metadata.continue_)
-                    .map_err(|e| api_err(what.clone())(e.into()))?;
-                match next {
-                    Some(token) => lp = lp.continue_token(&token),
-                    None => break,
-                }
-            }
+            let found: BTreeSet<String> = crate::observe::paging::fold_typed(
+                &ListParams::default().limit(500),
+                |p| {
+                    let all = &all;
+                    async move { all.list_metadata(&p).await }
+                },
+                |found: &mut BTreeSet<String>, o| found.extend(o.metadata.namespace),
+            )
+            .await
+            .map_err(api_err(what.clone()))?;
             found.into_iter().map(Some).collect()
         }
     };

@@ -1,18 +1,15 @@
-//! The exact commands that do or undo a step by hand, and which steps change the cluster. Pure. The
-//! one-line description of an action is `plan::describe_action`, shared with the plan's renderers.
+//! The exact commands a person types: to do or undo a step by hand (each action kind answers for
+//! itself, in [`super::action`]), to resume an apply, to make a new plan. Pure. The one-line description
+//! of an action is `plan::describe_action`, shared with the plan's renderers (the pure core cannot ask
+//! apply).
 
 use std::path::Path;
 
+use super::ApplyOptions;
 use super::tools::{Program, cluster_flags};
-use crate::plan::{Action, Gate, ReplicasBefore, Tool, command_line};
-use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
+use crate::plan::{Action, UpgradePlan, command_line};
 
 pub use crate::plan::describe_action as action;
-
-/// Whether the action changes the cluster (and so is confirmed first).
-pub fn changes_cluster(action: &Action) -> bool {
-    !matches!(action, Action::Wait { .. } | Action::Gate { .. })
-}
 
 /// The `helm show crds` argument vector of an apply-crds step.
 pub fn helm_show_crds_args(chart: &str, repo: &str, version: &str) -> Vec<String> {
@@ -49,93 +46,110 @@ impl HintTarget<'_> {
 }
 
 /// What a person types to do the action by hand (shown for manual fallbacks and undo hints), pointed
-/// at `at`'s cluster.
+/// at `at`'s cluster: each action kind's own [`StepAction::hand_command`](super::action::StepAction).
 pub fn command(at: HintTarget<'_>, step_action: &Action) -> String {
-    let kubectl = at.kubectl();
-    match step_action {
-        Action::Scale {
-            target,
-            replicas,
-            replicas_before,
-        } => {
-            let object = format!("{}/{}", target.kind.to_lowercase(), target.name);
-            let ns = &target.namespace;
-            let scale = format!("{kubectl} -n {ns} scale {object} --replicas={replicas}");
-            match replicas_before {
-                Some(ReplicasBefore::Restore) => format!(
-                    "{scale} && {kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}-"
-                ),
-                Some(ReplicasBefore::Record) => format!(
-                    "{kubectl} -n {ns} annotate {object} {REPLICAS_BEFORE_ANNOTATION}=<current replicas> && {scale}"
-                ),
-                None => scale,
-            }
-        }
-        Action::DeleteCollection {
-            group,
-            resource,
-            namespace,
-            ..
-        } => {
-            let scope = match namespace {
-                Some(ns) => format!("-n {ns}"),
-                None => "--all-namespaces".to_string(),
-            };
-            format!("{kubectl} delete {resource}.{group} --all {scope}")
-        }
-        Action::ApplyCrds {
-            chart,
-            repo,
-            version,
-        } => format!(
-            "{} | {kubectl} apply --server-side --field-manager=kubectl-meshup -f -",
-            command_line(
-                Tool::Helm.program(),
-                &helm_show_crds_args(chart, repo, version)
-            )
-        ),
-        Action::Run { tool, args, .. } => at.command_line(Program::Tool(*tool), args),
-        Action::LabelNamespace { namespace, labels } => {
-            let changes: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("{k}={v}"),
-                    None => format!("{k}-"),
-                })
-                .collect();
+    super::action::of(step_action).hand_command(at)
+}
+
+fn plan_file_text(options: &ApplyOptions) -> String {
+    options
+        .plan_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "PLAN_FILE".to_string())
+}
+
+/// The command that resumes this apply (with the `--kubeconfig` it was given).
+pub fn resume_command(options: &ApplyOptions) -> String {
+    format!(
+        "kubectl meshup{} apply {}",
+        kubeconfig_flag(options),
+        plan_file_text(options)
+    )
+}
+
+/// ` --kubeconfig FILE` when apply was given one, else nothing.
+fn kubeconfig_flag(options: &ApplyOptions) -> String {
+    options
+        .kubeconfig
+        .flag()
+        .map(|f| {
             format!(
-                "{kubectl} label namespace {namespace} --overwrite {}",
-                changes.join(" ")
+                " {}",
+                crate::plan::command_line("--kubeconfig", &[f.display().to_string()])
             )
-        }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => format!(
-            "{kubectl} -n {namespace} rollout restart {}",
-            workloads
-                .iter()
-                .map(|w| w.to_lowercase())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Action::Manual {
-            command: Some(argv),
-            ..
-        } => argv.join(" "),
-        Action::Gate {
-            gate: Gate::ToolVersion { tool, .. },
-        } => {
-            let args: Vec<String> = tool.version_args().iter().map(|a| a.to_string()).collect();
-            at.command_line(Program::Tool(*tool), &args)
-        }
-        other => action(other, None),
+        })
+        .unwrap_or_default()
+}
+
+/// Where hints for `cluster` point: its context, and `--kubeconfig` when apply was given one.
+pub fn hint_target<'a>(options: &'a ApplyOptions, cluster: &'a str) -> HintTarget<'a> {
+    HintTarget {
+        context: cluster,
+        kubeconfig: options.kubeconfig.flag(),
     }
+}
+
+/// The command that makes a fresh plan for the same targets and clusters.
+pub fn replan_command(plan: &UpgradePlan, options: &ApplyOptions) -> String {
+    let kubeconfig = kubeconfig_flag(options);
+    let contexts: String = plan
+        .clusters
+        .iter()
+        .map(|c| format!(" --context {c}"))
+        .collect();
+    let targets: String = plan
+        .targets
+        .iter()
+        .map(|t| format!(" --to {}={}", t.mesh, t.version))
+        .collect();
+    format!(
+        "kubectl meshup{kubeconfig}{contexts} plan{targets} -o yaml > {}",
+        plan_file_text(options)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::Staleness;
+    use crate::client::{KubeconfigFiles, KubeconfigSource};
+    use crate::plan::{Fingerprint, ReplicasBefore, Target, Tool};
+    use crate::snapshot::ClusterSnapshot;
+    use std::path::PathBuf;
+
+    fn no_fingerprint(_: &ClusterSnapshot, _: &[Target]) -> Fingerprint {
+        Fingerprint {
+            algorithm: "none".into(),
+            value: String::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    fn options(source: KubeconfigSource) -> ApplyOptions {
+        let mut o = ApplyOptions::new(Staleness {
+            fingerprint: no_fingerprint,
+            diff: |_, _| Vec::new(),
+        });
+        o.plan_file = Some(PathBuf::from("plan.yaml"));
+        o.kubeconfig = KubeconfigFiles {
+            files: vec![PathBuf::from("/work/my config")],
+            source,
+        };
+        o
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_kubeconfig_flag_only_when_it_was_given() {
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Flag)),
+            "kubectl meshup --kubeconfig '/work/my config' apply plan.yaml"
+        );
+        assert_eq!(
+            resume_command(&options(KubeconfigSource::Env)),
+            "kubectl meshup apply plan.yaml"
+        );
+    }
     use crate::plan::ObjectRef;
     use std::collections::BTreeMap;
 

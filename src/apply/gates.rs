@@ -10,10 +10,11 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::observe::paging::{Continuation, Meta, OwnerRef};
+use crate::observe::paging::{Meta, OwnerRef, fold_typed};
 use crate::observe::workload::{env_value, pick_container};
 use crate::observe::{is_ztunnel_image, owner_of, revision_of};
 use crate::plan::Renewal;
+use crate::verdict::{KernelVerdict, kmesh_kernel};
 use crate::version::{ImageVersion, KernelVersion, Minor, Version, image_version};
 
 use super::wait::Progress;
@@ -89,6 +90,77 @@ fn is_gone(pod: &Pod) -> bool {
 /// How many owners a "left on" note names per version before it only counts the rest.
 const NAMED_OWNERS: usize = 5;
 
+/// What the proxies gate found in the pods listed so far.
+#[derive(Debug, Default)]
+struct ProxyTally {
+    /// Proxies a restart renews.
+    total: u64,
+    /// "namespace/pod", a few examples per wrong version.
+    off: BTreeMap<String, Vec<String>>,
+    off_count: u64,
+    /// Version -> owners left aside on it, as `Kind/name (how they renew)`.
+    left: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl ProxyTally {
+    fn add(&mut self, pod: &Pod, want: &Version, one_namespace: bool) {
+        let Some(image) = proxy_image(pod) else {
+            return;
+        };
+        if is_gone(pod) {
+            return;
+        }
+        let owner = pod_owner(pod);
+        let renewal = Renewal::of_owner(&owner);
+        if renewal == Renewal::Restart {
+            self.total += 1;
+        }
+        let version = match proxy_matches(image, want) {
+            Ok(true) => return,
+            Ok(false) => image_version_text(image),
+            Err(why) => why,
+        };
+        if renewal != Renewal::Restart {
+            let named = if one_namespace {
+                owner
+            } else {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+                format!("{ns}/{owner}")
+            };
+            self.left
+                .entry(version)
+                .or_default()
+                .insert(format!("{named} ({})", renewal.how()));
+            return;
+        }
+        self.off_count += 1;
+        let examples = self.off.entry(version).or_default();
+        if examples.len() < 3 {
+            examples.push(format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or(""),
+                pod.metadata.name.as_deref().unwrap_or("")
+            ));
+        }
+    }
+
+    fn merge(&mut self, other: ProxyTally) {
+        self.total += other.total;
+        self.off_count += other.off_count;
+        for (version, pods) in other.off {
+            let examples = self.off.entry(version).or_default();
+            for pod in pods {
+                if examples.len() < 3 {
+                    examples.push(pod);
+                }
+            }
+        }
+        for (version, owners) in other.left {
+            self.left.entry(version).or_default().extend(owners);
+        }
+    }
+}
+
 /// Every istio-proxy in `namespaces` (all when empty) at `want`, judging only pods whose owner a
 /// restart renews ([`Renewal::Restart`]): the pods of Jobs, CronJobs and bare pods keep their proxy
 /// until their next run or until a person recreates them (the plan warns of them), so they cannot
@@ -107,62 +179,27 @@ pub async fn proxies_at_version(
             .collect()
     };
     let one_namespace = namespaces.len() == 1;
-    let mut total = 0u64;
-    // "namespace/pod: reason", a few examples per wrong version.
-    let mut off: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut off_count = 0u64;
-    // Version -> owners left aside on it, as `Kind/name (how they renew)`.
-    let mut left: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let params = ListParams::default().limit(PAGE);
+    let mut tally = ProxyTally::default();
     for (_, api) in apis {
-        let mut params = ListParams::default().limit(PAGE);
-        let mut pages = Continuation::default();
-        loop {
-            let page = api.list(&params).await?;
-            for pod in &page.items {
-                let Some(image) = proxy_image(pod) else {
-                    continue;
-                };
-                if is_gone(pod) {
-                    continue;
-                }
-                let owner = pod_owner(pod);
-                let renewal = Renewal::of_owner(&owner);
-                if renewal == Renewal::Restart {
-                    total += 1;
-                }
-                let version = match proxy_matches(image, want) {
-                    Ok(true) => continue,
-                    Ok(false) => image_version_text(image),
-                    Err(why) => why,
-                };
-                if renewal != Renewal::Restart {
-                    let named = if one_namespace {
-                        owner
-                    } else {
-                        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-                        format!("{ns}/{owner}")
-                    };
-                    left.entry(version)
-                        .or_default()
-                        .insert(format!("{named} ({})", renewal.how()));
-                    continue;
-                }
-                off_count += 1;
-                let examples = off.entry(version).or_default();
-                if examples.len() < 3 {
-                    examples.push(format!(
-                        "{}/{}",
-                        pod.metadata.namespace.as_deref().unwrap_or(""),
-                        pod.metadata.name.as_deref().unwrap_or("")
-                    ));
-                }
-            }
-            match pages.next(page.metadata.continue_)? {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
+        // Each namespace's list is folded on its own, so that a restarted list (410) starts afresh.
+        let listed = fold_typed(
+            &params,
+            |p| {
+                let api = &api;
+                async move { api.list(&p).await }
+            },
+            |t: &mut ProxyTally, pod: Pod| t.add(&pod, want, one_namespace),
+        )
+        .await?;
+        tally.merge(listed);
     }
+    let ProxyTally {
+        total,
+        off,
+        off_count,
+        left,
+    } = tally;
     Ok(if off_count > 0 {
         let detail = off
             .iter()
@@ -238,31 +275,27 @@ pub async fn revision_unused(
     let pods: Api<Pod> = Api::all(client.clone());
     // Every pod, not `istio.io/rev=REV`: injected pods record their revision in an annotation (the
     // label only when their template has it), and istiod's own pods carry the label without a proxy.
-    let mut params = ListParams::default().limit(PAGE);
-    let mut pages = Continuation::default();
-    let mut restarted: Vec<String> = Vec::new();
-    let mut by_a_person: Vec<String> = Vec::new();
-    loop {
-        let page = pods.list(&params).await?;
-        for pod in page
-            .items
-            .iter()
-            .filter(|p| !is_gone(p) && sidecar_revision(p).as_deref() == Some(revision))
-        {
+    let (mut restarted, mut by_a_person) = fold_typed(
+        &ListParams::default().limit(PAGE),
+        |p| {
+            let pods = &pods;
+            async move { pods.list(&p).await }
+        },
+        |(restarted, by_a_person): &mut (Vec<String>, Vec<String>), pod: Pod| {
+            if is_gone(&pod) || sidecar_revision(&pod).as_deref() != Some(revision) {
+                return;
+            }
             let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
             let name = pod.metadata.name.as_deref().unwrap_or("");
-            let owner = pod_owner(pod);
+            let owner = pod_owner(&pod);
             if Renewal::of_owner(&owner) == Renewal::Restart {
                 restarted.push(format!("{namespace}/{name}"));
             } else {
                 by_a_person.push(pod_left_on_revision(namespace, name, &owner, revision));
             }
-        }
-        match pages.next(page.metadata.continue_)? {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
+        },
+    )
+    .await?;
     if !restarted.is_empty() {
         let count = restarted.len();
         restarted.truncate(3);
@@ -319,20 +352,24 @@ pub async fn revision_unused(
 /// How many failing nodes a kernel gate names before it only counts the rest.
 const NAMED_NODES: usize = 10;
 
-/// Linux nodes whose kernel is older than `min` or cannot be read, as `name (kernel)`. Windows nodes
-/// are skipped: no Linux kernel rule applies to them. Pure.
+/// Linux nodes whose kernel is older than `min` or cannot be read, as `name (kernel)`, by the one
+/// verdict check and plan use ([`kmesh_kernel`]): nodes that report another operating system
+/// (Windows) are skipped, a node that reports none is judged. Pure.
 pub fn nodes_below_kernel<'a>(
     nodes: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     min: Minor,
 ) -> Vec<String> {
     nodes
         .into_iter()
-        .filter(|(_, os, _)| !os.eq_ignore_ascii_case("windows"))
-        .filter_map(|(name, _, kernel)| match KernelVersion::parse(kernel) {
-            Some(k) if k.at_least(min) => None,
-            Some(_) => Some(format!("{name} ({kernel})")),
-            None if kernel.is_empty() => Some(format!("{name} (no kernel reported)")),
-            None => Some(format!("{name} (unreadable kernel {kernel})")),
+        .filter_map(|(name, os, kernel)| {
+            match kmesh_kernel(os, KernelVersion::parse(kernel).as_ref(), min) {
+                KernelVerdict::NotLinux | KernelVerdict::AtLeast(_) => None,
+                KernelVerdict::Below(_) => Some(format!("{name} ({kernel})")),
+                KernelVerdict::Unreadable if kernel.is_empty() => {
+                    Some(format!("{name} (no kernel reported)"))
+                }
+                KernelVerdict::Unreadable => Some(format!("{name} (unreadable kernel {kernel})")),
+            }
         })
         .collect()
 }
@@ -343,30 +380,32 @@ pub async fn node_kernels_at_least(
     client: &kube::Client,
     min: Minor,
 ) -> Result<Progress, kube::Error> {
+    node_kernels_in_pages(client, min, PAGE).await
+}
+
+async fn node_kernels_in_pages(
+    client: &kube::Client,
+    min: Minor,
+    page: u32,
+) -> Result<Progress, kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut params = ListParams::default().limit(PAGE);
-    let mut pages = Continuation::default();
-    let mut below = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        let facts: Vec<(&str, &str, &str)> = page
-            .items
-            .iter()
-            .map(|n| {
-                let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
-                (
-                    n.metadata.name.as_deref().unwrap_or(""),
-                    info.map(|i| i.operating_system.as_str()).unwrap_or(""),
-                    info.map(|i| i.kernel_version.as_str()).unwrap_or(""),
-                )
-            })
-            .collect();
-        below.extend(nodes_below_kernel(facts, min));
-        match pages.next(page.metadata.continue_)? {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
+    let mut below: Vec<String> = fold_typed(
+        &ListParams::default().limit(page),
+        |p| {
+            let api = &api;
+            async move { api.list(&p).await }
+        },
+        |below: &mut Vec<String>, n: Node| {
+            let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
+            let facts = (
+                n.metadata.name.as_deref().unwrap_or(""),
+                info.map(|i| i.operating_system.as_str()).unwrap_or(""),
+                info.map(|i| i.kernel_version.as_str()).unwrap_or(""),
+            );
+            below.extend(nodes_below_kernel([facts], min));
+        },
+    )
+    .await?;
     Ok(if below.is_empty() {
         Progress::Met
     } else {
@@ -412,22 +451,25 @@ pub async fn istiod_ambient(
     revision: &str,
 ) -> Result<Progress, kube::Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let mut params = ListParams::default().labels("app=istiod").limit(PAGE);
-    let mut pages = Continuation::default();
-    let mut found: Vec<String> = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        for d in page.items.iter().filter(|d| istiod_revision(d) == revision) {
-            let name = d.metadata.name.clone().unwrap_or_default();
-            if istiod_ambient_enabled(d) {
-                return Ok(Progress::Met);
+    let (ambient, found) = fold_typed(
+        &ListParams::default().labels("app=istiod").limit(PAGE),
+        |p| {
+            let api = &api;
+            async move { api.list(&p).await }
+        },
+        |(ambient, found): &mut (bool, Vec<String>), d: Deployment| {
+            if istiod_revision(&d) != revision {
+                return;
             }
-            found.push(name);
-        }
-        match pages.next(page.metadata.continue_)? {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
+            if istiod_ambient_enabled(&d) {
+                *ambient = true;
+            }
+            found.push(d.metadata.name.clone().unwrap_or_default());
+        },
+    )
+    .await?;
+    if ambient {
+        return Ok(Progress::Met);
     }
     Ok(Progress::Waiting(if found.is_empty() {
         format!("no istiod Deployment of revision {revision} in namespace {namespace}")
@@ -503,6 +545,63 @@ mod tests {
             vec!["a (5.9.0)".to_string()]
         );
         assert!(nodes_below_kernel(nodes, minor("5.9")).is_empty());
+    }
+
+    fn node(name: &str, kernel: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\nstatus:\n  nodeInfo:\n    kernelVersion: {kernel}\n    operatingSystem: linux\n    osImage: Ubuntu\n    architecture: amd64\n    kubeletVersion: v1.30.0\n    containerRuntimeVersion: containerd://1.7.0\n    bootID: b\n    machineID: m\n    systemUUID: s\n    kubeProxyVersion: v1.30.0\n"
+        )
+    }
+
+    /// A list whose continue token expired (410) starts again from the first page with nothing kept
+    /// from the pages read before: the old node is named once, not once per attempt.
+    #[tokio::test]
+    async fn a_gate_restarts_a_list_whose_continue_token_expired() {
+        let server = fake_apiserver::FakeApiServer::start();
+        let nodes = ["a-old", "b-new", "c-new"]
+            .iter()
+            .map(|n| node(n, if *n == "a-old" { "5.4.0" } else { "6.1.0" }))
+            .collect::<Vec<_>>()
+            .join("---\n");
+        server.seed_yaml(&nodes).expect("seed nodes");
+        let expired = server.inject(
+            fake_apiserver::Fault::expired_continue()
+                .on("/api/v1/nodes")
+                .times(1),
+        );
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let progress = node_kernels_in_pages(&client, minor("5.10"), 1)
+            .await
+            .expect("the list is read after a restart");
+        assert_eq!(server.fault_hits(expired), 1, "the token expired once");
+        let Progress::Failed(why) = progress else {
+            panic!("an old kernel fails the gate: {progress:?}");
+        };
+        assert_eq!(
+            why,
+            "1 Linux node(s) run a kernel older than 5.10: a-old (5.4.0); upgrade their kernels (or replace the nodes) first"
+        );
+    }
+
+    #[test]
+    fn a_node_with_no_operating_system_is_judged_and_windows_is_not() {
+        let nodes = [
+            ("bare", "", "5.4.0"),
+            ("pending", "", ""),
+            ("win", "windows", "10.0.20348"),
+        ];
+        assert_eq!(
+            nodes_below_kernel(nodes, minor("5.10")),
+            vec![
+                "bare (5.4.0)".to_string(),
+                "pending (no kernel reported)".to_string()
+            ]
+        );
     }
 
     fn istiod(revision: Option<&str>, env: &[(&str, &str)]) -> Deployment {

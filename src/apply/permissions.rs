@@ -1,9 +1,9 @@
 //! Permissions first: what a plan needs in each cluster ([`required`], pure) and whether the user has
 //! it ([`missing`], one SelfSubjectAccessReview per verb, group, resource and namespace).
 //!
+//! What each action needs is its kind's own answer ([`StepAction::needs`](super::action::StepAction)):
 //! `run` steps call an external tool with the user's own credentials; what that tool needs is its own
-//! business and is not checked here. The check-passes gate re-observes through the caller; the
-//! tool-version gate only runs the tool's version command, which reads no cluster.
+//! business and is not checked here.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,7 +14,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::plan::{Action, Gate, ObjectRef, UpgradePlan, WaitCondition};
+use crate::plan::{ObjectRef, UpgradePlan};
 
 /// One thing the plan needs to be allowed to do.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,13 +51,20 @@ impl fmt::Display for Permission {
     }
 }
 
-struct Needs<'a> {
+/// The permissions a plan's actions add to, for one cluster.
+pub(in crate::apply) struct Needs<'a> {
     cluster: &'a str,
     set: BTreeSet<Permission>,
 }
 
 impl Needs<'_> {
-    fn add(&mut self, verbs: &[&str], group: &str, resource: &str, namespace: &str) {
+    pub(in crate::apply) fn add(
+        &mut self,
+        verbs: &[&str],
+        group: &str,
+        resource: &str,
+        namespace: &str,
+    ) {
         self.add_sub(verbs, group, resource, "", namespace);
     }
 
@@ -75,7 +82,7 @@ impl Needs<'_> {
         }
     }
 
-    fn workload(&mut self, verbs: &[&str], target: &ObjectRef, sub: &str) {
+    pub(in crate::apply) fn workload(&mut self, verbs: &[&str], target: &ObjectRef, sub: &str) {
         let resource = workload_resource(&target.kind);
         self.add_sub(verbs, "apps", resource, sub, &target.namespace);
     }
@@ -113,92 +120,10 @@ pub fn required(
     }
     for step in plan.steps.iter().filter(|s| s.cluster == cluster) {
         for action in std::iter::once(&step.action).chain(step.undo.as_ref()) {
-            action_needs(&mut needs, action);
+            super::action::of(action).needs(&mut needs);
         }
     }
     needs.set
-}
-
-fn action_needs(needs: &mut Needs<'_>, action: &Action) {
-    match action {
-        Action::Scale {
-            target,
-            replicas_before,
-            ..
-        } => {
-            needs.workload(&["get", "patch"], target, "scale");
-            if replicas_before.is_some() {
-                // The meshup.dev/replicas-before annotation on the object itself.
-                needs.workload(&["get", "patch"], target, "");
-            }
-        }
-        Action::DeleteCollection {
-            group,
-            resource,
-            namespace,
-            ..
-        } => {
-            let ns = namespace.as_deref().unwrap_or("");
-            needs.add(&["list", "deletecollection"], group, resource, ns);
-        }
-        Action::ApplyCrds { .. } => needs.add(
-            &["get", "create", "patch"],
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-            "",
-        ),
-        Action::Run { .. } | Action::Manual { .. } => {}
-        Action::Wait { condition, .. } => match condition {
-            WaitCondition::RolloutComplete { target } => needs.workload(&["get"], target, ""),
-            WaitCondition::ResourcesPresent {
-                group, resources, ..
-            } => {
-                for r in resources {
-                    needs.add(&["list"], group, r, "");
-                }
-            }
-        },
-        Action::LabelNamespace { .. } => needs.add(&["get", "patch"], "", "namespaces", ""),
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => {
-            for w in workloads {
-                let kind = w.split_once('/').map(|(k, _)| k).unwrap_or("Deployment");
-                needs.add(
-                    &["get", "patch"],
-                    "apps",
-                    workload_resource(kind),
-                    namespace,
-                );
-            }
-        }
-        Action::Gate { gate } => match gate {
-            Gate::ProxiesAtVersion { namespaces, .. } => {
-                if namespaces.is_empty() {
-                    needs.add(&["list"], "", "pods", "");
-                }
-                for ns in namespaces {
-                    needs.add(&["list"], "", "pods", ns);
-                }
-            }
-            Gate::RevisionUnused { .. } => {
-                needs.add(&["list"], "", "pods", "");
-                needs.add(&["list"], "", "namespaces", "");
-                needs.add(
-                    &["list"],
-                    "admissionregistration.k8s.io",
-                    "mutatingwebhookconfigurations",
-                    "",
-                );
-            }
-            Gate::CheckPasses | Gate::ToolVersion { .. } => {}
-            Gate::NodeKernelsAtLeast { .. } => needs.add(&["list"], "", "nodes", ""),
-            Gate::IstiodAmbientEnabled { namespace, .. } => {
-                needs.add(&["list"], "apps", "deployments", namespace)
-            }
-        },
-    }
 }
 
 /// Ask the API server about each permission; the ones refused, in order.

@@ -1,32 +1,19 @@
 //! Calendar dates as `YYYY-MM-DD`, reduced to day numbers so end-of-life rules can compare and count
-//! days without a clock or a date library.
+//! days without a clock: jiff's civil calendar (month lengths, leap years), no hand-written one.
+
+use jiff::civil::Date;
 
 /// Days since 1970-01-01 for a `YYYY-MM-DD` date; `None` when it is not one.
 pub fn day_number(date: &str) -> Option<i64> {
-    let mut parts = date.trim().splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    let date = date.trim();
+    // Only the extended form: jiff also reads `20261121` and other ISO 8601 spellings.
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    let day: Date = date.parse().ok()?;
+    let since = Date::constant(1970, 1, 1).until(day).ok()?;
+    Some(i64::from(since.get_days()))
 }
 
 #[cfg(test)]

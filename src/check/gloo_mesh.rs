@@ -1,6 +1,7 @@
 //! Gloo Mesh Open Source rules: the management plane against Kubernetes and Istio (its own cluster's and
 //! its registered remote clusters' when they are in the snapshot), and the management/remote skew.
 
+use super::Rule;
 use std::collections::BTreeSet;
 
 use super::istio::judge_istio_on_k8s;
@@ -8,6 +9,7 @@ use super::{Findings, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, GlooMeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, ClusterSnapshot, Workload};
+use crate::verdict::{K8sRange, k8s_range};
 use crate::version::{Minor, Version};
 
 /// The Gloo Mesh version that governs a cluster, and where it runs.
@@ -44,7 +46,7 @@ pub(super) fn check(snapshot: &ClusterSnapshot, compat: &CompatData, out: &mut F
             let Some(remote) = snapshot.clusters.iter().find(|c| c.name == registered.name) else {
                 out.push(
                     &mgmt.name,
-                    "gloo-mesh.remote-unobserved",
+                    Rule::GlooMeshRemoteUnobserved,
                     Severity::Info,
                     &format!("remote cluster {}", registered.name),
                     format!(
@@ -99,7 +101,7 @@ fn replicas_ready(cluster: &Cluster, out: &mut Findings) {
     for (role, w) in parts {
         if let Some(w) = w {
             let subject = format!("Gloo Mesh {}", w.name);
-            replicas::judge(cluster, "gloo-mesh.replicas-ready", &subject, role, w, out);
+            replicas::judge(cluster, Rule::GlooMeshReplicasReady, &subject, role, w, out);
         }
     }
 }
@@ -121,7 +123,7 @@ fn read_version(cluster: &Cluster, w: &Workload, out: &mut Findings) -> Option<V
     if w.version.version.is_none() {
         out.push(
             &cluster.name,
-            "gloo-mesh.version-read",
+            Rule::GlooMeshVersionRead,
             Severity::Warn,
             &format!("Gloo Mesh {}", w.name),
             format!(
@@ -158,7 +160,7 @@ fn judge_cluster(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.version-known",
+            Rule::GlooMeshVersionKnown,
             Severity::Warn,
             &subject(governing),
             format!(
@@ -185,29 +187,29 @@ fn k8s_support(
 ) {
     let gm = governing.version.minor_line();
     let k8s = cluster.kubernetes.minor();
-    let (severity, message) = match (row.k8s.is_empty(), row.k8s_min) {
-        (false, _) if row.k8s.contains(&k8s) => (
+    let (severity, message) = match k8s_range(&row.k8s, row.k8s_min, k8s) {
+        K8sRange::Listed => (
             Severity::Pass,
             format!("Gloo Mesh {gm} supports Kubernetes {k8s}"),
         ),
-        (false, _) => (
+        K8sRange::NotListed => (
             Severity::Fail,
             format!(
                 "Gloo Mesh {gm} does not support Kubernetes {k8s} (supported: {})",
                 fmt_minors(&row.k8s)
             ),
         ),
-        (true, Some(min)) if k8s >= min => (
+        K8sRange::AtLeastMinimum(min) => (
             Severity::Pass,
             format!(
                 "Gloo Mesh {gm} needs Kubernetes {min} or newer; {k8s} qualifies (the data has only a minimum)"
             ),
         ),
-        (true, Some(min)) => (
+        K8sRange::BelowMinimum(min) => (
             Severity::Fail,
             format!("Gloo Mesh {gm} needs Kubernetes {min} or newer, and this cluster runs {k8s}"),
         ),
-        (true, None) => (
+        K8sRange::NoData => (
             Severity::Warn,
             format!(
                 "the data lists no supported Kubernetes for Gloo Mesh {gm}; Kubernetes {k8s} is unjudged"
@@ -216,7 +218,7 @@ fn k8s_support(
     };
     out.push(
         &cluster.name,
-        "gloo-mesh.k8s-support",
+        Rule::GlooMeshK8sSupport,
         severity,
         &subject(governing),
         message,
@@ -250,7 +252,7 @@ fn istio_follows_k8s(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.k8s-support",
+            Rule::GlooMeshK8sSupport,
             severity,
             &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
@@ -286,7 +288,7 @@ fn istio_support(
         };
         out.push(
             &cluster.name,
-            "gloo-mesh.istio-support",
+            Rule::GlooMeshIstioSupport,
             severity,
             &format!("{} / istiod {}", subject(governing), cp.revision),
             message,
@@ -322,7 +324,7 @@ fn remote_skew(
     let Some(agent) = remote.gloo_mesh.as_ref().and_then(|g| g.agent.as_ref()) else {
         out.push(
             &remote.name,
-            "gloo-mesh.remote-unobserved",
+            Rule::GlooMeshRemoteUnobserved,
             Severity::Warn,
             &subject,
             format!(
@@ -379,7 +381,7 @@ fn remote_skew(
     };
     out.push(
         &remote.name,
-        "gloo-mesh.remote-skew",
+        Rule::GlooMeshRemoteSkew,
         severity,
         &subject,
         message,

@@ -1,6 +1,7 @@
 //! Istio rules: Kubernetes support and end of life per control-plane revision, the data plane against
 //! its control plane, the ambient components, ambient maturity and build flavors.
 
+use super::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Findings, agree, dates, fmt_list, fmt_minors, plural, replicas};
@@ -30,7 +31,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, today: &str, out: &m
         let (severity, message) = judge_istio_on_k8s(compat, release.minor, k8s);
         out.push(
             &cluster.name,
-            "istio.k8s-support",
+            Rule::IstioK8sSupport,
             severity,
             &subject,
             message,
@@ -46,7 +47,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, today: &str, out: &m
 
 /// Every istiod revision, gateway, ztunnel and istio-cni runs (see [`replicas::judge`]).
 fn replicas_ready(cluster: &Cluster, istio: &Istio, out: &mut Findings) {
-    const RULE: &str = "istio.replicas-ready";
+    const RULE: Rule = Rule::IstioReplicasReady;
     for cp in &istio.control_planes {
         let role = format!("the Istio control plane of revision {}", cp.revision);
         let subject = control_plane_subject(cp);
@@ -84,7 +85,7 @@ fn known_release<'a>(
     let Some(version) = cp.istiod.version.version else {
         out.push(
             &cluster.name,
-            "istio.version-read",
+            Rule::IstioVersionRead,
             Severity::Warn,
             subject,
             format!(
@@ -101,7 +102,7 @@ fn known_release<'a>(
         None => {
             out.push(
                 &cluster.name,
-                "istio.version-known",
+                Rule::IstioVersionKnown,
                 Severity::Warn,
                 subject,
                 not_in_data_message(compat, version),
@@ -255,7 +256,7 @@ fn end_of_life(
     };
     out.push(
         &cluster.name,
-        "istio.eol",
+        Rule::IstioEol,
         severity,
         subject,
         message,
@@ -301,7 +302,7 @@ fn ambient_ga(
     };
     out.push(
         &cluster.name,
-        "istio.ambient-ga",
+        Rule::IstioAmbientGa,
         severity,
         subject,
         message,
@@ -394,7 +395,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
         let (who, pods) = describe_workloads(&gs);
         out.push(
             &cluster.name,
-            "istio.proxy-control-plane",
+            Rule::IstioProxyControlPlane,
             Severity::Warn,
             &format!("proxies of revision {revision}"),
             format!(
@@ -423,7 +424,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             let images: BTreeSet<&str> = gs.iter().map(|g| g.version.image.as_str()).collect();
             out.push(
                 &cluster.name,
-                "istio.proxy-version-read",
+                Rule::IstioProxyVersionRead,
                 Severity::Warn,
                 &format!("proxies of istiod {} (version unread)", cp.revision),
                 format!(
@@ -440,7 +441,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
         let behind = version.minor_line().minors_to(cp_version.minor_line());
         let (rule, severity, message) = if behind < 0 {
             (
-                "istio.proxy-ahead",
+                Rule::IstioProxyAhead,
                 Severity::Fail,
                 format!(
                     "{who} {run} proxy {version}, newer than {against}; the data plane may never be ahead of the control plane — \
@@ -449,7 +450,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             )
         } else if behind == 0 && version > cp_version {
             (
-                "istio.proxy-ahead",
+                Rule::IstioProxyAhead,
                 Severity::Info,
                 format!(
                     "{who} {run} proxy {version}, a newer patch than {against}; upgrade istiod to {version} to match"
@@ -457,7 +458,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             )
         } else if behind as u64 > lag_rule.value {
             (
-                "istio.data-plane-skew",
+                Rule::IstioDataPlaneSkew,
                 Severity::Fail,
                 format!(
                     "{who} {run} proxy {version}, {} behind {against}; the control plane may lead the data plane by at most {} — \
@@ -469,7 +470,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             )
         } else if version < cp_version {
             (
-                "istio.data-plane-skew",
+                Rule::IstioDataPlaneSkew,
                 Severity::Info,
                 format!(
                     "{who} {run} proxy {version}, behind {against} but within the allowed {} lag; restart them to pick up the new proxy",
@@ -478,7 +479,7 @@ fn data_plane(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut F
             )
         } else {
             (
-                "istio.data-plane-skew",
+                Rule::IstioDataPlaneSkew,
                 Severity::Pass,
                 format!("{who} {run} proxy {version}, matching {against}"),
             )
@@ -504,7 +505,7 @@ fn ambient_components(cluster: &Cluster, istio: &Istio, compat: &CompatData, out
         let Some(version) = component.version.version else {
             out.push(
                 &cluster.name,
-                "istio.ambient-components-skew",
+                Rule::IstioAmbientComponentsSkew,
                 Severity::Warn,
                 name,
                 format!(
@@ -538,7 +539,7 @@ fn ambient_components(cluster: &Cluster, istio: &Istio, compat: &CompatData, out
         if !problems.is_empty() {
             out.push(
                 &cluster.name,
-                "istio.ambient-components-skew",
+                Rule::IstioAmbientComponentsSkew,
                 Severity::Fail,
                 &subject,
                 format!(
@@ -552,7 +553,7 @@ fn ambient_components(cluster: &Cluster, istio: &Istio, compat: &CompatData, out
         } else if !fine.is_empty() {
             out.push(
                 &cluster.name,
-                "istio.ambient-components-skew",
+                Rule::IstioAmbientComponentsSkew,
                 Severity::Pass,
                 &subject,
                 format!("{name} {version} works with {}", fine.join(", ")),
@@ -594,7 +595,7 @@ fn flavors(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Find
         if let Some(family) = families.first() {
             out.push(
                 &cluster.name,
-                "istio.flavor-mixed",
+                Rule::IstioFlavorMixed,
                 Severity::Pass,
                 subject,
                 format!(
@@ -621,7 +622,7 @@ fn flavors(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Find
     if !families.contains(MSPIDER) || !rule.value {
         out.push(
             &cluster.name,
-            "istio.flavor-mixed",
+            Rule::IstioFlavorMixed,
             Severity::Info,
             subject,
             format!("Istio builds of several families run here ({families_text}); no rule in the data forbids mixing them"),
@@ -630,7 +631,7 @@ fn flavors(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Find
     } else if cp_families.len() > 1 {
         out.push(
             &cluster.name,
-            "istio.flavor-mixed",
+            Rule::IstioFlavorMixed,
             Severity::Fail,
             subject,
             format!(
@@ -649,7 +650,7 @@ fn flavors(cluster: &Cluster, istio: &Istio, compat: &CompatData, out: &mut Find
             .collect();
         out.push(
             &cluster.name,
-            "istio.flavor-mixed",
+            Rule::IstioFlavorMixed,
             Severity::Warn,
             subject,
             format!(

@@ -1,6 +1,7 @@
 //! Kmesh rules: node kernels, the Kmesh row (version and mode) against Istio and Kubernetes, and what
 //! each mode needs (ambient istiod for Dual-Engine, kernel patches for Kernel-Native L7).
 
+use super::Rule;
 use std::collections::BTreeMap;
 
 use super::istio::control_plane_subject;
@@ -8,7 +9,7 @@ use super::{Findings, agree, fmt_list, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, KmeshRelease};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, Kmesh, KmeshMode, NodeGroup};
-use crate::version::KernelVersion;
+use crate::verdict::{K8sRange, KernelVerdict, k8s_range, kmesh_kernel};
 
 /// Node names listed in one finding before "and N more".
 const NODES_NAMED: usize = 8;
@@ -19,7 +20,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
     };
     replicas::judge(
         cluster,
-        "kmesh.replicas-ready",
+        Rule::KmeshReplicasReady,
         "kmesh",
         "the Kmesh daemon",
         &kmesh.daemonset,
@@ -30,7 +31,7 @@ pub(super) fn check(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
         KmeshMode::Unknown(raw) => {
             out.push(
                 &cluster.name,
-                "kmesh.mode-known",
+                Rule::KmeshModeKnown,
                 Severity::Warn,
                 "kmesh",
                 format!(
@@ -74,7 +75,7 @@ fn release<'a>(
     let Some(version) = kmesh.daemonset.version.version else {
         out.push(
             &cluster.name,
-            "kmesh.version-read",
+            Rule::KmeshVersionRead,
             Severity::Warn,
             "kmesh",
             format!(
@@ -101,7 +102,7 @@ fn release<'a>(
         };
         out.push(
             &cluster.name,
-            "kmesh.version-known",
+            Rule::KmeshVersionKnown,
             Severity::Warn,
             "kmesh",
             format!(
@@ -131,7 +132,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
     if control_planes.is_empty() {
         out.push(
             &cluster.name,
-            "kmesh.istio-support",
+            Rule::KmeshIstioSupport,
             Severity::Fail,
             "kmesh",
             format!("{name} uses istiod as its control plane, but no istiod was found; install Istio {supported}"),
@@ -165,7 +166,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
         };
         out.push(
             &cluster.name,
-            "kmesh.istio-support",
+            Rule::KmeshIstioSupport,
             severity,
             &control_plane_subject(cp),
             message,
@@ -177,7 +178,7 @@ fn istio_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &
 fn k8s_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mut Findings) {
     let name = row_name(row, mode);
     let k8s = cluster.kubernetes.minor();
-    let (severity, message) = if row.k8s.contains(&k8s) {
+    let (severity, message) = if k8s_range(&row.k8s, None, k8s) == K8sRange::Listed {
         (Severity::Pass, format!("{name} supports Kubernetes {k8s}"))
     } else {
         (
@@ -190,7 +191,7 @@ fn k8s_support(cluster: &Cluster, mode: &KmeshMode, row: &KmeshRelease, out: &mu
     };
     out.push(
         &cluster.name,
-        "kmesh.k8s-support",
+        Rule::KmeshK8sSupport,
         severity,
         "kmesh",
         message,
@@ -250,7 +251,7 @@ fn dual_engine_ambient(cluster: &Cluster, compat: &CompatData, out: &mut Finding
     };
     out.push(
         &cluster.name,
-        "kmesh.dual-engine-ambient",
+        Rule::KmeshDualEngineAmbient,
         severity,
         "kmesh",
         message,
@@ -265,27 +266,32 @@ fn linux_nodes(cluster: &Cluster) -> impl Iterator<Item = &NodeGroup> {
 fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
     let rule = &compat.kmesh.kernel_min;
     let min = rule.value;
-    // Nodes regrouped by kernel string: the only fact this rule reads.
-    let mut by_kernel: BTreeMap<&str, (Option<&KernelVersion>, Vec<String>)> = BTreeMap::new();
-    for group in linux_nodes(cluster) {
-        let entry = by_kernel
-            .entry(group.kernel_version.as_str())
-            .or_insert((group.kernel.as_ref(), Vec::new()));
-        entry.1.extend(group.names.iter().cloned());
+    // Nodes regrouped by kernel string and the one verdict of the rule: the only facts it reads.
+    let mut by_kernel: BTreeMap<&str, (KernelVerdict, Vec<String>)> = BTreeMap::new();
+    let mut not_linux: Vec<String> = Vec::new();
+    for group in &cluster.nodes {
+        match kmesh_kernel(&group.operating_system, group.kernel.as_ref(), min) {
+            KernelVerdict::NotLinux => not_linux.extend(group.names.iter().cloned()),
+            verdict => by_kernel
+                .entry(group.kernel_version.as_str())
+                .or_insert((verdict, Vec::new()))
+                .1
+                .extend(group.names.iter().cloned()),
+        }
     }
-    for (raw, (kernel, mut names)) in by_kernel {
+    for (raw, (verdict, mut names)) in by_kernel {
         names.sort();
         let count = plural(names.len() as u64, "node", "nodes");
         let listed = fmt_list(&names, NODES_NAMED);
         let subject = format!("kernel {raw}");
-        let (severity, message) = match kernel {
-            None => (
+        let (severity, message) = match verdict {
+            KernelVerdict::NotLinux | KernelVerdict::Unreadable => (
                 Severity::Warn,
                 format!(
                     "the kernel version `{raw}` of {count} ({listed}) could not be read; whether it meets Kmesh's {min} minimum is unjudged"
                 ),
             ),
-            Some(k) if !k.at_least(min) => (
+            KernelVerdict::Below(k) => (
                 Severity::Fail,
                 format!(
                     "{count} {} kernel {k}, older than the {min} Kmesh needs for its eBPF programs: {listed}; \
@@ -293,7 +299,7 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
                     agree(names.len() as u64, "runs", "run")
                 ),
             ),
-            Some(k) => (
+            KernelVerdict::AtLeast(k) => (
                 Severity::Pass,
                 format!(
                     "{count} {} kernel {k}, at least {min}",
@@ -303,29 +309,23 @@ fn kernels(cluster: &Cluster, compat: &CompatData, out: &mut Findings) {
         };
         out.push(
             &cluster.name,
-            "kmesh.kernel",
+            Rule::KmeshKernel,
             severity,
             &subject,
             message,
             &rule.source,
         );
     }
-    let windows: Vec<String> = cluster
-        .nodes
-        .iter()
-        .filter(|n| !n.is_linux())
-        .flat_map(|n| n.names.iter().cloned())
-        .collect();
-    if !windows.is_empty() {
+    if !not_linux.is_empty() {
         out.push(
             &cluster.name,
-            "kmesh.kernel",
+            Rule::KmeshKernel,
             Severity::Info,
             "non-Linux nodes",
             format!(
                 "{} ({}) are not judged by Kmesh's Linux kernel rule; Kmesh runs only on Linux nodes",
-                plural(windows.len() as u64, "node", "nodes"),
-                fmt_list(&windows, NODES_NAMED)
+                plural(not_linux.len() as u64, "node", "nodes"),
+                fmt_list(&not_linux, NODES_NAMED)
             ),
             &rule.source,
         );
@@ -372,7 +372,7 @@ fn kernel_native_l7(cluster: &Cluster, compat: &CompatData, out: &mut Findings) 
         };
         out.push(
             &cluster.name,
-            "kmesh.kernel-native-l7",
+            Rule::KmeshKernelNativeL7,
             severity,
             &format!("nodes on {os_image}"),
             message,
@@ -405,6 +405,26 @@ mod tests {
             &["n1", "n2"],
         ));
         c
+    }
+
+    #[test]
+    fn a_node_with_no_operating_system_is_judged_as_plan_and_the_gate_judge_it() {
+        let mut c = kmesh_cluster("v1.30.4", "v1.0.0", KmeshMode::DualEngine, "1.23.4", true);
+        let mut bare = linux_nodes("5.4.0-1103-aws", "Custom", &["bare-1"]);
+        bare.operating_system = String::new();
+        c.nodes.push(bare);
+        let report = run(vec![c]);
+        let fs = of(&report, "kmesh.kernel");
+        let old = fs
+            .iter()
+            .find(|f| f.subject == "kernel 5.4.0-1103-aws")
+            .expect("the node is judged");
+        assert_eq!(old.severity, Severity::Fail);
+        assert_eq!(
+            old.message,
+            "1 node runs kernel 5.4.0, older than the 5.10 Kmesh needs for its eBPF programs: bare-1; move them to a 5.10+ node image or keep Kmesh off them"
+        );
+        assert!(!fs.iter().any(|f| f.subject == "non-Linux nodes"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Every finding carries a stable rule id. Tools may filter on these ids; they do not change meaning
 //! between releases. The numbers each rule uses come from the compatibility data (`data/compat.json`
-//! or `--compat FILE`), and each finding's `source` is the data row or rule it was judged by.
+//! or `--compat FILE`), and each finding's `source` is the data row or rule it was judged by. The
+//! table below is the registry [`rules::Rule`], row for row (a test holds them together).
 //!
 //! | rule id | severities | what it checks | source |
 //! | --- | --- | --- | --- |
@@ -46,11 +47,14 @@ mod istio;
 mod kmesh;
 pub mod render;
 mod replicas;
+pub mod rules;
 #[cfg(test)]
 pub(crate) mod testkit;
 
 pub use dates::day_number;
 pub use render::render_table;
+
+pub use rules::Rule;
 
 use crate::compat::CompatData;
 use crate::report::{CheckReport, Finding, Severity};
@@ -65,7 +69,7 @@ pub fn check(snapshot: &ClusterSnapshot, compat: &CompatData, today: &str) -> Ch
         if cluster.istio.is_none() && cluster.gloo_mesh.is_none() && cluster.kmesh.is_none() {
             out.push(
                 &cluster.name,
-                "snapshot.no-mesh",
+                Rule::SnapshotNoMesh,
                 Severity::Info,
                 "meshes",
                 "no Istio, Gloo Mesh or Kmesh was found, so only Kubernetes was read; nothing to judge"
@@ -100,7 +104,7 @@ fn unread(cluster: &Cluster, out: &mut Findings) {
         };
         out.push(
             &cluster.name,
-            "snapshot.unread",
+            Rule::SnapshotUnread,
             Severity::Warn,
             what,
             format!("could not read {what} ({reason}); {leaves_unjudged} left unjudged — {fix}"),
@@ -117,14 +121,14 @@ impl Findings {
     fn push(
         &mut self,
         cluster: &str,
-        rule: &str,
+        rule: Rule,
         severity: Severity,
         subject: &str,
         message: String,
         source: &str,
     ) {
         self.0.push(Finding {
-            rule: rule.to_string(),
+            rule: rule.id().to_string(),
             severity,
             cluster: cluster.to_string(),
             subject: subject.to_string(),

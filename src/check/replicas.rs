@@ -6,7 +6,7 @@
 //! certificates or injection, and an upgrade gate must not pass over it. Some ready, fewer than desired,
 //! is a warning.
 
-use super::{Findings, plural};
+use super::{Findings, Rule, plural};
 use crate::report::Severity;
 use crate::snapshot::{Cluster, REPLICAS_BEFORE_ANNOTATION, Workload};
 
@@ -14,7 +14,7 @@ use crate::snapshot::{Cluster, REPLICAS_BEFORE_ANNOTATION, Workload};
 /// revision 1-22`.
 pub(super) fn judge(
     cluster: &Cluster,
-    rule: &str,
+    rule: Rule,
     subject: &str,
     role: &str,
     w: &Workload,

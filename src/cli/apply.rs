@@ -8,14 +8,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::apply_ui::{PlainUi, TerminalUi};
 use super::args::{ApplyArgs, GlobalArgs, OutputFormat};
 use super::plan::{load_plan, make_plan, render};
 use super::{Settings, clock, connection_options, load_compat};
 use crate::apply::{
-    ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PlainUi, Staleness,
-    TerminalUi, Ui,
+    ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, HealthCheck, PromptError, Staleness, Ui,
 };
-use crate::client::{KubeconfigFiles, Target, connect};
+use crate::client::{ConnectedCluster, KubeconfigFiles, connect};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::observe::{ObserveOptions, observe};
@@ -90,6 +90,11 @@ pub async fn run(
     options.kubeconfig = KubeconfigFiles::resolve(global.kubeconfig.as_deref());
     options.health_check = Some(health_check(&targets, compat, observe_opts));
 
+    let mut ui: Box<dyn Ui> = if interactive {
+        Box::new(TerminalUi::new())
+    } else {
+        Box::new(PlainUi::new())
+    };
     // `apply --to`: the plan was just shown; ask once for all of it (unless it has manual steps,
     // which are confirmed as they come).
     if args.plan_file.is_none()
@@ -97,21 +102,16 @@ pub async fn run(
         && !args.dry_run
         && !has_unconfirmed_manual_steps(&plan, &options)
     {
-        if !interactive {
+        if !ui.can_prompt() {
             return Err(ApplyError::NeedsConfirmation.into());
         }
-        if !confirm_plan(&plan)? {
+        if !confirm_plan(ui.as_mut(), &plan)? {
             write_stderr_line("nothing was changed");
             return Ok(Exit::Declined);
         }
         options.yes = true;
     }
 
-    let mut ui: Box<dyn Ui> = if interactive {
-        Box::new(TerminalUi::new())
-    } else {
-        Box::new(PlainUi::new())
-    };
     write_stderr_line(&escape_control(&heading(&plan, &options)));
     let apply_target = targets.into_iter().fold(ApplyTarget::new(), |t, target| {
         t.with(target.context, target.client)
@@ -151,8 +151,12 @@ fn fact_changes(planned: &Fingerprint, now: &Fingerprint) -> Vec<String> {
 }
 
 /// `check-passes`: re-observe the cluster and run the check rules; the failing findings, if any.
-fn health_check(targets: &[Target], compat: Arc<CompatData>, opts: ObserveOptions) -> HealthCheck {
-    let targets: Vec<Target> = targets.to_vec();
+fn health_check(
+    targets: &[ConnectedCluster],
+    compat: Arc<CompatData>,
+    opts: ObserveOptions,
+) -> HealthCheck {
+    let targets: Vec<ConnectedCluster> = targets.to_vec();
     Arc::new(move |cluster: String| {
         let target = targets.iter().find(|t| t.context == cluster).cloned();
         let compat = compat.clone();
@@ -177,37 +181,22 @@ fn has_unconfirmed_manual_steps(plan: &UpgradePlan, options: &ApplyOptions) -> b
         .any(|id| !options.confirmed_manual.contains(id))
 }
 
-/// One question for a whole plan made by `apply --to`; on the terminal's stderr. The cursor the
-/// prompt hides is shown again however it ends (Ctrl-C included: exit 130).
-fn confirm_plan(plan: &UpgradePlan) -> Result<bool, Error> {
-    let question = escape_control(&format!(
+/// One question for a whole plan made by `apply --to`, through the [`Ui`] (on a terminal, its
+/// stderr): `true` to apply it. Ctrl-C at the question ends with exit 130, nothing changed.
+fn confirm_plan(ui: &mut dyn Ui, plan: &UpgradePlan) -> Result<bool, Error> {
+    let question = format!(
         "apply these {} steps to {}?",
         plan.steps.len(),
         plan.clusters.join(", ")
-    ))
-    .into_owned();
-    let term = console::Term::stderr();
-    // Ctrl-C must not kill the process with the prompt's cursor hidden: with SIGINT handled, the
-    // prompt's read is interrupted instead and the cursor is shown below.
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
-    // The first poll registers the handler; it is held until the prompt is answered.
-    let _ = futures::FutureExt::now_or_never(&mut ctrl_c);
-    let answer = tokio::task::block_in_place(|| {
-        dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact_on_opt(&term)
-    });
-    drop(ctrl_c);
-    let _ = term.show_cursor();
-    match answer {
-        Ok(answer) => Ok(answer == Some(true)),
-        Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+    );
+    match ui.confirm_plan(&question) {
+        Ok(yes) => Ok(yes),
+        Err(PromptError::Interrupted) => {
             write_stderr_line("");
             write_stderr_line("nothing was changed");
             Err(Error::Interrupted)
         }
-        Err(dialoguer::Error::IO(source)) => Err(Error::Write {
+        Err(PromptError::Io(source)) => Err(Error::Write {
             what: "the prompt".to_string(),
             source,
         }),
@@ -289,5 +278,57 @@ mod tests {
         let err = plan_contexts(&p, &["prod".to_string()]).expect_err("other context");
         assert_eq!(err.exit(), Exit::Usage);
         assert!(err.to_string().contains("mgmt,remote1"), "{err}");
+    }
+
+    /// A Ui whose whole-plan question is answered from a script; it records the questions.
+    struct Scripted {
+        answer: Option<Result<bool, PromptError>>,
+        asked: Vec<String>,
+    }
+
+    impl Ui for Scripted {
+        fn can_prompt(&self) -> bool {
+            true
+        }
+        fn confirm(&mut self, _: &str, _: &[String]) -> Result<crate::apply::Answer, PromptError> {
+            panic!("apply --to asks once for the whole plan, not step by step");
+        }
+        fn confirm_plan(&mut self, question: &str) -> Result<bool, PromptError> {
+            self.asked.push(question.to_string());
+            self.answer.take().expect("one question")
+        }
+        fn line(&mut self, _: &str) {}
+        fn step_started(&mut self, _: usize, _: usize, _: &str) {}
+        fn step_progress(&mut self, _: &str) {}
+        fn step_finished(&mut self, _: crate::apply::StepEnd, _: &str) {}
+        fn restore(&mut self) {}
+    }
+
+    #[test]
+    fn apply_to_asks_once_for_the_whole_plan_through_the_ui() {
+        let p = plan_for(&["mgmt", "remote1"]);
+        let question = format!("apply these {} steps to mgmt, remote1?", p.steps.len());
+        for (answer, expected) in [(true, true), (false, false)] {
+            let mut ui = Scripted {
+                answer: Some(Ok(answer)),
+                asked: Vec::new(),
+            };
+            assert_eq!(confirm_plan(&mut ui, &p).expect("answered"), expected);
+            assert_eq!(ui.asked, std::slice::from_ref(&question));
+        }
+        let mut ui = Scripted {
+            answer: Some(Err(PromptError::Interrupted)),
+            asked: Vec::new(),
+        };
+        let err = confirm_plan(&mut ui, &p).unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        assert_eq!(err.exit(), Exit::Interrupted);
+        let mut ui = Scripted {
+            answer: Some(Err(PromptError::Io(std::io::Error::other("no tty")))),
+            asked: Vec::new(),
+        };
+        let err = confirm_plan(&mut ui, &p).unwrap_err();
+        assert_eq!(err.to_string(), "cannot write the prompt: no tty");
+        assert_eq!(err.exit(), Exit::Failed);
     }
 }

@@ -69,7 +69,7 @@ pub async fn run(
 /// Each cluster's own report into its ConfigMap; every cluster is tried, a failure is one line each
 /// and the run fails (exit 1) with the first.
 async fn publish(
-    targets: &[crate::client::Target],
+    targets: &[crate::client::ConnectedCluster],
     report: &CheckReport,
     snapshot: &ClusterSnapshot,
 ) -> Result<(), Error> {
@@ -131,7 +131,7 @@ mod tests {
         let findings = severities
             .iter()
             .map(|s| Finding {
-                rule: "istio.k8s-supported".into(),
+                rule: crate::check::Rule::IstioK8sSupport.id().into(),
                 severity: *s,
                 cluster: "prod".into(),
                 subject: "istiod".into(),

@@ -10,7 +10,7 @@ use kube::api::Api;
 
 use super::args::{FleetArgs, GlobalArgs, OutputFormat};
 use super::{clock, connection_options, load_compat};
-use crate::client::{ClusterError, Target, classify, connect_each};
+use crate::client::{ClusterError, ConnectedCluster, classify, connect_each};
 use crate::compat::CompatData;
 use crate::error::{Error, Exit};
 use crate::fleet::{FleetReport, FleetRow, Judged, Source, Status};
@@ -120,7 +120,7 @@ fn unjudged(context: &str, server: Option<String>, e: &ClusterError) -> FleetRow
 async fn row(
     shared: &Shared<'_>,
     context: &str,
-    target: Result<Target, ClusterError>,
+    target: Result<ConnectedCluster, ClusterError>,
 ) -> Result<FleetRow, crate::plan::PlanError> {
     let target = match target {
         Ok(t) => t,
@@ -141,7 +141,10 @@ async fn row(
     }
 }
 
-async fn judge(shared: &Shared<'_>, target: &Target) -> Result<FleetRow, crate::plan::PlanError> {
+async fn judge(
+    shared: &Shared<'_>,
+    target: &ConnectedCluster,
+) -> Result<FleetRow, crate::plan::PlanError> {
     let context = target.context.as_str();
     let server = Some(target.server.clone());
     let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), shared.namespace);

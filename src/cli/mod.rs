@@ -2,6 +2,7 @@
 //! ended. `main.rs` only wires these to the runtime and the exit code.
 
 mod apply;
+mod apply_ui;
 pub mod args;
 mod check;
 pub mod clock;
@@ -148,7 +149,7 @@ async fn observe_clusters(global: &args::GlobalArgs) -> Result<ClusterSnapshot, 
 /// Reads the clusters the flags select, and keeps the clients (to write back to them).
 async fn observe_targets(
     global: &args::GlobalArgs,
-) -> Result<(Vec<crate::client::Target>, ClusterSnapshot), Error> {
+) -> Result<(Vec<crate::client::ConnectedCluster>, ClusterSnapshot), Error> {
     let targets = connect(&connection_options(global)).await?;
     let opts = ObserveOptions {
         istio_namespace: global.istio_namespace.clone(),

@@ -133,10 +133,7 @@ impl CompatData {
     /// The Kmesh row for a Kmesh version and mode. Versions newer than every numbered row are
     /// `None` (not in the data), never silently judged by `main/latest`.
     pub fn kmesh_release(&self, version: Minor, mode: &KmeshMode) -> Option<&KmeshRelease> {
-        let mode = match mode {
-            KmeshMode::Unknown(_) => &KmeshMode::DualEngine,
-            m => m,
-        };
+        let mode = crate::verdict::kmesh_rows_mode(mode);
         self.kmesh
             .releases
             .iter()

@@ -25,7 +25,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 
-use crate::client::{ClusterError, Target, classify, is_forbidden};
+use crate::client::{ClusterError, ConnectedCluster, classify, is_forbidden};
 use crate::snapshot::{
     Cluster, ClusterSnapshot, GlooMesh, HelmRelease, InstallMethod, Istio, IstioControlPlane,
     IstioGateway, IstioWebhook, MeshNamespace, RegisteredCluster, ServedGroup, Unread,
@@ -49,7 +49,7 @@ pub struct ObserveOptions {
 /// Observes every target concurrently, each on its own task (so parsing pages of several clusters
 /// uses every core); a cluster that fails fails the whole read.
 pub async fn observe(
-    targets: &[Target],
+    targets: &[ConnectedCluster],
     opts: &ObserveOptions,
 ) -> Result<ClusterSnapshot, ClusterError> {
     observe_paged(targets, opts, PAGE_SIZE).await
@@ -57,7 +57,7 @@ pub async fn observe(
 
 /// [`observe`] with another page size than [`PAGE_SIZE`] (tests compare verdicts across page sizes).
 pub async fn observe_paged(
-    targets: &[Target],
+    targets: &[ConnectedCluster],
     opts: &ObserveOptions,
     page_size: u32,
 ) -> Result<ClusterSnapshot, ClusterError> {
@@ -107,7 +107,7 @@ impl Unreads {
 }
 
 struct Reader<'a> {
-    target: &'a Target,
+    target: &'a ConnectedCluster,
     page_size: u32,
 }
 
@@ -533,14 +533,14 @@ fn is_ztunnel_daemonset(meta: &ObjectMeta) -> bool {
 
 /// Reads one cluster.
 pub async fn observe_cluster(
-    target: &Target,
+    target: &ConnectedCluster,
     opts: &ObserveOptions,
 ) -> Result<Cluster, ClusterError> {
     observe_cluster_paged(target, opts, PAGE_SIZE).await
 }
 
 async fn observe_cluster_paged(
-    target: &Target,
+    target: &ConnectedCluster,
     opts: &ObserveOptions,
     page_size: u32,
 ) -> Result<Cluster, ClusterError> {

@@ -225,6 +225,49 @@ pub async fn get_json<T: DeserializeOwned>(client: &Client, path: &str) -> Resul
     serde_json::from_slice(&body).map_err(|e| ListError::Kube(kube::Error::SerdeError(e)))
 }
 
+/// Lists page by page with kube-rs's typed calls (`list`: `|p| api.list(&p)`, or `list_metadata`),
+/// folding each object into `A`, within the same bounds as [`fold_pages`] ([`Continuation`]); an
+/// expired continue token (410) restarts the list from the beginning with a fresh aggregate, as
+/// [`fold_pages`] does. For callers that need the typed objects (apply's gates and actions).
+pub async fn fold_typed<T, A, F, Fut>(
+    params: &ListParams,
+    mut list: F,
+    mut fold: impl FnMut(&mut A, T),
+) -> Result<A, kube::Error>
+where
+    T: Clone,
+    A: Default,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
+{
+    let mut restarts = 0;
+    'list: loop {
+        let mut acc = A::default();
+        let mut pages = Continuation::default();
+        let mut page_params = params.clone();
+        let mut continued = false;
+        loop {
+            let page = match list(page_params.clone()).await {
+                Ok(page) => page,
+                Err(e) if continued && is_expired(&e) && restarts < MAX_RESTARTS => {
+                    tracing::info!("continue token expired; restarting the list");
+                    restarts += 1;
+                    continue 'list;
+                }
+                Err(e) => return Err(e),
+            };
+            for item in page.items {
+                fold(&mut acc, item);
+            }
+            match pages.next(page.metadata.continue_)? {
+                Some(token) => page_params = page_params.continue_token(&token),
+                None => return Ok(acc),
+            }
+            continued = true;
+        }
+    }
+}
+
 /// The bounds of a paged list, for [`fold_pages`] and for loops that page with kube-rs's typed
 /// `Api::list`: at most [`crate::limits::max_pages`] pages, and no continue token twice.
 #[derive(Debug, Default)]

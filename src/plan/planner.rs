@@ -18,6 +18,7 @@ use super::{
 };
 use crate::compat::{CompatData, Support};
 use crate::snapshot::{API_VERSION, Cluster, ClusterSnapshot, KmeshMode};
+use crate::verdict::{KernelVerdict, k8s_range, kmesh_kernel};
 use crate::version::{Flavor, Minor, Version};
 
 /// The targets after resolution against the compatibility data.
@@ -822,18 +823,15 @@ fn check_kmesh_environment(
             target: to,
         });
     }
-    let mode = match &kmesh.mode {
-        KmeshMode::Unknown(raw) => {
-            warnings.push(format!(
-                "{name}: Kmesh mode `{raw}` is unknown; the Dual-Engine rows (the stricter ones) are used"
-            ));
-            KmeshMode::DualEngine
-        }
-        m => m.clone(),
-    };
-    if let Some(row) = compat.kmesh_release(to.minor_line(), &mode) {
+    if let KmeshMode::Unknown(raw) = &kmesh.mode {
+        warnings.push(format!(
+            "{name}: Kmesh mode `{raw}` is unknown; the Dual-Engine rows (the stricter ones) are used"
+        ));
+    }
+    // The data's rows for the mode (an unknown mode: Dual-Engine's, `verdict::kmesh_rows_mode`).
+    if let Some(row) = compat.kmesh_release(to.minor_line(), &kmesh.mode) {
         let k8s = cluster.kubernetes.minor();
-        if !row.k8s.contains(&k8s) {
+        if k8s_range(&row.k8s, None, k8s).fits() != Some(true) {
             return Err(PlanError::KubernetesOutsideMeshRange {
                 cluster: name.to_string(),
                 kubernetes: k8s,
@@ -848,13 +846,11 @@ fn check_kmesh_environment(
     let min = compat.kmesh.kernel_min.value;
     let mut old = Vec::new();
     let mut unknown = Vec::new();
-    for group in cluster.nodes.iter().filter(|g| g.is_linux()) {
-        match &group.kernel {
-            Some(k) if !k.at_least(min) => {
-                old.extend(group.names.iter().map(|n| format!("{n} ({k})")))
-            }
-            Some(_) => {}
-            None => unknown.extend(group.names.iter().cloned()),
+    for group in &cluster.nodes {
+        match kmesh_kernel(&group.operating_system, group.kernel.as_ref(), min) {
+            KernelVerdict::Below(k) => old.extend(group.names.iter().map(|n| format!("{n} ({k})"))),
+            KernelVerdict::AtLeast(_) | KernelVerdict::NotLinux => {}
+            KernelVerdict::Unreadable => unknown.extend(group.names.iter().cloned()),
         }
     }
     if !old.is_empty() {
@@ -961,12 +957,7 @@ fn plan_gloo_mesh(
     // Gloo Mesh's Kubernetes range (its supported Istio decides it too).
     if let Some(release) = compat.gloo_mesh_release(to.minor_line()) {
         let k8s = cluster.kubernetes.minor();
-        let outside = if release.k8s.is_empty() {
-            release.k8s_min.is_some_and(|min| k8s < min)
-        } else {
-            !release.k8s.contains(&k8s)
-        };
-        if outside {
+        if k8s_range(&release.k8s, release.k8s_min, k8s).fits() == Some(false) {
             return Err(PlanError::KubernetesOutsideMeshRange {
                 cluster: name.to_string(),
                 kubernetes: k8s,

@@ -626,6 +626,23 @@ fn kmesh_refuses_nodes_with_old_kernels() {
     assert!(err.to_string().contains("lab-worker-0 (5.4.0)"), "{err}");
 }
 
+#[test]
+fn kmesh_judges_a_node_that_reports_no_operating_system_as_check_and_the_gate_do() {
+    let mut snapshot = fixture("kmesh");
+    let node = &mut snapshot.clusters[0].nodes[0];
+    node.operating_system = String::new();
+    node.kernel = crate::version::KernelVersion::parse("5.4.0-150-generic");
+    let err = plan(&snapshot, &CompatData::embedded(), &to(&[("kmesh", "1.1")])).unwrap_err();
+    assert!(err.is_blocking());
+    assert_eq!(
+        err.to_string(),
+        "kmesh-lab: node kernels lab-worker-0 (5.4.0), lab-worker-1 (5.4.0) are older than 5.10, the minimum Kmesh needs; upgrade those nodes (or move Kmesh off them) before upgrading Kmesh"
+    );
+    // The same node on Windows is not judged.
+    snapshot.clusters[0].nodes[0].operating_system = "windows".into();
+    assert!(plan(&snapshot, &CompatData::embedded(), &to(&[("kmesh", "1.1")])).is_ok());
+}
+
 // --- DaoCloud flavors ----------------------------------------------------------------------------------
 
 #[test]
