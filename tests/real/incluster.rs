@@ -249,7 +249,8 @@ fn the_cronjobs_pod_publishes_the_report_configmap_and_needs_the_report_role() {
             let out = cluster.kubectl(&[
                 "auth",
                 "can-i",
-                "get",
+                // Not `get`: the read-only ClusterRole reads ConfigMaps (istiod's mesh config).
+                "update",
                 &format!("configmaps/{CONFIGMAP}"),
                 "-n",
                 &spec.namespace,
