@@ -1010,24 +1010,13 @@ fn helm_canary_from_1_30_4_to_1_31_0() {
             &format!("istio={}", repo.url),
         ],
     );
-    let start = Instant::now();
-    let out = tools.meshup(
+    apply_from_mirror(
+        &tools,
         &cluster,
-        &[
-            "apply",
-            plan_file.to_str().expect("utf-8"),
-            "--yes",
-            "--allow-chart-repo",
-            &repo.url,
-        ],
+        &plan_file,
+        &repo,
+        "helm canary 1.30.4 -> 1.31.0",
     );
-    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
-    eprintln!(
-        "timing: kubectl meshup apply (helm canary 1.30.4 -> 1.31.0): exit {:?} in {:.1?}",
-        out.status.code(),
-        start.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(0), "apply failed");
 
     // The cluster afterwards: the new revision from the real helm, with the user's values.
     let releases = helm_releases(&tools, &cluster, "istio-system");
@@ -1234,6 +1223,35 @@ fn helm_in_place_from_1_30_4_to_1_31_0() {
     eprintln!("timing: whole test: {:.1?}", whole.elapsed());
 }
 
+/// `kubectl meshup apply PLAN --yes --allow-chart-repo <mirror>`: the plan's charts come from the
+/// mirror on 127.0.0.1 (planned with `--chart-repo`); asserts it exits 0 and prints its time.
+fn apply_from_mirror(
+    tools: &Tools,
+    cluster: &RealCluster,
+    plan: &Path,
+    repo: &ChartRepo,
+    what: &str,
+) {
+    let start = Instant::now();
+    let out = tools.meshup(
+        cluster,
+        &[
+            "apply",
+            plan.to_str().expect("utf-8"),
+            "--yes",
+            "--allow-chart-repo",
+            &repo.url,
+        ],
+    );
+    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
+    eprintln!(
+        "timing: kubectl meshup apply ({what}): exit {:?} in {:.1?}",
+        out.status.code(),
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "apply failed");
+}
+
 /// The `mesh` document of ConfigMap istio-system/`name`.
 fn mesh_config(tools: &Tools, cluster: &RealCluster, name: &str) -> String {
     let map = tools.kubectl_json(cluster, &["get", "configmap", "-n", "istio-system", name]);
@@ -1430,24 +1448,13 @@ fn helm_ambient_1_30_4_found_and_upgraded() {
         "{steps:#?}"
     );
 
-    let start = Instant::now();
-    let out = tools.meshup(
+    apply_from_mirror(
+        &tools,
         &cluster,
-        &[
-            "apply",
-            plan_file.to_str().expect("utf-8"),
-            "--yes",
-            "--allow-chart-repo",
-            &repo.url,
-        ],
+        &plan_file,
+        &repo,
+        "ambient canary 1.30.4 -> 1.31.0",
     );
-    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
-    eprintln!(
-        "timing: kubectl meshup apply (ambient canary 1.30.4 -> 1.31.0): exit {:?} in {:.1?}",
-        out.status.code(),
-        start.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(0), "apply failed");
 
     // Afterwards: the new control plane beside nothing old, ztunnel and istio-cni at 1.31.0 in
     // their own flavors, as the real helm rendered the new charts.
