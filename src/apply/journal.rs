@@ -372,72 +372,21 @@ impl JournalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Fingerprint, PlanMetadata, Reason, Step, Strategy, Target};
-    use crate::version::Version;
-
-    fn plan_with(steps: Vec<Step>) -> UpgradePlan {
-        UpgradePlan {
-            api_version: "meshup.dev/v1alpha1".into(),
-            kind: "UpgradePlan".into(),
-            metadata: PlanMetadata {
-                tool_version: "0.1.0".into(),
-                compat_data: "2025-01-01".into(),
-                compat_data_from: None,
-                created_at: None,
-            },
-            targets: vec![Target {
-                mesh: Mesh::GlooMesh,
-                version: Version::new(1, 0, 0),
-                flavor: None,
-            }],
-            strategy: Strategy::InPlace,
-            clusters: vec!["mgmt".into()],
-            fingerprint: Fingerprint {
-                algorithm: "sha256".into(),
-                value: "abc".into(),
-                facts: BTreeMap::new(),
-            },
-            components: vec![],
-            hops: vec![],
-            warnings: vec![],
-            steps,
-            integrity: None,
-        }
-    }
-
-    fn manual_step(id: &str, cluster: &str) -> Step {
-        Step {
-            id: id.into(),
-            cluster: cluster.into(),
-            title: "t".into(),
-            reason: Reason {
-                runbook: "gloo-mesh-pre-1.0".into(),
-                step: None,
-                text: "r".into(),
-                source: "s".into(),
-            },
-            action: Action::Manual {
-                instructions: "do it".into(),
-                command: None,
-            },
-            irreversible: false,
-            undo: None,
-        }
-    }
+    use crate::apply::test_plans::{manual, plan_with};
 
     #[test]
     fn plan_hash_ignores_integrity_and_sees_steps() {
-        let plan = plan_with(vec![manual_step("a", "mgmt")]);
+        let plan = plan_with(&["mgmt"], vec![manual("a", "mgmt")]);
         let mut signed = plan.clone();
         signed.integrity = Some("sha256:whatever".into());
         assert_eq!(plan_hash(&plan), plan_hash(&signed));
-        let other = plan_with(vec![manual_step("b", "mgmt")]);
+        let other = plan_with(&["mgmt"], vec![manual("b", "mgmt")]);
         assert_ne!(plan_hash(&plan), plan_hash(&other));
     }
 
     #[test]
     fn journal_holds_only_its_clusters_steps() {
-        let plan = plan_with(vec![manual_step("a", "mgmt"), manual_step("b", "remote")]);
+        let plan = plan_with(&["mgmt"], vec![manual("a", "mgmt"), manual("b", "remote")]);
         let j = Journal::new(&plan, "mgmt", "now".into());
         assert_eq!(j.steps.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(j.state("a"), StepState::Pending);
@@ -466,7 +415,7 @@ mod tests {
 
     #[test]
     fn journal_namespace_falls_back_to_the_mesh_convention() {
-        let plan = plan_with(vec![]);
+        let plan = plan_with(&["mgmt"], vec![]);
         assert_eq!(journal_namespace(&plan, None), "gloo-mesh");
     }
 }

@@ -1052,7 +1052,7 @@ async fn hooks_play_controllers() {
     assert!(server.get("cm", "default", "ctl-discovered").is_some());
 }
 
-/// As the real API server (found by the real-cluster tier, tests/real/apply.rs): a server-side apply
+/// As the real API server (found by the real-cluster tier, tests/it/real/apply.rs): a server-side apply
 /// that changes fields another manager set (here helm's create of a CRD) is refused with 409 Conflict
 /// naming the manager and the field, unless forced; then it takes them.
 #[tokio::test]

@@ -1,0 +1,248 @@
+//! Setup shared by the integration tests: for apply (`apply`, `e2e`, `kill_resume`) the fixtures,
+//! the built binary, the stand-in tools, the journal as the
+//! cluster holds it, and the controllers the fake API server does not play itself (Gloo Mesh
+//! discovery, the sidecar injector); for observe (`observe`, `faults`) the sidecar pods it folds.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
+use serde_json::{Value, json};
+
+use kubectl_meshup::apply::journal::Journal;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apply");
+
+/// The built `kubectl-meshup`.
+pub fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("kubectl-meshup")
+}
+
+/// Text of a process's stdout/stderr.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The built `kubectl-meshup` as an `assert_cmd` command, with nothing of this shell's Kubernetes
+/// setup (`KUBECONFIG`, in-cluster mode's `KUBERNETES_SERVICE_HOST`), colour or log level, and a 60 s
+/// timeout.
+pub fn meshup() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(binary());
+    cmd.env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// A file under tests/fixtures.
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+/// A directory with the named stand-in tools (tests/fixtures/apply/bin) and the script they share to
+/// pick their cluster as the real tools do (cluster.sh). Nothing there tells them which cluster: like
+/// the real ones they go by their flags, else `KUBECONFIG`, else `$HOME/.kube/config`.
+pub fn stand_in_tools(tools: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in tools.iter().copied().chain(["cluster.sh"]) {
+        std::fs::copy(
+            Path::new(FIXTURES).join("bin").join(file),
+            dir.path().join(file),
+        )
+        .expect("copy tool");
+    }
+    dir
+}
+
+/// A kubeconfig with one context per `(name, server)`, each with its own cluster and user entry, and
+/// `current` as the current context: what a user's ~/.kube/config with several clusters looks like.
+pub fn kubeconfig_yaml(contexts: &[(&str, &str)], current: &str) -> String {
+    let mut clusters = String::new();
+    let mut users = String::new();
+    let mut named = String::new();
+    for (name, server) in contexts {
+        clusters.push_str(&format!(
+            "- name: {name}-cluster\n  cluster:\n    server: {server}\n"
+        ));
+        users.push_str(&format!(
+            "- name: {name}-user\n  user:\n    token: fake-token-{name}\n"
+        ));
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}-cluster\n    user: {name}-user\n    namespace: default\n"
+        ));
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{named}current-context: {current}\npreferences: {{}}\n"
+    )
+}
+
+/// Writes [`kubeconfig_yaml`] for `(context, fake server)` pairs to `path`.
+pub fn write_kubeconfig(path: &Path, contexts: &[(&str, &FakeApiServer)], current: &str) {
+    let urls: Vec<(&str, String)> = contexts.iter().map(|(n, s)| (*n, s.url())).collect();
+    let pairs: Vec<(&str, &str)> = urls.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    std::fs::write(path, kubeconfig_yaml(&pairs, current)).expect("write kubeconfig");
+}
+
+/// The flags apply adds to a stand-in tool's call to point it at `context` in `kubeconfig`, as
+/// calls.log records them (each tool spells the context flag its own way).
+pub fn cluster_flags(tool: &str, kubeconfig: &Path, context: &str) -> String {
+    let context_flag = match tool {
+        "helm" => "--kube-context",
+        "meshctl" => "--kubecontext",
+        _ => "--context",
+    };
+    format!(
+        "--kubeconfig {} {context_flag} {context}",
+        kubeconfig.display()
+    )
+}
+
+/// Copies a fixture (a path under tests/fixtures/apply) to `to`, e.g. beside the stand-in tools.
+pub fn copy_fixture(fixture: &str, to: &Path) {
+    std::fs::copy(Path::new(FIXTURES).join(fixture), to).expect("copy fixture");
+}
+
+/// The calls the stand-in tools in `tools` recorded (calls.log), one line each.
+pub fn tool_calls(tools: &Path) -> Vec<String> {
+    std::fs::read_to_string(tools.join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The apply journal in `namespace`, if one was written.
+pub fn read_journal(server: &FakeApiServer, namespace: &str) -> Option<Journal> {
+    let cm = server.get("configmaps", namespace, "kubectl-meshup-journal")?;
+    let text = cm["data"]["journal.json"].as_str()?;
+    Some(serde_json::from_str(text).expect("journal.json parses"))
+}
+
+/// Plays Gloo Mesh 1.0 discovery: `after` it is scaled up from 0, it writes what it discovers in its
+/// own API (discovered.yaml: a v1 mesh, destination and workload where 0.10 had a traffic target;
+/// the plan deleted 0.10's v1alpha2 resources in its step 3, and waits for 1.0's in its step 8).
+pub fn play_gloo_discovery(server: &FakeApiServer, after: Duration) {
+    server.on_change(move |change, cluster| {
+        let replicas = |o: Option<&Value>| {
+            o.and_then(|o| o.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+        };
+        let scaled_up = change.kind == "Deployment"
+            && change.name == "discovery"
+            && replicas(Some(&change.object)) >= Some(1)
+            && replicas(change.old.as_ref()) == Some(0);
+        if scaled_up {
+            let cluster: FakeCluster = cluster.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                cluster
+                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/discovered.yaml"))
+                    .expect("discovery writes its resources");
+            });
+        }
+    });
+}
+
+/// The proxy version each Istio revision of the fixtures injects.
+pub const PROXY_VERSIONS: [(&str, &str); 3] =
+    [("1-23", "1.23.4"), ("1-24", "1.24.2"), ("1-24-6", "1.24.6")];
+
+/// A pod of a Bookinfo deployment, injected by the revision its namespace points at.
+pub fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {
+    let version = PROXY_VERSIONS
+        .iter()
+        .find(|(r, _)| *r == revision)
+        .map(|(_, v)| *v)
+        .unwrap_or("unknown");
+    // The Deployment controller names the ReplicaSet DEPLOYMENT-HASH and labels its pods with the hash.
+    let hash = format!("5d8f7c9b{generation}");
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{deployment}-{hash}-x7k2p"),
+            "namespace": "bookinfo",
+            "labels": {"app": app, "version": "v1", "istio.io/rev": revision, "pod-template-hash": hash,
+                       "service.istio.io/canonical-name": app, "security.istio.io/tlsMode": "istio"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": format!("{deployment}-{hash}"), "uid": "0", "controller": true}]
+        },
+        "spec": {
+            "initContainers": [{"name": "istio-init", "image": format!("docker.io/istio/proxyv2:{version}")}],
+            "containers": [
+                {"name": app, "image": format!("docker.io/istio/examples-bookinfo-{app}-v1:1.20.2")},
+                {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{version}"),
+                 "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"]}
+            ]
+        },
+        "status": {"phase": "Running"}
+    })
+}
+
+/// Seeds the Bookinfo pods of istio/cluster.yaml's deployments (reviews-v1, productpage-v1), first
+/// generation, as injected by `revision`.
+pub fn seed_bookinfo_pods(server: &FakeApiServer, revision: &str) {
+    for (deployment, app) in [("reviews-v1", "reviews"), ("productpage-v1", "productpage")] {
+        server
+            .seed(injected_pod(deployment, app, revision, 1))
+            .expect("seed pod");
+    }
+}
+
+/// Plays the ReplicaSet controller and the sidecar injector: `after` a Bookinfo deployment's
+/// template changes (a restart), its pod is replaced by one injected by the revision its namespace
+/// is labelled with.
+pub fn play_injector(server: &FakeApiServer, after: Duration) {
+    server.on_change(move |change, cluster| {
+        if change.kind != "Deployment" || change.namespace.as_deref() != Some("bookinfo") {
+            return;
+        }
+        if !change.spec_changed() || change.old.is_none() {
+            return;
+        }
+        let name = change.name.clone();
+        let cluster: FakeCluster = cluster.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            let revision = cluster
+                .get("namespaces", "", "bookinfo")
+                .and_then(|ns| {
+                    ns["metadata"]["labels"]["istio.io/rev"]
+                        .as_str()
+                        .map(String::from)
+                })
+                .unwrap_or_default();
+            let app = name.trim_end_matches("-v1").to_string();
+            for pod in cluster.list("pods", "bookinfo") {
+                if pod["metadata"]["labels"]["app"] == app.as_str() {
+                    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    cluster.remove("pods", "bookinfo", &pod_name);
+                }
+            }
+            cluster
+                .seed(injected_pod(&name, &app, &revision, 2))
+                .expect("new pod");
+        });
+    });
+}
+
+/// One sidecar pod of Deployment `name` in `namespace`, as injected by revision 1-22.
+pub fn sidecar_pod(namespace: &str, name: &str, i: usize, proxy: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{name}-5f7c9d6b8-{i:05}"), "namespace": namespace,
+            "labels": {"app": name, "pod-template-hash": "5f7c9d6b8", "security.istio.io/tlsMode": "istio"},
+            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"],\"revision\":\"1-22\"}"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-5f7c9d6b8"),
+                                 "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]
+        },
+        "spec": {"containers": [
+            {"name": name, "image": "registry.example.com/app:1.0.0"},
+            {"name": "istio-proxy", "image": format!("docker.io/istio/proxyv2:{proxy}")}
+        ]}
+    })
+}
