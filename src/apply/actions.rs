@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -54,20 +54,10 @@ pub async fn current_replicas(client: &Client, target: &ObjectRef) -> Result<u32
         "read the scale of {} {}/{}",
         target.kind, target.namespace, target.name
     );
-    let scale = match target.kind.as_str() {
-        "StatefulSet" => {
-            Api::<StatefulSet>::namespaced(client.clone(), &target.namespace)
-                .get_scale(&target.name)
-                .await
-        }
-        "Deployment" => {
-            Api::<Deployment>::namespaced(client.clone(), &target.namespace)
-                .get_scale(&target.name)
-                .await
-        }
-        other => return Err(unscalable(other)),
-    }
-    .map_err(api_err(what))?;
+    let scale = workload_api(client, target, true)?
+        .get_scale(&target.name)
+        .await
+        .map_err(api_err(what))?;
     let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
     Ok(u32::try_from(replicas).unwrap_or(0))
 }
@@ -75,6 +65,32 @@ pub async fn current_replicas(client: &Client, target: &ObjectRef) -> Result<u32
 fn unscalable(kind: &str) -> ActionError {
     ActionError::Invalid(format!(
         "cannot scale a {kind}: only Deployment and StatefulSet have /scale here"
+    ))
+}
+
+/// The API of `target`'s kind in its namespace: a Deployment or StatefulSet, also a DaemonSet unless
+/// the action needs `/scale` (`scalable`); another kind is refused (`unscalable`, or a restart's
+/// refusal, which [`parse_workload`] gives first).
+fn workload_api(
+    client: &Client,
+    target: &ObjectRef,
+    scalable: bool,
+) -> Result<Api<DynamicObject>, ActionError> {
+    let resource = match target.kind.as_str() {
+        "Deployment" => ApiResource::erase::<Deployment>(&()),
+        "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
+        "DaemonSet" if !scalable => ApiResource::erase::<DaemonSet>(&()),
+        other if scalable => return Err(unscalable(other)),
+        other => {
+            return Err(ActionError::Invalid(format!(
+                "cannot restart a {other}: only a Deployment, StatefulSet or DaemonSet is restarted"
+            )));
+        }
+    };
+    Ok(Api::namespaced_with(
+        client.clone(),
+        &target.namespace,
+        &resource,
     ))
 }
 
@@ -91,18 +107,11 @@ pub async fn scale(
     );
     let body = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
     let pp = patch_params(dry_run);
-    match target.kind.as_str() {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), &target.namespace)
-            .patch_scale(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        "Deployment" => Api::<Deployment>::namespaced(client.clone(), &target.namespace)
-            .patch_scale(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        other => return Err(unscalable(other)),
-    }
-    .map_err(api_err(what))
+    workload_api(client, target, true)?
+        .patch_scale(&target.name, &pp, &body)
+        .await
+        .map(drop)
+        .map_err(api_err(what))
 }
 
 /// Where the count a restoring scale-up brings back came from.
@@ -156,19 +165,11 @@ pub async fn recorded_replicas(
     target: &ObjectRef,
 ) -> Result<Option<u32>, ActionError> {
     let what = format!("read {} {}/{}", target.kind, target.namespace, target.name);
-    let ns = &target.namespace;
-    let meta = match target.kind.as_str() {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .get(&target.name)
-            .await
-            .map(|o| o.metadata),
-        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns)
-            .get(&target.name)
-            .await
-            .map(|o| o.metadata),
-        other => return Err(unscalable(other)),
-    }
-    .map_err(api_err(what))?;
+    let meta = workload_api(client, target, true)?
+        .get(&target.name)
+        .await
+        .map_err(api_err(what))?
+        .metadata;
     Ok(crate::observe::workload::replicas_before(&meta))
 }
 
@@ -194,20 +195,11 @@ pub async fn record_replicas(
     let body = Patch::Merge(json!({
         "metadata": { "annotations": { REPLICAS_BEFORE_ANNOTATION: value } }
     }));
-    let pp = patch_params(dry_run);
-    let ns = &target.namespace;
-    match target.kind.as_str() {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .patch(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns)
-            .patch(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        other => return Err(unscalable(other)),
-    }
-    .map_err(api_err(what))
+    workload_api(client, target, true)?
+        .patch(&target.name, &patch_params(dry_run), &body)
+        .await
+        .map(drop)
+        .map_err(api_err(what))
 }
 
 /// Delete every object of `resource` in `group/version` (in `namespace`, or in every namespace that
@@ -367,22 +359,11 @@ pub async fn restart(
         "restart {} {}/{}",
         target.kind, target.namespace, target.name
     );
-    let ns = &target.namespace;
-    match target.kind.as_str() {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .patch(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns)
-            .patch(&target.name, &pp, &body)
-            .await
-            .map(drop),
-        _ => Api::<Deployment>::namespaced(client.clone(), ns)
-            .patch(&target.name, &pp, &body)
-            .await
-            .map(drop),
-    }
-    .map_err(api_err(what))
+    workload_api(client, target, false)?
+        .patch(&target.name, &pp, &body)
+        .await
+        .map(drop)
+        .map_err(api_err(what))
 }
 
 #[cfg(test)]
