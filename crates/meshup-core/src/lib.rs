@@ -8,14 +8,16 @@
 //! - [`text`]: the one escaping of control characters in anything shown.
 //!
 //! No network, no clock, no environment, no files: this crate depends on no Kubernetes client, async
-//! runtime or HTTP client. The plugin crate (`kubectl-meshup`) reads clusters and files, executes
-//! plans and runs the command line.
+//! runtime or HTTP client, and the unit tests in `purity.rs` keep it so. The plugin crate
+//! (`kubectl-meshup`) reads clusters and files, executes plans and runs the command line.
 
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod compat;
 pub mod plan;
+#[cfg(test)]
+mod purity;
 pub mod report;
 pub mod snapshot;
 pub mod text;
