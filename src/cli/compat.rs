@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::args::{CompatAction, GlobalArgs, OutputFormat};
 use super::clock;
 use crate::compat::import::{self, Sources};
-use crate::compat::{CompatData, CompatInUse};
+use crate::compat::{CompatData, CompatError, CompatInUse};
 use crate::error::{Error, Exit};
 use crate::limits;
 use crate::output::{DocFormat, render, write_stderr_line, write_stdout};
@@ -30,7 +30,7 @@ pub fn data_file() -> Option<PathBuf> {
 /// The data a command judges with, and where it came from.
 pub fn load(global: &GlobalArgs) -> Result<CompatInUse, Error> {
     if let Some(path) = &global.compat {
-        let data = CompatData::from_file(path)?;
+        let data = read_compat_file(path)?;
         return Ok(in_use(data, format!("--compat {}", path.display())));
     }
     let embedded = CompatData::embedded();
@@ -53,6 +53,15 @@ pub fn load(global: &GlobalArgs) -> Result<CompatInUse, Error> {
         }
     }
     Ok(in_use(embedded, "built in".to_string()))
+}
+
+/// Reads a `--compat FILE` override (here, not in the pure core, because it reads a file).
+fn read_compat_file(path: &Path) -> Result<CompatData, CompatError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CompatError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    CompatData::parse(&text, &path.display().to_string())
 }
 
 fn in_use(data: CompatData, origin: String) -> CompatInUse {
@@ -426,4 +435,34 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compat_file_that_cannot_be_read_or_parsed_is_named_in_the_error() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let missing = dir.path().join("missing.json");
+        let err = read_compat_file(&missing).expect_err("no such file");
+        assert!(matches!(err, CompatError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read compatibility data {}: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+
+        let invalid = dir.path().join("invalid.json");
+        std::fs::write(&invalid, "{}").expect("write");
+        let err = read_compat_file(&invalid).expect_err("not compatibility data");
+        assert!(matches!(err, CompatError::Invalid { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .ends_with("; use a file written by kubectl meshup compat update"),
+            "{err}"
+        );
+    }
 }

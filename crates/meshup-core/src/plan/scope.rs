@@ -877,7 +877,7 @@ pub fn allowed_chart_repo(text: &str) -> Result<String, String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = bare.eq_ignore_ascii_case("localhost")
         || bare
-            .parse::<std::net::IpAddr>()
+            .parse::<core::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     match uri.scheme_str() {
         _ if host.is_empty() => Err(format!(
@@ -1001,41 +1001,44 @@ mod tests {
     const SNAPSHOTS: [(&str, &str); 10] = [
         (
             "gloo",
-            include_str!("../../tests/fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"),
+            include_str!("../../../../tests/fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"),
         ),
         (
             "old-k8s",
-            include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.27.yaml"),
+            include_str!("../../../../tests/fixtures/plan/istio-1.20-k8s-1.27.yaml"),
         ),
         (
             "canary",
-            include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.29.yaml"),
+            include_str!("../../../../tests/fixtures/plan/istio-1.20-k8s-1.29.yaml"),
         ),
         (
             "new-k8s",
-            include_str!("../../tests/fixtures/plan/istio-1.22-k8s-1.31.yaml"),
+            include_str!("../../../../tests/fixtures/plan/istio-1.22-k8s-1.31.yaml"),
         ),
         (
             "ambient",
-            include_str!("../../tests/fixtures/plan/istio-ambient-1.23.yaml"),
+            include_str!("../../../../tests/fixtures/plan/istio-ambient-1.23.yaml"),
         ),
         (
             "kmesh",
-            include_str!("../../tests/fixtures/plan/kmesh-1.0-dual-engine.yaml"),
+            include_str!("../../../../tests/fixtures/plan/kmesh-1.0-dual-engine.yaml"),
         ),
         (
             "mspider",
-            include_str!("../../tests/fixtures/plan/mspider-mixed.yaml"),
+            include_str!("../../../../tests/fixtures/plan/mspider-mixed.yaml"),
         ),
         (
             "example-istio",
-            include_str!("../../examples/istio-1.20-eks.yaml"),
+            include_str!("../../../../examples/istio-1.20-eks.yaml"),
         ),
         (
             "example-gloo",
-            include_str!("../../examples/gloo-mesh-fleet.yaml"),
+            include_str!("../../../../examples/gloo-mesh-fleet.yaml"),
         ),
-        ("example-kmesh", include_str!("../../examples/kmesh.yaml")),
+        (
+            "example-kmesh",
+            include_str!("../../../../examples/kmesh.yaml"),
+        ),
     ];
 
     fn snapshot(text: &str) -> ClusterSnapshot {

@@ -11,13 +11,13 @@ use crate::version::Version;
 
 fn fixture(name: &str) -> ClusterSnapshot {
     let text = match name {
-        "gloo" => include_str!("../../tests/fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"),
-        "canary" => include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.29.yaml"),
-        "ambient" => include_str!("../../tests/fixtures/plan/istio-ambient-1.23.yaml"),
-        "kmesh" => include_str!("../../tests/fixtures/plan/kmesh-1.0-dual-engine.yaml"),
-        "mspider" => include_str!("../../tests/fixtures/plan/mspider-mixed.yaml"),
-        "old-k8s" => include_str!("../../tests/fixtures/plan/istio-1.20-k8s-1.27.yaml"),
-        "new-k8s" => include_str!("../../tests/fixtures/plan/istio-1.22-k8s-1.31.yaml"),
+        "gloo" => include_str!("../../../../tests/fixtures/plan/gloo-mesh-0.12-two-clusters.yaml"),
+        "canary" => include_str!("../../../../tests/fixtures/plan/istio-1.20-k8s-1.29.yaml"),
+        "ambient" => include_str!("../../../../tests/fixtures/plan/istio-ambient-1.23.yaml"),
+        "kmesh" => include_str!("../../../../tests/fixtures/plan/kmesh-1.0-dual-engine.yaml"),
+        "mspider" => include_str!("../../../../tests/fixtures/plan/mspider-mixed.yaml"),
+        "old-k8s" => include_str!("../../../../tests/fixtures/plan/istio-1.20-k8s-1.27.yaml"),
+        "new-k8s" => include_str!("../../../../tests/fixtures/plan/istio-1.22-k8s-1.31.yaml"),
         other => panic!("no fixture {other}"),
     };
     serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
@@ -1031,7 +1031,7 @@ fn truncated_and_foreign_files_are_refused_clearly() {
         load(&json[..json.len() / 2]),
         Err(PlanFileError::Syntax { .. })
     ));
-    let snapshot_yaml = include_str!("../../tests/fixtures/plan/istio-ambient-1.23.yaml");
+    let snapshot_yaml = include_str!("../../../../tests/fixtures/plan/istio-ambient-1.23.yaml");
     assert_eq!(
         load(snapshot_yaml).unwrap_err(),
         PlanFileError::WrongKind {

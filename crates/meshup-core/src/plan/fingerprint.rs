@@ -329,7 +329,7 @@ mod tests {
     fn a_cluster_moved_to_another_server_changes_the_fingerprint() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/examples/istio-1.20-eks.yaml"
+            "/../../examples/istio-1.20-eks.yaml"
         ))
         .expect("example snapshot");
         let snapshot: ClusterSnapshot = serde_saphyr::from_str(&text).expect("snapshot");

@@ -1,11 +1,10 @@
-//! Compatibility data: loading (embedded or `--compat FILE`) and the look-ups rules and plans use.
+//! Compatibility data: loading (embedded, or parsed from the text of a `--compat FILE` the plugin read)
+//! and the look-ups rules and plans use.
 //! The matrices live in `data/compat.json` (made by [`import`] from `data/sources/`); this module
 //! only answers questions about them, so each fact has exactly one home.
 
 pub mod import;
 mod model;
-
-use std::path::Path;
 
 pub use model::*;
 
@@ -13,7 +12,7 @@ use crate::snapshot::KmeshMode;
 use crate::version::{Minor, Version};
 
 /// The data shipped inside the binary.
-const EMBEDDED: &str = include_str!("../../data/compat.json");
+const EMBEDDED: &str = include_str!("../../../../data/compat.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompatError {
@@ -45,15 +44,6 @@ impl CompatData {
     pub fn embedded() -> CompatData {
         // The embedded file is validated by a unit test; a failure here is a build defect, not input.
         Self::parse(EMBEDDED, "embedded data/compat.json").expect("embedded compatibility data")
-    }
-
-    /// Reads a `--compat FILE` override.
-    pub fn from_file(path: &Path) -> Result<CompatData, CompatError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CompatError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<CompatData, CompatError> {

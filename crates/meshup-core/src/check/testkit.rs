@@ -198,7 +198,7 @@ pub const EXAMPLES: [&str; 3] = [
 ];
 
 pub fn load_example(path: &str) -> ClusterSnapshot {
-    let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"))
 }

@@ -41,46 +41,49 @@ pub const MSPIDER_READINGS: &str = "daocloud/readings.json";
 
 /// The sources as built into the binary, so an update that replaces one file rebuilds from the rest.
 const EMBEDDED: &[(&str, &str)] = &[
-    (MANIFEST, include_str!("../../data/sources/manifest.json")),
+    (
+        MANIFEST,
+        include_str!("../../../../data/sources/manifest.json"),
+    ),
     (
         ISTIO_SUPPORT_STATUS,
-        include_str!("../../data/sources/istio/supportStatus.yml"),
+        include_str!("../../../../data/sources/istio/supportStatus.yml"),
     ),
     (
         ISTIO_RELEASES,
-        include_str!("../../data/sources/istio/releases.json"),
+        include_str!("../../../../data/sources/istio/releases.json"),
     ),
     (
         ISTIO_READINGS,
-        include_str!("../../data/sources/istio/readings.json"),
+        include_str!("../../../../data/sources/istio/readings.json"),
     ),
     (
         ISTIO_UPGRADE_NOTES,
-        include_str!("../../data/sources/istio/upgrade-notes.json"),
+        include_str!("../../../../data/sources/istio/upgrade-notes.json"),
     ),
     (
         KMESH_SUPPORT,
-        include_str!("../../data/sources/kmesh/kmesh_support.md"),
+        include_str!("../../../../data/sources/kmesh/kmesh_support.md"),
     ),
     (
         KMESH_READINGS,
-        include_str!("../../data/sources/kmesh/readings.json"),
+        include_str!("../../../../data/sources/kmesh/readings.json"),
     ),
     (
         GLOO_MESH_TABLE,
-        include_str!("../../data/sources/gloo-mesh/supported-versions.md"),
+        include_str!("../../../../data/sources/gloo-mesh/supported-versions.md"),
     ),
     (
         GLOO_MESH_READINGS,
-        include_str!("../../data/sources/gloo-mesh/readings.json"),
+        include_str!("../../../../data/sources/gloo-mesh/readings.json"),
     ),
     (
         GLOO_MESH_CHANGELOG,
-        include_str!("../../data/sources/gloo-mesh/changelog-breaking.yaml"),
+        include_str!("../../../../data/sources/gloo-mesh/changelog-breaking.yaml"),
     ),
     (
         MSPIDER_READINGS,
-        include_str!("../../data/sources/daocloud/readings.json"),
+        include_str!("../../../../data/sources/daocloud/readings.json"),
     ),
 ];
 
@@ -756,16 +759,16 @@ pub fn build(sources: &Sources, date: Option<&str>) -> Result<CompatData, Import
 mod tests {
     use super::*;
 
-    const COMMITTED: &str = include_str!("../../data/compat.json");
+    const COMMITTED: &str = include_str!("../../../../data/compat.json");
 
     /// `data/compat.json` is exactly what the importer makes from `data/sources/`. To regenerate it
-    /// after changing a source: `MESHUP_WRITE_COMPAT=1 cargo test --lib compat::import`.
+    /// after changing a source: `MESHUP_WRITE_COMPAT=1 cargo test -p meshup-core --lib compat::import`.
     #[test]
     fn committed_compat_json_is_what_the_sources_make() {
         let data = build(&Sources::embedded(), None).expect("the committed sources import");
         let made = serde_json::to_string_pretty(&data).expect("serializable") + "\n";
         if std::env::var_os("MESHUP_WRITE_COMPAT").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/compat.json");
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/compat.json");
             std::fs::write(path, &made).expect("write data/compat.json");
             return;
         }
@@ -775,7 +778,7 @@ mod tests {
         );
         assert!(
             made == COMMITTED,
-            "data/compat.json is not what data/sources makes: run MESHUP_WRITE_COMPAT=1 cargo test --lib compat::import"
+            "data/compat.json is not what data/sources makes: run MESHUP_WRITE_COMPAT=1 cargo test -p meshup-core --lib compat::import"
         );
     }
 
