@@ -1,132 +1,17 @@
 //! What an action does, in one line a reviewer checks, and command lines as a person types them: the
 //! one description shared by `plan`'s renderers and `apply`'s progress and prompts. Pure.
 
-use super::model::{Action, Gate, ObjectRef, ReplicasBefore, Tool, WaitCondition};
-use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
+use super::model::{Action, ObjectRef, Tool};
 
-fn object(target: &ObjectRef) -> String {
+/// `Kind namespace/name`.
+pub(super) fn object(target: &ObjectRef) -> String {
     format!("{} {}/{}", target.kind, target.namespace, target.name)
 }
 
 /// One line: `scale Deployment gloo-mesh/discovery 1 -> 0`. `current_replicas` is the live count when
 /// known (scale steps); without it, a scale that keeps its count says so.
 pub fn describe_action(action: &Action, current_replicas: Option<u32>) -> String {
-    match action {
-        Action::Scale {
-            target,
-            replicas,
-            replicas_before,
-        } => {
-            // With the live count (apply's step lines), where the count came from or went is the
-            // step's result note instead.
-            let change = match current_replicas {
-                Some(now) => return format!("scale {} {now} -> {replicas}", object(target)),
-                None => format!("scale {} to {replicas}", object(target)),
-            };
-            match replicas_before {
-                None => change,
-                Some(ReplicasBefore::Record) => {
-                    format!("{change}, recording its replicas in {REPLICAS_BEFORE_ANNOTATION}")
-                }
-                Some(ReplicasBefore::Restore) => {
-                    format!("{change}, the replicas recorded before the scale-down")
-                }
-            }
-        }
-        Action::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace,
-        } => {
-            let scope = match namespace {
-                Some(ns) => format!("in namespace {ns}"),
-                None => "in all namespaces".to_string(),
-            };
-            format!("delete all {resource}.{group} ({group}/{version}) {scope}")
-        }
-        Action::ApplyCrds {
-            chart,
-            repo,
-            version,
-        } => {
-            format!("server-side apply the CRDs of chart {chart} {version} from {repo}")
-        }
-        Action::Run {
-            tool, args, config, ..
-        } => {
-            let mut line = format!("run {}", command_line(tool.program(), args));
-            if let Some(config) = config {
-                line.push_str(&format!(" {} FILE", config.kind.flag()));
-            }
-            line
-        }
-        Action::Wait {
-            condition,
-            timeout_seconds,
-        } => match condition {
-            WaitCondition::RolloutComplete { target } => {
-                format!(
-                    "wait for {} to roll out (up to {timeout_seconds}s)",
-                    object(target)
-                )
-            }
-            WaitCondition::ResourcesPresent {
-                group, resources, ..
-            } => format!(
-                "wait until {} of {group} exist again (up to {timeout_seconds}s)",
-                resources.join(", ")
-            ),
-        },
-        Action::LabelNamespace { namespace, labels } => {
-            let changes: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("{k}={v}"),
-                    None => format!("{k}-"),
-                })
-                .collect();
-            format!("label namespace {namespace} {}", changes.join(" "))
-        }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => format!(
-            "restart {} workload(s) in {namespace}: {}",
-            workloads.len(),
-            workloads.join(", ")
-        ),
-        Action::Gate { gate } => match gate {
-            Gate::ProxiesAtVersion {
-                version,
-                namespaces,
-            } => {
-                let scope = if namespaces.is_empty() {
-                    "all namespaces".to_string()
-                } else {
-                    namespaces.join(", ")
-                };
-                format!("gate: every istio-proxy in {scope} runs {version}")
-            }
-            Gate::RevisionUnused { revision } => {
-                format!("gate: nothing uses Istio revision {revision} any more")
-            }
-            Gate::CheckPasses => "gate: `kubectl meshup check` finds no failure".to_string(),
-            Gate::NodeKernelsAtLeast { min } => {
-                format!("gate: every Linux node runs kernel {min} or newer")
-            }
-            Gate::IstiodAmbientEnabled {
-                namespace,
-                revision,
-            } => format!(
-                "gate: istiod revision {revision} in {namespace} runs with PILOT_ENABLE_AMBIENT=true"
-            ),
-            Gate::ToolVersion { tool, version } => {
-                format!("gate: `{}` reports {version}", tool_version_command(*tool))
-            }
-        },
-        Action::Manual { instructions, .. } => format!("manual: {instructions}"),
-    }
+    super::action::of(action).describe(current_replicas)
 }
 
 /// The command that prints a tool's own version, as a person types it.

@@ -473,34 +473,12 @@ pub enum Action {
 impl Action {
     /// The chart repository a helm run (`--repo URL`) or a CRD step takes its chart from.
     pub fn chart_repo(&self) -> Option<&str> {
-        match self {
-            Action::ApplyCrds { repo, .. } => Some(repo),
-            Action::Run {
-                tool: Tool::Helm,
-                args,
-                ..
-            } => args
-                .iter()
-                .position(|a| a == "--repo")
-                .and_then(|i| args.get(i + 1))
-                .map(String::as_str),
-            _ => None,
-        }
+        super::action::of(self).chart_repo()
     }
 
     /// The `type` tag, as documented.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Action::Scale { .. } => "scale",
-            Action::DeleteCollection { .. } => "delete-collection",
-            Action::ApplyCrds { .. } => "apply-crds",
-            Action::Run { .. } => "run",
-            Action::Wait { .. } => "wait",
-            Action::LabelNamespace { .. } => "label-namespace",
-            Action::RestartWorkloads { .. } => "restart-workloads",
-            Action::Gate { .. } => "gate",
-            Action::Manual { .. } => "manual",
-        }
+        super::action::of(self).type_name()
     }
 }
 

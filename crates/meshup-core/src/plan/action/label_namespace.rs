@@ -1,0 +1,50 @@
+//! `label-namespace`: set or remove a namespace's injection labels (Istio's canary moves a namespace
+//! to the new revision).
+
+use std::collections::BTreeMap;
+
+use super::ActionKind;
+use crate::plan::model::Mesh;
+use crate::plan::scope::{Checked, Cx, list};
+
+pub(super) struct LabelNamespace<'a> {
+    pub namespace: &'a str,
+    pub labels: &'a BTreeMap<String, Option<String>>,
+}
+
+impl<'a> ActionKind<'a> for LabelNamespace<'a> {
+    fn type_name(&self) -> &'static str {
+        "label-namespace"
+    }
+
+    fn describe(&self, _: Option<u32>) -> String {
+        let changes: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => format!("{k}-"),
+            })
+            .collect();
+        format!("label namespace {} {}", self.namespace, changes.join(" "))
+    }
+
+    fn chart_repo(&self) -> Option<&'a str> {
+        None
+    }
+
+    fn scope(&self, cx: &Cx<'_>, _undo: bool) -> Checked {
+        let namespace = self.namespace;
+        cx.needs(Mesh::Istio, "labelling a namespace")?;
+        if !cx.scope.enrolled.contains(namespace) {
+            return Err(format!(
+                "labels namespace {namespace}, which is not enrolled in the mesh ({})",
+                list(&cx.scope.enrolled)
+            ));
+        }
+        for (key, value) in self.labels {
+            cx.label(key, value.as_deref())?;
+        }
+        Ok(())
+    }
+}
