@@ -9,13 +9,8 @@ use crate::apply::describe::HintTarget;
 use crate::apply::describe::helm_show_crds_args;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::permissions::Needs;
+use crate::plan::action::ApplyCrds;
 use crate::plan::{Tool, command_line};
-
-pub(super) struct ApplyCrds<'a> {
-    pub chart: &'a str,
-    pub repo: &'a str,
-    pub version: &'a str,
-}
 
 impl StepAction for ApplyCrds<'_> {
     fn changes_cluster(&self) -> bool {

@@ -8,13 +8,7 @@ use crate::apply::describe::HintTarget;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::permissions::Needs;
 use crate::plan::Tool;
-
-pub(super) struct DeleteCollection<'a> {
-    pub group: &'a str,
-    pub version: &'a str,
-    pub resource: &'a str,
-    pub namespace: Option<&'a str>,
-}
+use crate::plan::action::DeleteCollection;
 
 impl StepAction for DeleteCollection<'_> {
     fn changes_cluster(&self) -> bool {

@@ -9,13 +9,8 @@ use crate::apply::awaited::Awaited;
 use crate::apply::describe::{self, HintTarget};
 use crate::apply::permissions::Needs;
 use crate::apply::tools::Program;
-use crate::plan::{Action, Gate, Tool};
-
-pub(super) struct GateStep<'a> {
-    /// The action, for its description.
-    pub whole: &'a Action,
-    pub gate: &'a Gate,
-}
+use crate::plan::action::GateStep;
+use crate::plan::{Gate, Tool};
 
 impl StepAction for GateStep<'_> {
     fn changes_cluster(&self) -> bool {

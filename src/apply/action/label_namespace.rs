@@ -1,7 +1,5 @@
 //! `label-namespace`: set or remove namespace labels (a merge patch).
 
-use std::collections::BTreeMap;
-
 use futures::FutureExt;
 
 use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
@@ -10,11 +8,7 @@ use crate::apply::describe::HintTarget;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::permissions::Needs;
 use crate::plan::Tool;
-
-pub(super) struct LabelNamespace<'a> {
-    pub namespace: &'a str,
-    pub labels: &'a BTreeMap<String, Option<String>>,
-}
+use crate::plan::action::LabelNamespace;
 
 impl StepAction for LabelNamespace<'_> {
     fn changes_cluster(&self) -> bool {

@@ -9,14 +9,8 @@ use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::describe::{self, HintTarget};
 use crate::apply::journal::{Confirmation, ConfirmedBy};
 use crate::apply::permissions::Needs;
-use crate::plan::{Action, Tool};
-
-pub(super) struct Manual<'a> {
-    /// The action, for its description when it names no command.
-    pub whole: &'a Action,
-    pub instructions: &'a str,
-    pub command: Option<&'a [String]>,
-}
+use crate::plan::Tool;
+use crate::plan::action::Manual;
 
 impl StepAction for Manual<'_> {
     fn changes_cluster(&self) -> bool {

@@ -1,11 +1,11 @@
-//! One home per plan action. Each kind of [`Action`] is one type here that answers everything apply
-//! asks of it — whether it changes the cluster, the tool it runs, the command a person types to do it
-//! by hand, the permissions it needs, the live facts it reads first, what it records before it acts,
-//! how it runs (for real or as a `--dry-run`) and whether it can undo itself — as one `impl
-//! StepAction`. [`of`] is the one `match` from an [`Action`] to its kind: a new action is a variant in
-//! `plan::model`, a file here, and an arm in [`of`], and the compiler names every answer it must give.
-//! (Its one-line description is the pure core's `plan::describe_action`, which `plan`'s renderers use
-//! without apply.)
+//! How each plan action runs. Each kind of [`Action`] is one type of the pure core's
+//! (`plan::action`: a borrowed view of the action, which also answers the core's questions: its
+//! description, chart repository and scope rule), and here one `impl StepAction` for it answers
+//! everything apply asks — whether it changes the cluster, the tool it runs, the command a person
+//! types to do it by hand, the permissions it needs, the live facts it reads first, what it records
+//! before it acts, how it runs (for real or as a `--dry-run`) and whether it can undo itself. [`of`]
+//! is apply's one `match` over kinds: a new action is a variant in `plan::model`, its type in
+//! `plan::action`, a file here and an arm in [`of`], and the compiler names every answer it must give.
 
 mod apply_crds;
 mod delete_collection;
@@ -25,6 +25,7 @@ use super::error::StepError;
 use super::executor::Executor;
 use super::journal::{Journal, StepRecord};
 use super::permissions::Needs;
+use crate::plan::action::Kind;
 use crate::plan::{Action, Step, Tool, UpgradePlan};
 
 pub(super) use scale::ScaleFacts;
@@ -103,79 +104,18 @@ pub(super) trait KeepsState {
     fn record_start(&self, record: &mut StepRecord, live: Option<ScaleFacts>, now: &str);
 }
 
-/// The kind of `action`: the one `match` over [`Action`] in apply.
+/// The kind of `action` (its borrowed view, [`Action::kind`], from the pure core) as apply asks it.
 pub(super) fn of(action: &Action) -> Box<dyn StepAction + '_> {
-    match action {
-        Action::Scale {
-            target,
-            replicas,
-            replicas_before,
-        } => Box::new(scale::Scale {
-            target,
-            replicas: *replicas,
-            replicas_before: *replicas_before,
-        }),
-        Action::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace,
-        } => Box::new(delete_collection::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace: namespace.as_deref(),
-        }),
-        Action::ApplyCrds {
-            chart,
-            repo,
-            version,
-        } => Box::new(apply_crds::ApplyCrds {
-            chart,
-            repo,
-            version,
-        }),
-        Action::Run {
-            tool,
-            args,
-            timeout_seconds,
-            config,
-        } => Box::new(run::Run {
-            tool: *tool,
-            args,
-            timeout_seconds: *timeout_seconds,
-            config: config.as_ref(),
-        }),
-        Action::Wait {
-            condition,
-            timeout_seconds,
-        } => Box::new(wait_for::WaitFor {
-            whole: action,
-            condition,
-            timeout_seconds: *timeout_seconds,
-        }),
-        Action::LabelNamespace { namespace, labels } => {
-            Box::new(label_namespace::LabelNamespace { namespace, labels })
-        }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => Box::new(restart_workloads::RestartWorkloads {
-            namespace,
-            workloads,
-        }),
-        Action::Gate { gate } => Box::new(gate::GateStep {
-            whole: action,
-            gate,
-        }),
-        Action::Manual {
-            instructions,
-            command,
-        } => Box::new(manual::Manual {
-            whole: action,
-            instructions,
-            command: command.as_deref(),
-        }),
+    match action.kind() {
+        Kind::Scale(k) => Box::new(k),
+        Kind::DeleteCollection(k) => Box::new(k),
+        Kind::ApplyCrds(k) => Box::new(k),
+        Kind::Run(k) => Box::new(k),
+        Kind::Wait(k) => Box::new(k),
+        Kind::LabelNamespace(k) => Box::new(k),
+        Kind::RestartWorkloads(k) => Box::new(k),
+        Kind::Gate(k) => Box::new(k),
+        Kind::Manual(k) => Box::new(k),
     }
 }
 

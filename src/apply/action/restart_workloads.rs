@@ -14,12 +14,8 @@ use crate::apply::interrupt::or_interrupt;
 use crate::apply::journal::{Journal, StepRecord};
 use crate::apply::permissions::Needs;
 use crate::apply::permissions::workload_resource;
+use crate::plan::action::RestartWorkloads;
 use crate::plan::{Tool, UpgradePlan};
-
-pub(super) struct RestartWorkloads<'a> {
-    pub namespace: &'a str,
-    pub workloads: &'a [String],
-}
 
 impl StepAction for RestartWorkloads<'_> {
     fn changes_cluster(&self) -> bool {

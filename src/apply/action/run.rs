@@ -8,14 +8,8 @@ use crate::apply::describe::HintTarget;
 use crate::apply::error::{StepError, StepFailure};
 use crate::apply::permissions::Needs;
 use crate::apply::tools::Program;
+use crate::plan::action::Run;
 use crate::plan::{CarriedConfig, Tool};
-
-pub(super) struct Run<'a> {
-    pub tool: Tool,
-    pub args: &'a [String],
-    pub timeout_seconds: u64,
-    pub config: Option<&'a CarriedConfig>,
-}
 
 impl StepAction for Run<'_> {
     fn changes_cluster(&self) -> bool {

@@ -10,7 +10,8 @@ use crate::apply::describe::HintTarget;
 use crate::apply::interrupt::or_interrupt;
 use crate::apply::journal::{Journal, StepRecord, UndoRecord};
 use crate::apply::permissions::Needs;
-use crate::plan::{Action, ObjectRef, ReplicasBefore, Tool, UpgradePlan};
+use crate::plan::action::Scale;
+use crate::plan::{Action, ReplicasBefore, Tool, UpgradePlan};
 use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
 /// What a scale step found before acting: the live replicas, and the count the object's
@@ -19,12 +20,6 @@ use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 pub(in crate::apply) struct ScaleFacts {
     pub live: u32,
     pub annotated: Option<u32>,
-}
-
-pub(super) struct Scale<'a> {
-    pub target: &'a ObjectRef,
-    pub replicas: u32,
-    pub replicas_before: Option<ReplicasBefore>,
 }
 
 impl StepAction for Scale<'_> {

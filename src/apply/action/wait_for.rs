@@ -6,16 +6,10 @@ use super::{KeepsState, Mode, Running, StepAction, StepRun, Undoing};
 use crate::apply::awaited::Awaited;
 use crate::apply::describe::{self, HintTarget};
 use crate::apply::permissions::Needs;
-use crate::plan::{Action, Tool, WaitCondition};
+use crate::plan::action::Wait;
+use crate::plan::{Tool, WaitCondition};
 
-pub(super) struct WaitFor<'a> {
-    /// The action, for its description.
-    pub whole: &'a Action,
-    pub condition: &'a WaitCondition,
-    pub timeout_seconds: u64,
-}
-
-impl StepAction for WaitFor<'_> {
+impl StepAction for Wait<'_> {
     fn changes_cluster(&self) -> bool {
         false
     }

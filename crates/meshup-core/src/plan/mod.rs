@@ -6,7 +6,7 @@
 //! - [`to_yaml`], [`to_json`], [`load`] write and read plan files, sealed by an integrity hash;
 //! - [`render_table`] and [`render_markdown`] show a plan to people.
 
-mod action;
+pub mod action;
 mod describe;
 mod error;
 mod file;

@@ -5,7 +5,7 @@ use crate::plan::model::Mesh;
 use crate::plan::runbooks::gloo_mesh::{CHART as GLOO_CHART, CHART_REPO as GLOO_REPO};
 use crate::plan::scope::{Checked, Cx};
 
-pub(super) struct ApplyCrds<'a> {
+pub struct ApplyCrds<'a> {
     pub chart: &'a str,
     pub repo: &'a str,
     pub version: &'a str,

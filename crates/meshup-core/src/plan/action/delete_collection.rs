@@ -5,7 +5,7 @@ use super::ActionKind;
 use crate::plan::model::Mesh;
 use crate::plan::scope::{Checked, Cx, is_discovery_group, list};
 
-pub(super) struct DeleteCollection<'a> {
+pub struct DeleteCollection<'a> {
     pub group: &'a str,
     pub version: &'a str,
     pub resource: &'a str,

@@ -3,10 +3,12 @@
 
 use super::ActionKind;
 use crate::plan::describe::tool_version_command;
-use crate::plan::model::Gate;
+use crate::plan::model::{Action, Gate};
 use crate::plan::scope::{Checked, Cx};
 
-pub(super) struct GateStep<'a> {
+pub struct GateStep<'a> {
+    /// The action, for its description.
+    pub whole: &'a Action,
     pub gate: &'a Gate,
 }
 

@@ -7,7 +7,7 @@ use super::ActionKind;
 use crate::plan::model::Mesh;
 use crate::plan::scope::{Checked, Cx, list};
 
-pub(super) struct LabelNamespace<'a> {
+pub struct LabelNamespace<'a> {
     pub namespace: &'a str,
     pub labels: &'a BTreeMap<String, Option<String>>,
 }

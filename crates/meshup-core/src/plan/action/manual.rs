@@ -2,10 +2,12 @@
 //! confirmed by a person, with the command they may run.
 
 use super::ActionKind;
-use crate::plan::model::Tool;
+use crate::plan::model::{Action, Tool};
 use crate::plan::scope::{Checked, Cx};
 
-pub(super) struct Manual<'a> {
+pub struct Manual<'a> {
+    /// The action, for its description when it names no command.
+    pub whole: &'a Action,
     pub instructions: &'a str,
     pub command: Option<&'a [String]>,
 }

@@ -1,12 +1,14 @@
-//! One home per plan action, for what the pure core asks of it: its `type` tag, the one line a
-//! reviewer reads (plan's renderers, apply's step lines and prompts), the chart repository it takes
-//! charts from, and the scope rule `apply` and `plan show` hold it to (see [`super::scope`]). Each
-//! kind of [`Action`] is one type here with one `impl ActionKind`, and [`of`] is the one `match` from
-//! an action to its kind. No method has a default, so the compiler names every answer a new kind
-//! must give.
+//! One home per plan action. Each kind of [`Action`] is one type here, a borrowed view of the action
+//! ([`Action::kind`] is the one `match` that takes an action apart), with two implementations: here
+//! its `impl ActionKind` answers what the pure core asks (its `type` tag, the one line a reviewer
+//! reads, the chart repository it takes charts from, the scope rule `apply` and `plan show` hold it
+//! to: see [`super::scope`]); in the plugin, its `impl StepAction` in `src/apply/action/` answers
+//! how it runs. No method has a default, and no match over kinds has a catch-all, so the compiler
+//! names every answer a new kind must give.
 //!
-//! A new action: a variant of `Action` in `model.rs`, a file here and an arm in [`of`]; then, for
-//! how it runs, a file in the plugin's `src/apply/action/` and an arm in its `of`.
+//! A new action: a variant of `Action` in `model.rs`, a file here with its type and `impl
+//! ActionKind`, an arm in [`Action::kind`], [`Kind`] and [`of`]; then a file in the plugin's
+//! `src/apply/action/` and an arm in its `of`.
 
 mod apply_crds;
 mod delete_collection;
@@ -17,6 +19,16 @@ mod restart_workloads;
 mod run;
 mod scale;
 mod wait;
+
+pub use apply_crds::ApplyCrds;
+pub use delete_collection::DeleteCollection;
+pub use gate::GateStep;
+pub use label_namespace::LabelNamespace;
+pub use manual::Manual;
+pub use restart_workloads::RestartWorkloads;
+pub use run::Run;
+pub use scale::Scale;
+pub use wait::Wait;
 
 use super::model::Action;
 use super::scope::{Checked, Cx};
@@ -35,69 +47,106 @@ pub(super) trait ActionKind<'a> {
     fn scope(&self, cx: &Cx<'_>, undo: bool) -> Checked;
 }
 
-/// The kind of `action`: the one `match` over [`Action`] in the pure core.
-pub(super) fn of(action: &Action) -> Box<dyn ActionKind<'_> + '_> {
-    match action {
-        Action::Scale {
-            target,
-            replicas,
-            replicas_before,
-        } => Box::new(scale::Scale {
-            target,
-            replicas: *replicas,
-            replicas_before: *replicas_before,
-        }),
-        Action::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace,
-        } => Box::new(delete_collection::DeleteCollection {
-            group,
-            version,
-            resource,
-            namespace: namespace.as_deref(),
-        }),
-        Action::ApplyCrds {
-            chart,
-            repo,
-            version,
-        } => Box::new(apply_crds::ApplyCrds {
-            chart,
-            repo,
-            version,
-        }),
-        Action::Run {
-            tool, args, config, ..
-        } => Box::new(run::Run {
-            tool: *tool,
-            args,
-            config: config.as_ref(),
-        }),
-        Action::Wait {
-            condition,
-            timeout_seconds,
-        } => Box::new(wait::Wait {
-            condition,
-            timeout_seconds: *timeout_seconds,
-        }),
-        Action::LabelNamespace { namespace, labels } => {
-            Box::new(label_namespace::LabelNamespace { namespace, labels })
+/// An action as its kind: one borrowed view per kind, each answering the core's questions here
+/// ([`ActionKind`]) and the plugin's in its `src/apply/action/` (`StepAction`).
+pub enum Kind<'a> {
+    Scale(Scale<'a>),
+    DeleteCollection(DeleteCollection<'a>),
+    ApplyCrds(ApplyCrds<'a>),
+    Run(Run<'a>),
+    Wait(Wait<'a>),
+    LabelNamespace(LabelNamespace<'a>),
+    RestartWorkloads(RestartWorkloads<'a>),
+    Gate(GateStep<'a>),
+    Manual(Manual<'a>),
+}
+
+impl Action {
+    /// This action as its kind: the one `match` that takes an [`Action`] apart.
+    pub fn kind(&self) -> Kind<'_> {
+        match self {
+            Action::Scale {
+                target,
+                replicas,
+                replicas_before,
+            } => Kind::Scale(Scale {
+                target,
+                replicas: *replicas,
+                replicas_before: *replicas_before,
+            }),
+            Action::DeleteCollection {
+                group,
+                version,
+                resource,
+                namespace,
+            } => Kind::DeleteCollection(DeleteCollection {
+                group,
+                version,
+                resource,
+                namespace: namespace.as_deref(),
+            }),
+            Action::ApplyCrds {
+                chart,
+                repo,
+                version,
+            } => Kind::ApplyCrds(ApplyCrds {
+                chart,
+                repo,
+                version,
+            }),
+            Action::Run {
+                tool,
+                args,
+                timeout_seconds,
+                config,
+            } => Kind::Run(Run {
+                tool: *tool,
+                args,
+                timeout_seconds: *timeout_seconds,
+                config: config.as_ref(),
+            }),
+            Action::Wait {
+                condition,
+                timeout_seconds,
+            } => Kind::Wait(Wait {
+                whole: self,
+                condition,
+                timeout_seconds: *timeout_seconds,
+            }),
+            Action::LabelNamespace { namespace, labels } => {
+                Kind::LabelNamespace(LabelNamespace { namespace, labels })
+            }
+            Action::RestartWorkloads {
+                namespace,
+                workloads,
+            } => Kind::RestartWorkloads(RestartWorkloads {
+                namespace,
+                workloads,
+            }),
+            Action::Gate { gate } => Kind::Gate(GateStep { whole: self, gate }),
+            Action::Manual {
+                instructions,
+                command,
+            } => Kind::Manual(Manual {
+                whole: self,
+                instructions,
+                command: command.as_deref(),
+            }),
         }
-        Action::RestartWorkloads {
-            namespace,
-            workloads,
-        } => Box::new(restart_workloads::RestartWorkloads {
-            namespace,
-            workloads,
-        }),
-        Action::Gate { gate } => Box::new(gate::GateStep { gate }),
-        Action::Manual {
-            instructions,
-            command,
-        } => Box::new(manual::Manual {
-            instructions,
-            command: command.as_deref(),
-        }),
+    }
+}
+
+/// The core's answers for `action`'s kind.
+pub(super) fn of(action: &Action) -> Box<dyn ActionKind<'_> + '_> {
+    match action.kind() {
+        Kind::Scale(k) => Box::new(k),
+        Kind::DeleteCollection(k) => Box::new(k),
+        Kind::ApplyCrds(k) => Box::new(k),
+        Kind::Run(k) => Box::new(k),
+        Kind::Wait(k) => Box::new(k),
+        Kind::LabelNamespace(k) => Box::new(k),
+        Kind::RestartWorkloads(k) => Box::new(k),
+        Kind::Gate(k) => Box::new(k),
+        Kind::Manual(k) => Box::new(k),
     }
 }

@@ -4,7 +4,7 @@ use super::ActionKind;
 use crate::plan::model::{Mesh, Renewal};
 use crate::plan::scope::{Checked, Cx};
 
-pub(super) struct RestartWorkloads<'a> {
+pub struct RestartWorkloads<'a> {
     pub namespace: &'a str,
     pub workloads: &'a [String],
 }

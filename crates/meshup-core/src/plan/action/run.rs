@@ -6,9 +6,10 @@ use crate::plan::describe::command_line;
 use crate::plan::model::{CarriedConfig, Tool};
 use crate::plan::scope::{Checked, Cx};
 
-pub(super) struct Run<'a> {
+pub struct Run<'a> {
     pub tool: Tool,
     pub args: &'a [String],
+    pub timeout_seconds: u64,
     pub config: Option<&'a CarriedConfig>,
 }
 

@@ -6,7 +6,7 @@ use crate::plan::model::{Mesh, ObjectRef, ReplicasBefore};
 use crate::plan::scope::{Checked, Cx, list};
 use crate::snapshot::REPLICAS_BEFORE_ANNOTATION;
 
-pub(super) struct Scale<'a> {
+pub struct Scale<'a> {
     pub target: &'a ObjectRef,
     pub replicas: u32,
     pub replicas_before: Option<ReplicasBefore>,

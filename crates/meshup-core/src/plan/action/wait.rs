@@ -2,10 +2,12 @@
 
 use super::ActionKind;
 use crate::plan::describe::object;
-use crate::plan::model::WaitCondition;
+use crate::plan::model::{Action, WaitCondition};
 use crate::plan::scope::{Checked, Cx, is_discovery_group};
 
-pub(super) struct Wait<'a> {
+pub struct Wait<'a> {
+    /// The action, for its description.
+    pub whole: &'a Action,
     pub condition: &'a WaitCondition,
     pub timeout_seconds: u64,
 }
