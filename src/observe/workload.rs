@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::snapshot::{
     InstallMethod, ObservedVersion, REPLICAS_BEFORE_ANNOTATION, VersionSource, Workload,
 };
-use crate::version::{Flavor, ImageVersion, Version, image_version};
+use crate::version::{Flavor, Version};
 
 /// Labels that carry a chart's version, in the order they are trusted.
 const CHART_VERSION_LABELS: [&str; 3] = [
@@ -22,27 +22,18 @@ const CHART_VERSION_LABELS: [&str; 3] = [
 /// The version an image reference says, falling back to chart labels when the image cannot say
 /// (pinned by digest, or a tag such as `latest`).
 pub fn observed_version(image: &str, labels: &BTreeMap<String, String>) -> ObservedVersion {
-    match image_version(image) {
-        ImageVersion::Tagged { version, flavor } => ObservedVersion {
+    let tagged = ObservedVersion::of_image_tag(image);
+    if tagged.version.is_some() {
+        return tagged;
+    }
+    match chart_label_version(labels) {
+        Some((version, flavor)) => ObservedVersion {
             version: Some(version),
             flavor,
-            source: VersionSource::ImageTag,
+            source: VersionSource::ChartLabel,
             image: image.to_string(),
         },
-        ImageVersion::Digest | ImageVersion::Unreadable(_) => match chart_label_version(labels) {
-            Some((version, flavor)) => ObservedVersion {
-                version: Some(version),
-                flavor,
-                source: VersionSource::ChartLabel,
-                image: image.to_string(),
-            },
-            None => ObservedVersion {
-                version: None,
-                flavor: Flavor::Upstream,
-                source: VersionSource::Unknown,
-                image: image.to_string(),
-            },
-        },
+        None => tagged,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::version::{Flavor, KernelVersion, KubeVersion, Version};
+use crate::version::{Flavor, ImageVersion, KernelVersion, KubeVersion, Version, image_version};
 
 pub const API_VERSION: &str = "meshup.dev/v1alpha1";
 pub const SNAPSHOT_KIND: &str = "ClusterSnapshot";
@@ -172,6 +172,27 @@ pub struct ObservedVersion {
     pub flavor: Flavor,
     pub source: VersionSource,
     pub image: String,
+}
+
+impl ObservedVersion {
+    /// What an image reference's tag says: its version and flavor, or no version for an image pinned
+    /// by digest or a tag that is not one (`latest`); observe then falls back to chart labels.
+    pub fn of_image_tag(image: &str) -> ObservedVersion {
+        let (version, flavor, source) = match image_version(image) {
+            ImageVersion::Tagged { version, flavor } => {
+                (Some(version), flavor, VersionSource::ImageTag)
+            }
+            ImageVersion::Digest | ImageVersion::Unreadable(_) => {
+                (None, Flavor::Upstream, VersionSource::Unknown)
+            }
+        };
+        ObservedVersion {
+            version,
+            flavor,
+            source,
+            image: image.to_string(),
+        }
+    }
 }
 
 /// A Deployment or DaemonSet the rules care about.

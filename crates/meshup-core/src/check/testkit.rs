@@ -5,9 +5,9 @@ use crate::compat::CompatData;
 use crate::report::{CheckReport, Finding};
 use crate::snapshot::{
     Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, Kmesh, KmeshMode, NodeGroup,
-    ObservedVersion, ProxyGroup, RegisteredCluster, VersionSource, Workload,
+    ObservedVersion, ProxyGroup, RegisteredCluster, Workload,
 };
-use crate::version::{Flavor, ImageVersion, KernelVersion, KubeVersion, image_version};
+use crate::version::{KernelVersion, KubeVersion};
 
 /// The evaluation date the tests pin.
 pub const TODAY: &str = "2026-11-21";
@@ -27,20 +27,7 @@ pub fn cluster(name: &str, git_version: &str) -> Cluster {
 
 /// What observe records for an image: the tag's version and flavor, or nothing for a digest.
 pub fn observed(image: &str) -> ObservedVersion {
-    match image_version(image) {
-        ImageVersion::Tagged { version, flavor } => ObservedVersion {
-            version: Some(version),
-            flavor,
-            source: VersionSource::ImageTag,
-            image: image.to_string(),
-        },
-        ImageVersion::Digest | ImageVersion::Unreadable(_) => ObservedVersion {
-            version: None,
-            flavor: Flavor::Upstream,
-            source: VersionSource::Unknown,
-            image: image.to_string(),
-        },
-    }
+    ObservedVersion::of_image_tag(image)
 }
 
 pub fn workload(namespace: &str, name: &str, kind: &str, image: &str) -> Workload {
