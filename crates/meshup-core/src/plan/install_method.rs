@@ -232,6 +232,17 @@ mod tests {
     use crate::check::testkit;
     use crate::snapshot::IstiodConfig;
 
+    /// The configuration an istioctl-installed control plane's plan carries.
+    fn istioctl_config(cp: &IstioControlPlane) -> CarriedConfig {
+        let istio = testkit::istio(vec![cp.clone()]);
+        match Method::read(&istio, cp) {
+            Method::Istioctl {
+                config: Some(config),
+            } => config,
+            other => panic!("not an istioctl install carrying its configuration: {other:?}"),
+        }
+    }
+
     fn helm_release(name: &str, chart: &str, values: Value) -> HelmRelease {
         HelmRelease {
             name: name.into(),
@@ -301,13 +312,7 @@ mod tests {
             })),
             ..IstiodConfig::default()
         });
-        let istio = testkit::istio(vec![cp.clone()]);
-        let Method::Istioctl {
-            config: Some(config),
-        } = Method::read(&istio, &cp)
-        else {
-            panic!()
-        };
+        let config = istioctl_config(&cp);
         // What the revision was installed from, not what can be read back; without what the new
         // install sets itself.
         assert_eq!(
@@ -347,13 +352,7 @@ mod tests {
             resources: Some(json!({"limits": {"memory": "1Gi"}})),
             ..IstiodConfig::default()
         });
-        let istio = testkit::istio(vec![cp.clone()]);
-        let Method::Istioctl {
-            config: Some(config),
-        } = Method::read(&istio, &cp)
-        else {
-            panic!()
-        };
+        let config = istioctl_config(&cp);
         assert_eq!(config.kind, ConfigKind::IstioOperator);
         assert_eq!(
             config.document,
