@@ -20,19 +20,11 @@ impl StepAction for LabelNamespace<'_> {
     }
 
     fn hand_command(&self, at: HintTarget<'_>) -> String {
-        let changes: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!("{k}={v}"),
-                None => format!("{k}-"),
-            })
-            .collect();
         format!(
             "{} label namespace {} --overwrite {}",
             at.kubectl(),
             self.namespace,
-            changes.join(" ")
+            self.changes()
         )
     }
 

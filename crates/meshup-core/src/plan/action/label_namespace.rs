@@ -12,12 +12,9 @@ pub struct LabelNamespace<'a> {
     pub labels: &'a BTreeMap<String, Option<String>>,
 }
 
-impl<'a> ActionKind<'a> for LabelNamespace<'a> {
-    fn type_name(&self) -> &'static str {
-        "label-namespace"
-    }
-
-    fn describe(&self, _: Option<u32>) -> String {
+impl LabelNamespace<'_> {
+    /// The changes as `kubectl label` takes them: `key=value` sets, `key-` removes.
+    pub fn changes(&self) -> String {
         let changes: Vec<String> = self
             .labels
             .iter()
@@ -26,7 +23,17 @@ impl<'a> ActionKind<'a> for LabelNamespace<'a> {
                 None => format!("{k}-"),
             })
             .collect();
-        format!("label namespace {} {}", self.namespace, changes.join(" "))
+        changes.join(" ")
+    }
+}
+
+impl<'a> ActionKind<'a> for LabelNamespace<'a> {
+    fn type_name(&self) -> &'static str {
+        "label-namespace"
+    }
+
+    fn describe(&self, _: Option<u32>) -> String {
+        format!("label namespace {} {}", self.namespace, self.changes())
     }
 
     fn chart_repo(&self) -> Option<&'a str> {
