@@ -12,7 +12,7 @@
 // The pure core lives in its own crate so that purity is a crate boundary (no kube, tokio or
 // filesystem dependency can reach it); re-exported under the names it had here, so `crate::plan::…`
 // in this crate and `kubectl_meshup::plan::…` in the tests, benchmark and fuzz targets keep working.
-pub use meshup_core::{check, compat, plan, report, snapshot, text, verdict, version};
+pub use meshup_core::{check, compat, dates, plan, report, snapshot, text, verdict, version};
 
 pub mod apply;
 pub mod cli;

@@ -39,7 +39,7 @@ pub fn parse_date(text: &str) -> Result<String, String> {
         .iter()
         .all(|p| p.bytes().all(|b| b.is_ascii_digit()));
     // The calendar (month lengths, leap years) is the pure core's, used by the end-of-life rules.
-    if !numeric || crate::check::day_number(text).is_none() {
+    if !numeric || crate::dates::day_number(text).is_none() {
         return Err(err());
     }
     Ok(text.to_string())
@@ -52,7 +52,7 @@ mod tests {
     /// The same days as the hand-written calendar's test held, now through the one calendar.
     #[test]
     fn days_to_dates() {
-        use crate::check::day_number;
+        use crate::dates::day_number;
         assert_eq!(day_number("1970-01-01"), Some(0));
         assert_eq!(day_number("2000-02-29"), Some(11_016));
         assert_eq!(day_number("2025-01-01"), Some(20_089));

@@ -4,7 +4,7 @@
 use super::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Findings, agree, dates, fmt_list, fmt_minors, plural, replicas};
+use super::{Findings, agree, fmt_list, fmt_minors, plural, replicas};
 use crate::compat::{CompatData, IstioRelease, Support};
 use crate::report::Severity;
 use crate::snapshot::{
@@ -203,7 +203,7 @@ fn end_of_life(
         .newest_istio()
         .map(|r| r.minor.to_string())
         .unwrap_or_else(|| minor.to_string());
-    let (severity, message) = match (&release.eol, dates::day_number(today)) {
+    let (severity, message) = match (&release.eol, crate::dates::day_number(today)) {
         (_, None) => (
             Severity::Warn,
             format!(
@@ -217,7 +217,7 @@ fn end_of_life(
                 release.eol_status
             ),
         ),
-        (Some(eol), Some(today_n)) => match dates::day_number(eol) {
+        (Some(eol), Some(today_n)) => match crate::dates::day_number(eol) {
             None => (
                 Severity::Warn,
                 format!(

@@ -39,7 +39,6 @@
 //! | `kmesh.dual-engine-ambient` | pass, fail | Dual-Engine has an istiod with `PILOT_ENABLE_AMBIENT` at `dualEngineMinIstio` or newer | `dualEngineMinIstio` |
 //! | `kmesh.kernel-native-l7` | pass, warn | Kernel-Native L7 on an OS image outside `kernelNativeL7NativeOs` needs kernel patches | `kernelNativeL7NativeOs` |
 
-mod dates;
 #[cfg(test)]
 mod examples_tests;
 mod gloo_mesh;
@@ -51,7 +50,6 @@ pub mod rules;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use dates::day_number;
 pub use render::render_table;
 
 pub use rules::Rule;

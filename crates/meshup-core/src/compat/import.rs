@@ -260,7 +260,7 @@ fn first_line(text: &str) -> String {
 /// `May 14, 2026`, `November 7, 2024` or `2026-05-14` as `YYYY-MM-DD`.
 pub fn table_date(text: &str) -> Option<String> {
     let text = text.trim();
-    if crate::check::day_number(text).is_some() && text.len() == 10 {
+    if crate::dates::day_number(text).is_some() && text.len() == 10 {
         return Some(text.to_string());
     }
     let (month, rest) = text.split_once(' ')?;
@@ -273,7 +273,7 @@ pub fn table_date(text: &str) -> Option<String> {
     let d: u32 = day.trim().parse().ok()?;
     let y: u32 = year.trim().parse().ok()?;
     let date = format!("{y:04}-{m:02}-{d:02}");
-    crate::check::day_number(&date).map(|_| date)
+    crate::dates::day_number(&date).map(|_| date)
 }
 
 // --- Istio: the release list and the readings ----------------------------------------------------

@@ -154,7 +154,7 @@ impl CompatInUse {
 impl CompatData {
     /// Whole days from the data's date to `today` (both `YYYY-MM-DD`); `None` if either is unreadable.
     pub fn age_days(&self, today: &str) -> Option<i64> {
-        Some(crate::check::day_number(today)? - crate::check::day_number(&self.date)?)
+        Some(crate::dates::day_number(today)? - crate::dates::day_number(&self.date)?)
     }
 
     /// The warnings `check` and `plan` print in their header: data older than [`STALE_AFTER_DAYS`] at
