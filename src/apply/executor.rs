@@ -281,6 +281,8 @@ impl Executor<'_> {
             format!("why: {}", step.reason.text),
             format!("does: {description}"),
         ];
+        // What the step hands its tool (values, an IstioOperator), as the plan shows it.
+        details.extend(crate::plan::carried_config(&step.action));
         if step.irreversible {
             details.push("irreversible: this step cannot be rolled back".to_string());
         }
@@ -449,14 +451,17 @@ pub(super) mod tests {
         pub answers: VecDeque<Answer>,
         pub prompts: bool,
         pub lines: Vec<String>,
+        /// The lines shown above each question.
+        pub details: Vec<String>,
     }
 
     impl Ui for ScriptedUi {
         fn can_prompt(&self) -> bool {
             self.prompts
         }
-        fn confirm(&mut self, question: &str, _: &[String]) -> Result<Answer, PromptError> {
+        fn confirm(&mut self, question: &str, details: &[String]) -> Result<Answer, PromptError> {
             self.lines.push(format!("? {question}"));
+            self.details.extend(details.iter().cloned());
             self.answers
                 .pop_front()
                 .ok_or_else(|| PromptError::Io(std::io::Error::other("no more answers")))
@@ -614,6 +619,70 @@ pub(super) mod tests {
                 "[2/2] manual: do second",
                 "    confirmed done ahead with --confirm-manual second: do second",
                 "-> Done confirmed by --confirm-manual",
+            ]
+        );
+    }
+
+    /// A helm upgrade that hands the tool the release's own values.
+    fn carrying_values() -> Step {
+        step(
+            "istiod",
+            "mgmt",
+            Action::Run {
+                tool: Tool::Helm,
+                args: vec!["upgrade".into(), "istiod".into(), "istiod".into()],
+                timeout_seconds: 5,
+                config: Some(crate::plan::CarriedConfig {
+                    kind: crate::plan::ConfigKind::HelmValues,
+                    source: "Helm release istio-system/istiod (revision 3)".into(),
+                    document: serde_json::json!({"meshConfig": {"accessLogFile": "/dev/stdout"}}),
+                }),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn the_question_for_a_step_shows_the_values_it_hands_its_tool() {
+        let plan = plan_with(&["mgmt"], vec![carrying_values()]);
+        let mut options = options();
+        // No helm: the step is asked about all the same (its run would fail later).
+        options.tool_path = Some(std::ffi::OsString::new());
+        let mut ui = ScriptedUi {
+            prompts: true,
+            answers: [Answer::No].into(),
+            ..ScriptedUi::default()
+        };
+        let err = run(&plan, &options, &mut ui).await.unwrap_err();
+        assert!(matches!(&err, ApplyError::Declined { .. }), "{err}");
+        assert_eq!(
+            ui.details,
+            [
+                "step istiod: title of istiod",
+                "why: r",
+                "does: run helm upgrade istiod istiod --values FILE",
+                "FILE (Helm values): Helm release istio-system/istiod (revision 3)",
+                "  meshConfig:",
+                "    accessLogFile: /dev/stdout",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_shows_the_file_a_step_would_hand_its_tool() {
+        let plan = plan_with(&["mgmt"], vec![carrying_values()]);
+        let mut options = options();
+        options.dry_run = true;
+        let mut ui = ScriptedUi::default();
+        run(&plan, &options, &mut ui).await.expect("a dry run");
+        assert_eq!(
+            ui.lines,
+            [
+                "[1/1] run helm upgrade istiod istiod --values FILE",
+                "    would run: helm upgrade istiod istiod --kube-context mgmt --values FILE",
+                "    FILE (Helm values): Helm release istio-system/istiod (revision 3)",
+                "      meshConfig:",
+                "        accessLogFile: /dev/stdout",
+                "-> DryRun ",
             ]
         );
     }

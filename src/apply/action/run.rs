@@ -35,8 +35,15 @@ impl StepAction for Run<'_> {
         async move {
             let StepRun { ex, step, mode, .. } = run;
             if mode == Mode::Dry {
-                let command = self.hand_command(ex.hint(&step.cluster));
+                let mut command = self.hand_command(ex.hint(&step.cluster));
+                if let Some(config) = self.config {
+                    command.push_str(&format!(" {} FILE", config.kind.flag()));
+                }
                 ex.ui.step_progress(&format!("would run: {command}"));
+                // The FILE it would hand the tool, as the plan shows it.
+                for line in crate::plan::carried_config(&step.action) {
+                    ex.ui.step_progress(&line);
+                }
                 return Ok(String::new());
             }
             // The carried configuration goes to the tool as a private file that lives as long as

@@ -22,7 +22,7 @@ mod runbooks;
 mod scope;
 mod steps;
 
-pub use describe::{command_line, describe_action, tool_version_command};
+pub use describe::{carried_config, command_line, describe_action, tool_version_command};
 pub use error::{PlanError, PlanErrorKind};
 pub use file::{
     MAX_REPLICAS, MAX_TIMEOUT_SECONDS, PlanFileError, check_limits, integrity_of, load, to_json,
