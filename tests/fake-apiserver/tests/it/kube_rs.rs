@@ -21,6 +21,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
+use crate::CRD;
+
 async fn config(server: &FakeApiServer) -> Config {
     let kc = Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
     let opts = KubeConfigOptions {
@@ -89,22 +91,6 @@ fn deployment(ns: &str, name: &str, replicas: i32) -> Value {
         }
     })
 }
-
-const CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: widgets.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#;
 
 #[tokio::test]
 async fn version_from_kubeconfig() {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::{Value, json};
 
+use crate::CRD;
+
 struct Kubectl {
     kubeconfig: std::path::PathBuf,
     cache: tempfile::TempDir,
@@ -83,23 +85,6 @@ impl Kubectl {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 }
-
-const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
 
 const OBJECTS: &str = r#"apiVersion: v1
 kind: Namespace
