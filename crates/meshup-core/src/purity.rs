@@ -37,36 +37,26 @@ fn crate_dir() -> &'static Path {
 }
 
 /// The dependency names in every section of `manifest` that the built crate links: `[dependencies]`,
-/// `[build-dependencies]` and their `[target.….dependencies]` forms, in both the `name = …` and the
-/// `[dependencies.name]` spelling. Dev-dependencies are the tests' own.
+/// `[build-dependencies]` and their `[target.….dependencies]` forms, however they are spelled
+/// (`name = …`, `name.workspace = true`, `[dependencies.name]`). Dev-dependencies are the tests' own.
 fn linked_dependencies(manifest: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut in_deps = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[') {
-            let header = header.trim_end_matches(']').trim();
-            let section = header.rsplit_once('.').map_or(header, |(_, last)| last);
-            let is_deps = |s: &str| s == "dependencies" || s == "build-dependencies";
-            in_deps = false;
-            if is_deps(header) || (header.starts_with("target.") && is_deps(section)) {
-                in_deps = true;
-            } else if let Some((table, name)) = header.rsplit_once('.')
-                && (is_deps(table)
-                    || (table.starts_with("target.")
-                        && table.ends_with("dependencies")
-                        && !table.ends_with("dev-dependencies")))
-            {
-                names.insert(name.trim_matches('"').to_string());
-            }
-            continue;
-        }
-        if in_deps && let Some((key, _)) = line.split_once('=') {
-            let name = key.trim().split('.').next().unwrap_or_default();
-            names.insert(name.trim_matches('"').to_string());
-        }
+    let doc: toml::Table = manifest.parse().expect("a TOML manifest");
+    let sections = |table: &toml::Table| {
+        ["dependencies", "build-dependencies"]
+            .into_iter()
+            .filter_map(|s| table.get(s).and_then(toml::Value::as_table))
+            .flat_map(|deps| deps.keys().cloned())
+            .collect::<Vec<_>>()
+    };
+    let mut names: BTreeSet<String> = sections(&doc).into_iter().collect();
+    for target in doc
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(toml::Value::as_table)
+    {
+        names.extend(sections(target));
     }
     names
 }
