@@ -18,12 +18,15 @@ use tokio::sync::Notify;
 use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::apply::lock::LockError;
 use kubectl_meshup::apply::{
-    Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, StepEnd, Ui, apply,
+    Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, Staleness, StepEnd,
+    Ui, apply, manual_step_ids,
 };
-use kubectl_meshup::client::{KubeconfigFiles, KubeconfigSource};
+use kubectl_meshup::client::{ConnectedCluster, KubeconfigFiles, KubeconfigSource};
+use kubectl_meshup::compat::CompatData;
 use kubectl_meshup::error::apply_exit;
+use kubectl_meshup::observe::{ObserveOptions, observe};
 use kubectl_meshup::plan::{
-    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, ReplicasBefore, Step,
+    self, Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, PlanRequest, Reason, Step,
     Strategy, Target, Tool, UpgradePlan, WaitCondition,
 };
 use kubectl_meshup::snapshot::{
@@ -54,10 +57,14 @@ struct Harness {
 }
 
 impl Harness {
+    /// A cluster on the fake API server's Kubernetes (1.29) seeded with the fixture `seed`.
     async fn start(seed: &str) -> Self {
-        let server = FakeApiServer::builder().auto_rollout(true).start();
+        Self::serve(FakeApiServer::builder().auto_rollout(true).start(), &[seed]).await
+    }
+
+    async fn serve(server: FakeApiServer, seeds: &[&str]) -> Self {
         server
-            .seed_path(Path::new(FIXTURES).join(seed))
+            .seed_paths(seeds.iter().map(|seed| Path::new(FIXTURES).join(seed)))
             .expect("seed fixtures");
         let bin = stand_in_tools(&["helm", "meshctl", "istioctl"]);
         let home = tempfile::tempdir().expect("tempdir");
@@ -82,6 +89,34 @@ impl Harness {
     /// The kubeconfig the apply reads, as `KUBECONFIG` names it.
     fn kubeconfig(&self) -> PathBuf {
         self.home.path().join("config")
+    }
+
+    /// The cluster as `observe` reads it now through the context's client: what `kubectl meshup plan`
+    /// starts from.
+    async fn observe(&self) -> ClusterSnapshot {
+        let cluster = ConnectedCluster {
+            context: CLUSTER.into(),
+            server: self.server.url(),
+            proxy: None,
+            client: self.client.clone(),
+        };
+        observe(&[cluster], &ObserveOptions::default())
+            .await
+            .expect("observe")
+    }
+
+    /// The real planner's plan to `to` (`gloo-mesh=1.0.0`) for the cluster as observed now, with the
+    /// built-in compatibility data, as `kubectl meshup plan --to TO` makes it; and that snapshot.
+    async fn plan(&self, to: &str) -> (UpgradePlan, ClusterSnapshot) {
+        let snapshot = self.observe().await;
+        let request = PlanRequest {
+            targets: vec![to.parse().expect("target")],
+            tool_version: "0.1.0".into(),
+            ..PlanRequest::default()
+        };
+        let plan = plan::plan(&snapshot, &CompatData::embedded(), &request)
+            .unwrap_or_else(|e| panic!("the planner plans {to}: {e}"));
+        (plan, snapshot)
     }
 
     /// `snapshot` as apply's caller observes it: with the API server the cluster's context names.
@@ -122,15 +157,36 @@ impl Harness {
         ApplyTarget::new().with(CLUSTER, self.client.clone())
     }
 
-    /// The tools are found in the harness's bin directory only (then the system's, for `sh`).
+    /// Options as `kubectl meshup apply PLAN --yes` sets them for a plan of the planner: its
+    /// fingerprint and its scope check, and the plan's manual steps (the Gloo Mesh runbook's review
+    /// of the networking resources) confirmed done ahead, as `--confirm-manual` names them.
+    fn planner_options(&self, plan: &UpgradePlan) -> ApplyOptions {
+        let mut options = self.options();
+        options.staleness = Staleness {
+            fingerprint: plan::fingerprint,
+            diff: |planned, now| {
+                plan::fingerprint_diff(planned, now)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            },
+        };
+        options.scope = |plan, current, mirrors| plan::check_scope(plan, Some(current), mirrors);
+        options.confirmed_manual = manual_step_ids(plan).into_iter().collect();
+        options
+    }
+
+    /// Options for a plan built by hand (below): the tools are found in the harness's bin directory
+    /// only (then the system's, for `sh`).
     fn options(&self) -> ApplyOptions {
         let mut options = ApplyOptions::new(kubectl_meshup::apply::Staleness {
             fingerprint: facts_fingerprint,
             diff: facts_diff,
         });
-        // These plans are built by hand with a test fingerprint, not by the planner, so the
-        // planner's scope (plan::check_scope) does not describe them; tests/it/scope.rs applies the
-        // planner's own plans and resealed hostile ones with the real check.
+        // The Istio and Kmesh plans below are built by hand with a test fingerprint, not by the
+        // planner, so the planner's scope (plan::check_scope) does not describe them; the Gloo Mesh
+        // plans are the planner's and get the real check (`planner_options`), as tests/it/scope.rs
+        // applies the planner's own plans and resealed hostile ones.
         options.scope = |_, _, _| Ok(());
         options.yes = true;
         options.tool_path = Some(self.bin.path().as_os_str().to_owned());
@@ -231,19 +287,6 @@ fn cluster(name: &str) -> Cluster {
     }
 }
 
-fn gloo_snapshot(version: &str) -> ClusterSnapshot {
-    let image = format!("gcr.io/gloo-mesh/gloo-mesh:{version}");
-    let mut c = cluster(CLUSTER);
-    c.gloo_mesh = Some(GlooMesh {
-        discovery: Some(workload("gloo-mesh", "discovery", &image, version)),
-        networking: Some(workload("gloo-mesh", "networking", &image, version)),
-        agent: None,
-        served_groups: vec![],
-        registered_clusters: vec![],
-    });
-    ClusterSnapshot::new(vec![c])
-}
-
 fn istio_snapshot() -> ClusterSnapshot {
     let mut c = cluster(CLUSTER);
     c.istio = Some(Istio {
@@ -271,7 +314,7 @@ fn istio_snapshot() -> ClusterSnapshot {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plans, built from the model types as the planner writes them.
+// Istio and Kmesh plans, built from the model types as the planner writes them.
 
 fn step(id: &str, runbook: &str, runbook_step: &str, title: &str, action: Action) -> Step {
     Step {
@@ -324,202 +367,88 @@ fn plan(target: Target, steps: Vec<Step>, snapshot: &ClusterSnapshot) -> Upgrade
     }
 }
 
-/// The Gloo Mesh pre-1.0 runbook (seeds/gloo-mesh-upgrading.md), 0.10.6 -> 1.0.0, all ten steps.
-fn gloo_plan() -> UpgradePlan {
-    let rb = "gloo-mesh-pre-1.0";
-    let discovery = deployment("gloo-mesh", "discovery");
-    let networking = deployment("gloo-mesh", "networking");
-    let scale = |target: &ObjectRef, replicas| Action::Scale {
-        target: target.clone(),
-        replicas,
-        replicas_before: None,
-    };
-    let delete = |resource: &str| Action::DeleteCollection {
-        group: "discovery.mesh.gloo.solo.io".into(),
-        version: "v1alpha2".into(),
-        resource: resource.into(),
-        namespace: None,
-    };
-    let steps = vec![
-        step(
-            "gm-01-meshctl",
-            rb,
-            "step 1 of 10",
-            "meshctl of the target version is installed",
-            Action::Gate {
-                gate: Gate::ToolVersion {
-                    tool: Tool::Meshctl,
-                    version: Version::new(1, 0, 0),
-                },
-            },
-        ),
-        step(
-            "gm-02-scale-down-discovery",
-            rb,
-            "step 2 of 10",
-            "Scale discovery to zero",
-            scale(&discovery, 0),
-        ),
-        step(
-            "gm-02-scale-down-networking",
-            rb,
-            "step 2 of 10",
-            "Scale networking to zero",
-            scale(&networking, 0),
-        ),
-        step(
-            "gm-03-delete-meshes",
-            rb,
-            "step 3 of 10",
-            "Delete discovery meshes",
-            delete("meshes"),
-        ),
-        step(
-            "gm-03-delete-traffictargets",
-            rb,
-            "step 3 of 10",
-            "Delete discovery traffic targets",
-            delete("traffictargets"),
-        ),
-        step(
-            "gm-03-delete-workloads",
-            rb,
-            "step 3 of 10",
-            "Delete discovery workloads",
-            delete("workloads"),
-        ),
-        step(
-            "gm-04-crds",
-            rb,
-            "step 4 of 10",
-            "Update the management plane CRDs",
-            Action::ApplyCrds {
-                chart: "gloo-mesh".into(),
-                repo: GLOO_REPO.into(),
-                version: "1.0.0".into(),
-            },
-        ),
-        step(
-            "gm-05-networking-conforms",
-            rb,
-            "step 5 of 10",
-            "Networking resources conform to the new APIs",
-            Action::Gate {
-                gate: Gate::CheckPasses,
-            },
-        ),
-        step(
-            "gm-06-upgrade",
-            rb,
-            "step 6 of 10",
-            "Upgrade the management plane with helm",
-            Action::Run {
-                tool: Tool::Helm,
-                args: args(&[
-                    "upgrade",
-                    "gloo-mesh",
-                    "gloo-mesh",
-                    "--repo",
-                    GLOO_REPO,
-                    "--namespace",
-                    "gloo-mesh",
-                    "--version",
-                    "1.0.0",
-                    "--reuse-values",
-                ]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "gm-07-register",
-            rb,
-            "step 7 of 10",
-            "Re-register remote-cluster",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&[
-                    "cluster",
-                    "register",
-                    "--cluster-name",
-                    "remote-cluster",
-                    "--mgmt-context",
-                    "mgmt-cluster",
-                    "--remote-context",
-                    "remote-cluster",
-                ]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "gm-08-scale-up-discovery",
-            rb,
-            "step 8 of 10",
-            "Scale discovery to one",
-            scale(&discovery, 1),
-        ),
-        step(
-            "gm-08-discovery-complete",
-            rb,
-            "step 8 of 10",
-            "Discovery has written meshes, destinations and workloads",
-            Action::Wait {
-                condition: WaitCondition::ResourcesPresent {
-                    group: "discovery.mesh.gloo.solo.io".into(),
-                    // Whatever the upgraded CRDs serve: v1 by then.
-                    version: None,
-                    resources: args(&["meshes", "destinations", "workloads"]),
-                },
-                timeout_seconds: 60,
-            },
-        ),
-        step(
-            "gm-09-scale-up-networking",
-            rb,
-            "step 9 of 10",
-            "Scale networking to one",
-            scale(&networking, 1),
-        ),
-        step(
-            "gm-09-networking-ready",
-            rb,
-            "step 9 of 10",
-            "networking rolled out",
-            Action::Wait {
-                condition: WaitCondition::RolloutComplete {
-                    target: networking.clone(),
-                },
-                timeout_seconds: 60,
-            },
-        ),
-        step(
-            "gm-10-check",
-            rb,
-            "step 10 of 10",
-            "meshctl check",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&["check"]),
-                timeout_seconds: 120,
-                config: None,
-            },
-        ),
-    ];
-    let target = Target {
-        mesh: Mesh::GlooMesh,
-        version: Version::new(1, 0, 0),
-        flavor: None,
-    };
-    plan(target, steps, &gloo_snapshot("0.10.6"))
-}
-
-async fn gloo_harness() -> Harness {
-    let h = Harness::start("gloo-mesh/cluster.yaml").await;
+/// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), registered
+/// to itself, with the stand-in tools, the 1.0.0 CRDs `helm show crds` prints and meshctl 1.0.0 on
+/// PATH (as runbook step 1 asks); nobody plays discovery yet.
+async fn gloo_cluster() -> Harness {
+    let server = FakeApiServer::builder()
+        .server_version("v1.21.14-eks-ab12cd3")
+        .auto_rollout(true)
+        .start();
+    let h = Harness::serve(
+        server,
+        &["gloo-mesh/cluster.yaml", "gloo-mesh/registered.yaml"],
+    )
+    .await;
     h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
     h.set_tool_version(Tool::Meshctl, "1.0.0");
+    h
+}
+
+/// [`gloo_cluster`] with Gloo Mesh discovery played: once scaled up, it writes its resources back.
+async fn gloo_harness() -> Harness {
+    let h = gloo_cluster().await;
     play_gloo_discovery(&h.server, Duration::from_millis(300));
     h
+}
+
+/// The planner's plan of the Gloo Mesh pre-1.0 runbook (shared/seeds/gloo-mesh-upgrading.md),
+/// 0.10.6 -> 1.0.0, for the harness's cluster as observed now, and that snapshot. Its eighteen steps:
+/// the meshctl version gate (1), the scale-downs (2, 3), the deletions of discovery's resources (4-6),
+/// the CRDs (7), runbook step 5's review of the networking resources, a manual step (8), the helm
+/// upgrade (9), discovery and networking held at zero (10, 11), the re-registration (12), the
+/// scale-ups and their waits (13-16), `meshctl check` (17) and the closing `check passes` gate (18).
+///
+/// The tests hand apply this snapshot as the one it observes: the cluster as the plan was made (the
+/// stale-plan test observes its changed cluster afresh).
+async fn gloo_plan(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    h.plan("gloo-mesh=1.0.0").await
+}
+
+/// [`gloo_plan`] with its closing `check passes` gate moved where runbook step 5 has a person review
+/// the networking resources: a gate that can fail after the scale-downs, the deletions and the CRDs
+/// (the planner puts its gate last, and a person's review cannot fail). Seventeen steps, the gate
+/// the eighth.
+async fn gloo_plan_gated_at_review(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    let (mut plan, snapshot) = gloo_plan(h).await;
+    let gate = plan
+        .steps
+        .iter()
+        .position(|s| {
+            matches!(
+                s.action,
+                Action::Gate {
+                    gate: Gate::CheckPasses
+                }
+            )
+        })
+        .expect("the planner's check gate");
+    let gate = plan.steps.remove(gate);
+    let review = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, Action::Manual { .. }))
+        .expect("the planner's networking review");
+    plan.steps[review] = gate;
+    (plan, snapshot)
+}
+
+/// The id of the plan's step that ends in `-SUFFIX`.
+fn step_id(plan: &UpgradePlan, suffix: &str) -> String {
+    plan.steps
+        .iter()
+        .map(|s| s.id.clone())
+        .find(|id| id.ends_with(&format!("-{suffix}")))
+        .unwrap_or_else(|| panic!("no step ending in -{suffix}: {:?}", plan.steps))
+}
+
+/// Where the step [`step_id`] finds is in the plan, counted from 1 as the Ui counts.
+fn step_number(plan: &UpgradePlan, suffix: &str) -> usize {
+    let id = step_id(plan, suffix);
+    plan.steps
+        .iter()
+        .position(|s| s.id == id)
+        .map_or(0, |i| i + 1)
 }
 
 /// What an apply leaves behind that matters: workloads, CRDs, discovery objects, tool calls made.
@@ -699,17 +628,17 @@ async fn run_until_killed(
     h: &Harness,
     plan: &UpgradePlan,
     snapshot: &ClusterSnapshot,
+    options: &ApplyOptions,
     at: KillAt,
 ) -> bool {
     let signal = Arc::new(Notify::new());
     let mut ui = ScriptedUi::killing_at(at, signal.clone());
-    let options = h.options();
     let target = h.target();
     let observed = h.observed(snapshot);
     tokio::select! {
         biased;
         _ = signal.notified() => true,
-        result = apply(&target, plan, &observed, &options, &mut ui) => {
+        result = apply(&target, plan, &observed, options, &mut ui) => {
             panic!("apply ended before the kill at {at:?}: {result:?}")
         }
     }
@@ -721,11 +650,10 @@ async fn run_until_killed(
 #[tokio::test]
 async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (plan, snapshot) = gloo_plan(&h).await;
     let mut ui = ScriptedUi::unattended();
 
-    let outcome = run(&h, &plan, &snapshot, &h.options(), &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &h.planner_options(&plan), &mut ui)
         .await
         .expect("the upgrade completes");
 
@@ -740,9 +668,9 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
             h.call("meshctl version"),
             h.call("helm version --short"),
             h.call(&format!("helm show crds gloo-mesh --repo {GLOO_REPO} --version 1.0.0")),
-            h.call(&format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --namespace gloo-mesh --version 1.0.0 --reuse-values")),
+            h.call(&format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --version 1.0.0 --namespace gloo-mesh --reset-then-reuse-values")),
             format!(
-                "meshctl cluster register --cluster-name remote-cluster --mgmt-context mgmt-cluster --remote-context remote-cluster --kubeconfig {}",
+                "meshctl cluster register community mgmt-cluster --remote-context mgmt-cluster --mgmt-context mgmt-cluster --kubeconfig {}",
                 h.kubeconfig().display()
             ),
             h.call("meshctl check"),
@@ -793,7 +721,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     assert!(journal.finished_at.is_some());
     assert!(journal.steps.values().all(|r| r.state == StepState::Done));
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&step_id(&plan, "scale-down-discovery")),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 1
@@ -809,7 +737,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     assert!(
         ui.lines()
             .iter()
-            .any(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 1 -> 0"),
+            .any(|l| l == "[2/18] scale Deployment gloo-mesh/discovery 1 -> 0"),
         "{:#?}",
         ui.lines()
     );
@@ -818,32 +746,35 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
 #[tokio::test]
 async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_state() {
     let baseline = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (baseline_plan, snapshot) = gloo_plan(&baseline).await;
     run(
         &baseline,
-        &plan,
+        &baseline_plan,
         &snapshot,
-        &baseline.options(),
+        &baseline.planner_options(&baseline_plan),
         &mut ScriptedUi::unattended(),
     )
     .await
     .expect("uninterrupted run");
     let expected = gloo_state(&baseline);
 
+    let step = |suffix| step_number(&baseline_plan, suffix);
     let kill_points = [
-        KillAt::AfterStep(2),
-        KillAt::StepStart(3),
-        KillAt::AfterStep(3),
-        KillAt::AfterStep(6),
-        KillAt::AfterStep(7),
-        KillAt::StepStart(11),
-        KillAt::MidStep(12),
-        KillAt::AfterStep(12),
+        KillAt::AfterStep(step("scale-down-discovery")),
+        KillAt::StepStart(step("scale-down-networking")),
+        KillAt::AfterStep(step("scale-down-networking")),
+        KillAt::AfterStep(step("delete-workloads")),
+        KillAt::AfterStep(step("crds-1-0-0")),
+        KillAt::StepStart(step("scale-up-discovery")),
+        KillAt::MidStep(step("wait-discovery-complete")),
+        KillAt::AfterStep(step("wait-discovery-complete")),
     ];
     for at in kill_points {
+        // Each cluster is planned for itself (a plan names its API server); the steps are the same.
         let h = gloo_harness().await;
-        assert!(run_until_killed(&h, &plan, &snapshot, at).await);
+        let (plan, snapshot) = gloo_plan(&h).await;
+        assert_eq!(plan.steps, baseline_plan.steps);
+        assert!(run_until_killed(&h, &plan, &snapshot, &h.planner_options(&plan), at).await);
 
         // Never a component at zero replicas without the count to restore in the journal.
         let journal = h
@@ -863,13 +794,13 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
         }
         // The lease of the killed run is still there: a resume without --break-lock is refused...
         let mut ui = ScriptedUi::unattended();
-        let refused = run(&h, &plan, &snapshot, &h.options(), &mut ui).await;
+        let refused = run(&h, &plan, &snapshot, &h.planner_options(&plan), &mut ui).await;
         assert!(
             matches!(&refused, Err(ApplyError::Lock(_))),
             "killed at {at:?}: {refused:?}"
         );
         // ...and with it, the apply resumes after the last done step.
-        let mut options = h.options();
+        let mut options = h.planner_options(&plan);
         options.break_lock = true;
         let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
             .await
@@ -885,16 +816,25 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
 #[tokio::test]
 async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let scale_down = step_id(&plan, "scale-down-discovery");
     // Killed right after step 2: discovery is at zero.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(2)).await);
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.planner_options(&plan),
+            KillAt::AfterStep(2)
+        )
+        .await
+    );
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(journal.state("gm-02-scale-down-discovery"), StepState::Done);
+    assert_eq!(journal.state(&scale_down), StepState::Done);
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
 
     // Someone re-runs the same plan after the scale: the recorded count is not overwritten by 0.
-    let mut options = h.options();
+    let mut options = h.planner_options(&plan);
     options.break_lock = true;
     run(
         &h,
@@ -907,29 +847,44 @@ async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
     .expect("resume");
     let journal = h.journal("gloo-mesh").expect("journal");
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 1
         })
     );
-    assert_eq!(journal.steps["gm-02-scale-down-discovery"].attempts, 1);
+    assert_eq!(journal.steps[&scale_down].attempts, 1);
 }
 
 #[tokio::test]
 async fn a_stale_plan_is_refused_with_the_changed_facts_and_the_replan_command() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
+    let (plan, _) = gloo_plan(&h).await;
     // Someone upgraded discovery by hand since the plan was made.
-    let now = gloo_snapshot("0.10.7");
-    let err = run(&h, &plan, &now, &h.options(), &mut ScriptedUi::unattended())
-        .await
-        .expect_err("stale");
+    h.server
+        .modify("deployments", "gloo-mesh", "discovery", |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("gcr.io/gloo-mesh/gloo-mesh:0.10.7");
+        })
+        .expect("discovery is seeded");
+    let now = h.observe().await;
+    let err = run(
+        &h,
+        &plan,
+        &now,
+        &h.planner_options(&plan),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("stale");
     assert!(matches!(err, ApplyError::StalePlan { .. }));
     assert_eq!(apply_exit(&err).code(), 1);
     let message = err.to_string();
     assert!(
-        message.contains("mgmt-cluster/gloo-mesh/version: 0.10.6 -> 0.10.7"),
+        message.contains(
+            "mgmt-cluster/gloo-mesh/discovery: Deployment/gloo-mesh/discovery 0.10.6 replicas=1 -> \
+             Deployment/gloo-mesh/discovery 0.10.7 replicas=1"
+        ),
         "{message}"
     );
     assert!(
@@ -953,12 +908,12 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
     }))
     .expect("lease");
     h.server.seed(&lease).expect("seed lease");
-    let plan = gloo_plan();
+    let (plan, snapshot) = gloo_plan(&h).await;
     let err = run(
         &h,
         &plan,
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
+        &snapshot,
+        &h.planner_options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -974,9 +929,9 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
 #[tokio::test]
 async fn two_applies_at_once_one_wins_the_lock() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
-    let (o1, o2) = (h.options(), h.options());
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let snapshot = h.observed(&snapshot);
+    let (o1, o2) = (h.planner_options(&plan), h.planner_options(&plan));
     let (mut u1, mut u2) = (ScriptedUi::unattended(), ScriptedUi::unattended());
     let target = h.target();
     let (a, b) = tokio::join!(
@@ -995,12 +950,12 @@ async fn two_applies_at_once_one_wins_the_lock() {
 #[tokio::test]
 async fn declining_a_step_exits_4_and_changes_nothing_more() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let mut options = h.planner_options(&plan);
     options.yes = false;
     // The meshctl version gate is not asked about (it changes nothing); no to scaling discovery down.
     let mut ui = ScriptedUi::answering(&[Answer::No]);
-    let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("declined");
     assert!(matches!(err, ApplyError::Declined { .. }), "{err}");
@@ -1017,9 +972,12 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
         );
     }
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(journal.state("gm-01-meshctl"), StepState::Done);
     assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
+        journal.state(&step_id(&plan, "meshctl-version")),
+        StepState::Done
+    );
+    assert_eq!(
+        journal.state(&step_id(&plan, "scale-down-discovery")),
         StepState::Pending
     );
     // The prompt showed what the step would do, with the live replica count.
@@ -1035,12 +993,15 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
 #[tokio::test]
 async fn without_a_terminal_and_without_yes_nothing_starts() {
     let h = gloo_harness().await;
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    // What the planner read is behind us: from here on, not one request.
+    h.server.clear_requests();
+    let mut options = h.planner_options(&plan);
     options.yes = false;
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -1059,11 +1020,12 @@ async fn missing_permissions_are_all_listed_before_any_change() {
         "discovery.mesh.gloo.solo.io",
         "traffictargets",
     );
+    let (plan, snapshot) = gloo_plan(&h).await;
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
+        &plan,
+        &snapshot,
+        &h.planner_options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1092,11 +1054,11 @@ async fn missing_permissions_are_all_listed_before_any_change() {
 #[tokio::test]
 async fn dry_run_shows_every_step_and_writes_nothing() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let mut options = h.planner_options(&plan);
     options.dry_run = true;
     let mut ui = ScriptedUi::unattended();
-    let outcome = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect("dry run");
     assert!(outcome.dry_run);
@@ -1133,17 +1095,21 @@ async fn dry_run_shows_every_step_and_writes_nothing() {
 async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_where_to_get_it() {
     let h = gloo_harness().await;
     std::fs::remove_file(h.bin.path().join("meshctl")).expect("remove meshctl");
+    let (plan, snapshot) = gloo_plan(&h).await;
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
+        &plan,
+        &snapshot,
+        &h.planner_options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
     .expect_err("no meshctl");
     let message = err.to_string();
-    assert!(message.contains("step gm-01-meshctl failed"), "{message}");
+    assert!(
+        message.contains("step mgmt-cluster-01-meshctl-version failed"),
+        "{message}"
+    );
     assert!(
         message.contains("meshctl is not on PATH: put meshctl 1.0.0 on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
         "{message}"
@@ -1156,11 +1122,12 @@ async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_wher
 async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_any_change() {
     let h = gloo_harness().await;
     h.set_tool_version(Tool::Meshctl, "0.10.6");
+    let (plan, snapshot) = gloo_plan(&h).await;
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
+        &plan,
+        &snapshot,
+        &h.planner_options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1178,9 +1145,9 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
     h.set_tool_version(Tool::Meshctl, "1.0.0");
     run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
+        &plan,
+        &snapshot,
+        &h.planner_options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1191,8 +1158,9 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
 #[tokio::test]
 async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let gate = step_id(&plan, "check-passes");
+    let mut options = h.planner_options(&plan);
     options.yes = false;
     options.gate_timeout = Duration::from_millis(300);
     options.health_check = Some(Arc::new(|_cluster| {
@@ -1204,22 +1172,19 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
     }));
     // Yes to the seven changing steps before the gate, then yes to the undo offer.
     let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
-    let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("gate fails");
     let message = err.to_string();
-    assert!(message.contains("gm-05-networking-conforms"), "{message}");
+    assert!(message.contains(&gate), "{message}");
     assert!(message.contains("unknown field"), "{message}");
     // Undone: both control plane deployments back at their recorded replica count.
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
     assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
     let journal = h.journal("gloo-mesh").expect("journal");
+    assert_eq!(journal.state(&gate), StepState::Failed);
     assert_eq!(
-        journal.state("gm-05-networking-conforms"),
-        StepState::Failed
-    );
-    assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
+        journal.state(&step_id(&plan, "scale-down-discovery")),
         StepState::Undone
     );
 }
@@ -1227,15 +1192,16 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
 #[tokio::test]
 async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let h = gloo_harness().await;
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let mut options = h.planner_options(&plan);
     options.gate_timeout = Duration::from_millis(300);
     options.health_check = Some(Arc::new(|_cluster| {
         Box::pin(async { Ok(vec!["TrafficPolicy bookinfo/reviews: invalid".to_string()]) })
     }));
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -1244,49 +1210,19 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let ApplyError::StepFailed { undo, .. } = &err else {
         panic!("expected a failed step, got {err}");
     };
+    // The planner's scale-downs keep their count on the object too: the undo takes it off again.
     assert_eq!(
         undo,
         &vec![
-            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/networking --replicas=1"
+            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/networking --replicas=1 \
+             && kubectl --context mgmt-cluster -n gloo-mesh annotate deployment/networking meshup.dev/replicas-before-"
                 .to_string(),
-            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/discovery --replicas=1"
+            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/discovery --replicas=1 \
+             && kubectl --context mgmt-cluster -n gloo-mesh annotate deployment/discovery meshup.dev/replicas-before-"
                 .to_string(),
         ]
     );
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
-}
-
-/// [`gloo_plan`] as the planner writes it for a discovery observed at `discovery` replicas: the
-/// scale-downs record their count (`replicasBefore: record`), the scale-ups and the undo restore it.
-fn gloo_plan_keeping_replicas(discovery: u32) -> UpgradePlan {
-    let mut plan = gloo_plan();
-    for step in &mut plan.steps {
-        let Action::Scale { target, .. } = &step.action else {
-            continue;
-        };
-        let target = target.clone();
-        let observed = if target.name == "discovery" {
-            discovery
-        } else {
-            1
-        };
-        let restore = Action::Scale {
-            target: target.clone(),
-            replicas: observed,
-            replicas_before: Some(ReplicasBefore::Restore),
-        };
-        if step.id.contains("scale-down") {
-            step.action = Action::Scale {
-                target,
-                replicas: 0,
-                replicas_before: Some(ReplicasBefore::Record),
-            };
-            step.undo = Some(restore);
-        } else {
-            step.action = restore;
-        }
-    }
-    plan
 }
 
 fn discovery_replicas_and_annotation(h: &Harness) -> (Option<i64>, Option<String>) {
@@ -1311,18 +1247,26 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
             d["status"]["readyReplicas"] = json!(3);
         })
         .expect("discovery is seeded");
-    let plan = gloo_plan_keeping_replicas(3);
-    let snapshot = gloo_snapshot("0.10.6");
+    // Planned with discovery at 3: the scale-down records the count, its undo restores it.
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let scale_down = step_id(&plan, "scale-down-discovery");
     // Killed right after both scale-downs: the count is in the journal and on the object.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(3)).await);
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.planner_options(&plan),
+            KillAt::AfterStep(3)
+        )
+        .await
+    );
     assert_eq!(
         discovery_replicas_and_annotation(&h),
         (Some(0), Some("3".to_string()))
     );
     assert_eq!(
-        h.journal("gloo-mesh")
-            .expect("journal")
-            .undo("gm-02-scale-down-discovery"),
+        h.journal("gloo-mesh").expect("journal").undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 3
@@ -1336,7 +1280,7 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
     );
 
     // The rerun starts over, its gate fails, and the undo is accepted at the prompt.
-    let mut options = h.options();
+    let mut options = h.planner_options(&plan);
     options.yes = false;
     options.break_lock = true;
     options.gate_timeout = Duration::from_millis(300);
@@ -1352,14 +1296,14 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         .await
         .expect_err("gate fails");
     assert!(
-        err.to_string().contains("gm-05-networking-conforms"),
+        err.to_string().contains(&step_id(&plan, "check-passes")),
         "{err}"
     );
     // The rerun scale-down recorded the annotation's 3 (not the 0 it found), and the undo restored it.
     let lines = ui.lines();
     let at = lines
         .iter()
-        .position(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0")
+        .position(|l| l == "[2/17] scale Deployment gloo-mesh/discovery 0 -> 0")
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert_eq!(
         lines.get(at + 1).map(String::as_str),
@@ -1367,9 +1311,11 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         "{lines:#?}"
     );
     assert!(
-        ui.lines().iter().any(|l| l
-            == "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3, the replicas \
-                recorded before the scale-down"),
+        ui.lines().iter().any(|l| *l
+            == format!(
+                "undone {scale_down}: scale Deployment gloo-mesh/discovery to 3, the replicas \
+                 recorded before the scale-down"
+            )),
         "{:#?}",
         ui.lines()
     );
@@ -1377,29 +1323,28 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
     assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
     let journal = h.journal("gloo-mesh").expect("a new journal");
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 3
         })
     );
-    assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
-        StepState::Undone
-    );
+    assert_eq!(journal.state(&scale_down), StepState::Undone);
 }
 
 #[tokio::test]
 async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
-    // Discovery never writes back here: the wait at step 12 waits until interrupted.
-    let h = Harness::start("gloo-mesh/cluster.yaml").await;
-    h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
-    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    // Discovery never writes back here: the wait for it (step 14) waits until interrupted.
+    let h = gloo_cluster().await;
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let (wait, scale_up) = (
+        step_id(&plan, "wait-discovery-complete"),
+        step_id(&plan, "scale-up-discovery"),
+    );
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut options = h.options();
+    let mut options = h.planner_options(&plan);
     options.interrupt = Some(rx);
-    let plan = gloo_plan();
-    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
+    let snapshot = h.observed(&snapshot);
     let target = h.target();
     let mut ui = ScriptedUi::unattended();
     let interrupter = async {
@@ -1407,7 +1352,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let waiting = h
                 .journal("gloo-mesh")
-                .is_some_and(|j| j.state("gm-08-discovery-complete") == StepState::InProgress);
+                .is_some_and(|j| j.state(&wait) == StepState::InProgress);
             if waiting {
                 let _ = tx.send(true);
                 break;
@@ -1426,11 +1371,8 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
         "{err}"
     );
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(
-        journal.state("gm-08-discovery-complete"),
-        StepState::InProgress
-    );
-    assert_eq!(journal.state("gm-08-scale-up-discovery"), StepState::Done);
+    assert_eq!(journal.state(&wait), StepState::InProgress);
+    assert_eq!(journal.state(&scale_up), StepState::Done);
     // An interrupted apply gives its lock back: the next one needs no --break-lock.
     assert!(
         h.server
@@ -1442,12 +1384,20 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
 #[tokio::test]
 async fn a_journal_of_another_unfinished_plan_is_refused() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(2)).await);
+    let (plan, snapshot) = gloo_plan(&h).await;
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.planner_options(&plan),
+            KillAt::AfterStep(2)
+        )
+        .await
+    );
     let mut other = plan.clone();
     other.steps.truncate(5);
-    let mut options = h.options();
+    let mut options = h.planner_options(&other);
     options.break_lock = true;
     let err = run(
         &h,
@@ -1463,7 +1413,7 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
         message.contains("unfinished apply of another plan"),
         "{message}"
     );
-    assert!(message.contains("2 of 15 steps done"), "{message}");
+    assert!(message.contains("2 of 18 steps done"), "{message}");
     assert!(
         message.contains(
             "kubectl --context mgmt-cluster -n gloo-mesh delete configmap kubectl-meshup-journal"
@@ -1838,7 +1788,7 @@ async fn a_resumed_restart_reuses_its_recorded_timestamp() {
     let plan = istio_plan();
     let snapshot = istio_snapshot();
     // Killed while the restarted workloads roll out.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(5)).await);
+    assert!(run_until_killed(&h, &plan, &snapshot, &h.options(), KillAt::MidStep(5)).await);
     let first = h
         .journal("istio-system")
         .and_then(|j| j.steps["istio-04-restart-bookinfo"].restarted_at.clone())
