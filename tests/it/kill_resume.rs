@@ -34,7 +34,7 @@ use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 use crate::support::{
     FIXTURES, binary, copy_fixture, play_gloo_discovery, play_injector, read_journal,
-    seed_bookinfo_pods, stand_in_tools, text, tool_calls,
+    seed_bookinfo_pods, stand_in_tools, text, tool_calls, write_istio_install,
 };
 
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
@@ -124,13 +124,8 @@ impl MeshCluster {
                     .expect("seed");
                 seed_bookinfo_pods(&server, "1-23");
                 play_injector(&server, CONTROLLER_DELAY);
-                // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
-                let install =
-                    std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
-                        .expect("fixture")
-                        .replace("1-24", "1-24-6")
-                        .replace("1.24.2", "1.24.6");
-                std::fs::write(tools.path().join("istio-1-24-6.yaml"), install).expect("write");
+                // What `istioctl install --set revision=1-24-6` creates.
+                write_istio_install(tools.path(), "1-24-6", "1.24.6");
                 std::fs::write(tools.path().join("istioctl.version"), "1.24.6").expect("version");
             }
         }

@@ -106,6 +106,16 @@ pub fn copy_fixture(fixture: &str, to: &Path) {
     std::fs::copy(Path::new(FIXTURES).join(fixture), to).expect("copy fixture");
 }
 
+/// What `istioctl install --set revision=REVISION` (Istio `version`) creates, written beside the
+/// stand-in tools in `tools` (`istio-REVISION.yaml`), from the 1.24.2 fixture (revision 1-24).
+pub fn write_istio_install(tools: &Path, revision: &str, version: &str) {
+    let install = std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
+        .expect("fixture")
+        .replace("1-24", revision)
+        .replace("1.24.2", version);
+    std::fs::write(tools.join(format!("istio-{revision}.yaml")), install).expect("write");
+}
+
 /// The calls the stand-in tools in `tools` recorded (calls.log), one line each.
 pub fn tool_calls(tools: &Path) -> Vec<String> {
     std::fs::read_to_string(tools.join("calls.log"))
@@ -148,8 +158,12 @@ pub fn play_gloo_discovery(server: &FakeApiServer, after: Duration) {
 }
 
 /// The proxy version each Istio revision of the fixtures injects.
-pub const PROXY_VERSIONS: [(&str, &str); 3] =
-    [("1-23", "1.23.4"), ("1-24", "1.24.2"), ("1-24-6", "1.24.6")];
+pub const PROXY_VERSIONS: [(&str, &str); 4] = [
+    ("1-23", "1.23.4"),
+    ("1-24", "1.24.2"),
+    ("1-24-2", "1.24.2"),
+    ("1-24-6", "1.24.6"),
+];
 
 /// A pod of a Bookinfo deployment, injected by the revision its namespace points at.
 pub fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {
