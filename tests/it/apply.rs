@@ -25,20 +25,14 @@ use kubectl_meshup::client::{ConnectedCluster, KubeconfigFiles, KubeconfigSource
 use kubectl_meshup::compat::CompatData;
 use kubectl_meshup::error::apply_exit;
 use kubectl_meshup::observe::{ObserveOptions, observe};
-use kubectl_meshup::plan::{
-    self, Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, PlanRequest, Reason, Step,
-    Strategy, Target, Tool, UpgradePlan, WaitCondition,
-};
-use kubectl_meshup::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, ObservedVersion, VersionSource,
-    Workload,
-};
-use kubectl_meshup::version::{Flavor, KubeVersion, Version};
+use kubectl_meshup::plan::{self, Action, Gate, ObjectRef, PlanRequest, Tool, UpgradePlan};
+use kubectl_meshup::snapshot::ClusterSnapshot;
 
 use crate::support;
 use crate::support::{
     FIXTURES, cluster_flags, copy_fixture, injected_pod, play_gloo_discovery, play_injector,
-    read_journal, seed_bookinfo_pods, stand_in_tools, tool_calls, write_kubeconfig,
+    read_journal, seed_bookinfo_pods, stand_in_tools, tool_calls, write_istio_install,
+    write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -157,12 +151,12 @@ impl Harness {
         ApplyTarget::new().with(CLUSTER, self.client.clone())
     }
 
-    /// Options as `kubectl meshup apply PLAN --yes` sets them for a plan of the planner: its
-    /// fingerprint and its scope check, and the plan's manual steps (the Gloo Mesh runbook's review
-    /// of the networking resources) confirmed done ahead, as `--confirm-manual` names them.
-    fn planner_options(&self, plan: &UpgradePlan) -> ApplyOptions {
-        let mut options = self.options();
-        options.staleness = Staleness {
+    /// Options as `kubectl meshup apply PLAN --yes` sets them: the planner's fingerprint and scope
+    /// check, the plan's manual steps (the Gloo Mesh runbook's review of the networking resources)
+    /// confirmed done ahead as `--confirm-manual` names them, and the tools found in the harness's
+    /// bin directory only (then the system's, for `sh`).
+    fn options(&self, plan: &UpgradePlan) -> ApplyOptions {
+        let mut options = ApplyOptions::new(Staleness {
             fingerprint: plan::fingerprint,
             diff: |planned, now| {
                 plan::fingerprint_diff(planned, now)
@@ -170,24 +164,8 @@ impl Harness {
                     .map(ToString::to_string)
                     .collect()
             },
-        };
-        options.scope = |plan, current, mirrors| plan::check_scope(plan, Some(current), mirrors);
-        options.confirmed_manual = manual_step_ids(plan).into_iter().collect();
-        options
-    }
-
-    /// Options for a plan built by hand (below): the tools are found in the harness's bin directory
-    /// only (then the system's, for `sh`).
-    fn options(&self) -> ApplyOptions {
-        let mut options = ApplyOptions::new(kubectl_meshup::apply::Staleness {
-            fingerprint: facts_fingerprint,
-            diff: facts_diff,
         });
-        // The Istio and Kmesh plans below are built by hand with a test fingerprint, not by the
-        // planner, so the planner's scope (plan::check_scope) does not describe them; the Gloo Mesh
-        // plans are the planner's and get the real check (`planner_options`), as tests/it/scope.rs
-        // applies the planner's own plans and resealed hostile ones.
-        options.scope = |_, _, _| Ok(());
+        options.confirmed_manual = manual_step_ids(plan).into_iter().collect();
         options.yes = true;
         options.tool_path = Some(self.bin.path().as_os_str().to_owned());
         options.kubeconfig = KubeconfigFiles {
@@ -214,125 +192,6 @@ impl Harness {
     }
 }
 
-/// A test fingerprint: the facts a plan depends on, as the planner's would list them.
-fn facts_fingerprint(snapshot: &ClusterSnapshot, _targets: &[Target]) -> Fingerprint {
-    let mut facts = BTreeMap::new();
-    for c in &snapshot.clusters {
-        facts.insert(
-            format!("{}/kubernetes/version", c.name),
-            c.kubernetes.version.to_string(),
-        );
-        if let Some(v) = c.gloo_mesh.as_ref().and_then(GlooMesh::version) {
-            facts.insert(format!("{}/gloo-mesh/version", c.name), v.to_string());
-        }
-        for cp in c.istio.iter().flat_map(|i| &i.control_planes) {
-            let v = cp.istiod.version.version.map(|v| v.to_string());
-            facts.insert(
-                format!("{}/istio/revision/{}/version", c.name, cp.revision),
-                v.unwrap_or_default(),
-            );
-        }
-    }
-    let value = facts
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Fingerprint {
-        algorithm: "test".into(),
-        value,
-        facts,
-    }
-}
-
-fn facts_diff(planned: &Fingerprint, now: &Fingerprint) -> Vec<String> {
-    let keys: BTreeSet<&String> = planned.facts.keys().chain(now.facts.keys()).collect();
-    keys.into_iter()
-        .filter(|k| planned.facts.get(*k) != now.facts.get(*k))
-        .map(|k| {
-            let show = |f: &Fingerprint| f.facts.get(k).cloned().unwrap_or("(absent)".into());
-            format!("{k}: {} -> {}", show(planned), show(now))
-        })
-        .collect()
-}
-
-fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload {
-    Workload {
-        namespace: namespace.into(),
-        name: name.into(),
-        kind: "Deployment".into(),
-        version: ObservedVersion {
-            version: Some(Version::parse(version).expect("version")),
-            flavor: Flavor::Upstream,
-            source: VersionSource::ImageTag,
-            image: image.into(),
-        },
-        desired: 1,
-        ready: 1,
-        install: None,
-        replicas_before: None,
-    }
-}
-
-fn cluster(name: &str) -> Cluster {
-    Cluster {
-        name: name.into(),
-        server: None,
-        kubernetes: KubeVersion::from_server("v1.29.6-eks-db838b0", "1", "29+").expect("kube"),
-        nodes: vec![],
-        istio: None,
-        gloo_mesh: None,
-        kmesh: None,
-        unread: vec![],
-    }
-}
-
-fn istio_snapshot() -> ClusterSnapshot {
-    let mut c = cluster(CLUSTER);
-    c.istio = Some(Istio {
-        control_planes: vec![IstioControlPlane {
-            revision: "1-23".into(),
-            istiod: workload(
-                "istio-system",
-                "istiod-1-23",
-                "docker.io/istio/pilot:1.23.4",
-                "1.23.4",
-            ),
-            ambient_enabled: false,
-            config: None,
-        }],
-        revision_tags: BTreeMap::new(),
-        webhooks: vec![],
-        ztunnel: None,
-        cni: None,
-        gateways: vec![],
-        namespaces: vec![],
-        proxies: vec![],
-        helm_releases: vec![],
-    });
-    ClusterSnapshot::new(vec![c])
-}
-
-// ---------------------------------------------------------------------------------------------
-// Istio and Kmesh plans, built from the model types as the planner writes them.
-
-fn step(id: &str, runbook: &str, runbook_step: &str, title: &str, action: Action) -> Step {
-    Step {
-        id: id.into(),
-        cluster: CLUSTER.into(),
-        title: title.into(),
-        reason: Reason {
-            runbook: runbook.into(),
-            step: Some(runbook_step.into()),
-            text: title.into(),
-            source: "seeds/gloo-mesh-upgrading.md".into(),
-        },
-        action,
-        irreversible: false,
-        undo: None,
-    }
-}
-
 fn deployment(namespace: &str, name: &str) -> ObjectRef {
     ObjectRef {
         kind: "Deployment".into(),
@@ -341,31 +200,8 @@ fn deployment(namespace: &str, name: &str) -> ObjectRef {
     }
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-fn plan(target: Target, steps: Vec<Step>, snapshot: &ClusterSnapshot) -> UpgradePlan {
-    UpgradePlan {
-        api_version: "meshup.dev/v1alpha1".into(),
-        kind: "UpgradePlan".into(),
-        metadata: PlanMetadata {
-            tool_version: "0.1.0".into(),
-            compat_data: "2025-06-01".into(),
-            compat_data_from: None,
-            created_at: None,
-        },
-        targets: vec![target.clone()],
-        strategy: Strategy::InPlace,
-        clusters: vec![CLUSTER.into()],
-        fingerprint: facts_fingerprint(snapshot, &[target]),
-        components: vec![],
-        hops: vec![],
-        warnings: vec![],
-        steps,
-        integrity: None,
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Plans: the planner's, for the test's cluster as observed (Harness::plan).
 
 /// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), registered
 /// to itself, with the stand-in tools, the 1.0.0 CRDs `helm show crds` prints and meshctl 1.0.0 on
@@ -653,7 +489,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     let (plan, snapshot) = gloo_plan(&h).await;
     let mut ui = ScriptedUi::unattended();
 
-    let outcome = run(&h, &plan, &snapshot, &h.planner_options(&plan), &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect("the upgrade completes");
 
@@ -751,7 +587,7 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
         &baseline,
         &baseline_plan,
         &snapshot,
-        &baseline.planner_options(&baseline_plan),
+        &baseline.options(&baseline_plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -774,7 +610,7 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
         let h = gloo_harness().await;
         let (plan, snapshot) = gloo_plan(&h).await;
         assert_eq!(plan.steps, baseline_plan.steps);
-        assert!(run_until_killed(&h, &plan, &snapshot, &h.planner_options(&plan), at).await);
+        assert!(run_until_killed(&h, &plan, &snapshot, &h.options(&plan), at).await);
 
         // Never a component at zero replicas without the count to restore in the journal.
         let journal = h
@@ -794,13 +630,13 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
         }
         // The lease of the killed run is still there: a resume without --break-lock is refused...
         let mut ui = ScriptedUi::unattended();
-        let refused = run(&h, &plan, &snapshot, &h.planner_options(&plan), &mut ui).await;
+        let refused = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui).await;
         assert!(
             matches!(&refused, Err(ApplyError::Lock(_))),
             "killed at {at:?}: {refused:?}"
         );
         // ...and with it, the apply resumes after the last done step.
-        let mut options = h.planner_options(&plan);
+        let mut options = h.options(&plan);
         options.break_lock = true;
         let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
             .await
@@ -824,7 +660,7 @@ async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
             &h,
             &plan,
             &snapshot,
-            &h.planner_options(&plan),
+            &h.options(&plan),
             KillAt::AfterStep(2)
         )
         .await
@@ -834,7 +670,7 @@ async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
 
     // Someone re-runs the same plan after the scale: the recorded count is not overwritten by 0.
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.break_lock = true;
     run(
         &h,
@@ -872,7 +708,7 @@ async fn a_stale_plan_is_refused_with_the_changed_facts_and_the_replan_command()
         &h,
         &plan,
         &now,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -913,7 +749,7 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
         &h,
         &plan,
         &snapshot,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -931,7 +767,7 @@ async fn two_applies_at_once_one_wins_the_lock() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan(&h).await;
     let snapshot = h.observed(&snapshot);
-    let (o1, o2) = (h.planner_options(&plan), h.planner_options(&plan));
+    let (o1, o2) = (h.options(&plan), h.options(&plan));
     let (mut u1, mut u2) = (ScriptedUi::unattended(), ScriptedUi::unattended());
     let target = h.target();
     let (a, b) = tokio::join!(
@@ -951,7 +787,7 @@ async fn two_applies_at_once_one_wins_the_lock() {
 async fn declining_a_step_exits_4_and_changes_nothing_more() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan(&h).await;
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.yes = false;
     // The meshctl version gate is not asked about (it changes nothing); no to scaling discovery down.
     let mut ui = ScriptedUi::answering(&[Answer::No]);
@@ -996,7 +832,7 @@ async fn without_a_terminal_and_without_yes_nothing_starts() {
     let (plan, snapshot) = gloo_plan(&h).await;
     // What the planner read is behind us: from here on, not one request.
     h.server.clear_requests();
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.yes = false;
     let err = run(
         &h,
@@ -1025,7 +861,7 @@ async fn missing_permissions_are_all_listed_before_any_change() {
         &h,
         &plan,
         &snapshot,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1055,7 +891,7 @@ async fn missing_permissions_are_all_listed_before_any_change() {
 async fn dry_run_shows_every_step_and_writes_nothing() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan(&h).await;
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.dry_run = true;
     let mut ui = ScriptedUi::unattended();
     let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
@@ -1100,7 +936,7 @@ async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_wher
         &h,
         &plan,
         &snapshot,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1127,7 +963,7 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
         &h,
         &plan,
         &snapshot,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1147,7 +983,7 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
         &h,
         &plan,
         &snapshot,
-        &h.planner_options(&plan),
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1160,7 +996,7 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
     let gate = step_id(&plan, "check-passes");
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.yes = false;
     options.gate_timeout = Duration::from_millis(300);
     options.health_check = Some(Arc::new(|_cluster| {
@@ -1193,7 +1029,7 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
 async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.gate_timeout = Duration::from_millis(300);
     options.health_check = Some(Arc::new(|_cluster| {
         Box::pin(async { Ok(vec!["TrafficPolicy bookinfo/reviews: invalid".to_string()]) })
@@ -1256,7 +1092,7 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
             &h,
             &plan,
             &snapshot,
-            &h.planner_options(&plan),
+            &h.options(&plan),
             KillAt::AfterStep(3)
         )
         .await
@@ -1280,7 +1116,7 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
     );
 
     // The rerun starts over, its gate fails, and the undo is accepted at the prompt.
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.yes = false;
     options.break_lock = true;
     options.gate_timeout = Duration::from_millis(300);
@@ -1342,7 +1178,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
         step_id(&plan, "scale-up-discovery"),
     );
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut options = h.planner_options(&plan);
+    let mut options = h.options(&plan);
     options.interrupt = Some(rx);
     let snapshot = h.observed(&snapshot);
     let target = h.target();
@@ -1390,14 +1226,14 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
             &h,
             &plan,
             &snapshot,
-            &h.planner_options(&plan),
+            &h.options(&plan),
             KillAt::AfterStep(2)
         )
         .await
     );
     let mut other = plan.clone();
     other.steps.truncate(5);
-    let mut options = h.planner_options(&other);
+    let mut options = h.options(&other);
     options.break_lock = true;
     let err = run(
         &h,
@@ -1428,141 +1264,38 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
 /// How long the played injector takes to replace a restarted deployment's pod.
 const INJECTOR_DELAY: Duration = Duration::from_millis(100);
 
-fn istio_plan() -> UpgradePlan {
-    let rb = "istio-canary";
-    let steps = vec![
-        step(
-            "istio-00-istioctl-1-24",
-            rb,
-            "install the canary",
-            "istioctl on PATH is 1.24.2",
-            Action::Gate {
-                gate: Gate::ToolVersion {
-                    tool: Tool::Istioctl,
-                    version: Version::new(1, 24, 2),
-                },
-            },
-        ),
-        step(
-            "istio-01-install-1-24",
-            rb,
-            "install the canary",
-            "Install Istio 1.24.2 as revision 1-24",
-            Action::Run {
-                tool: Tool::Istioctl,
-                args: args(&[
-                    "install",
-                    "--set",
-                    "revision=1-24",
-                    "--set",
-                    "tag=1.24.2",
-                    "-y",
-                ]),
-                timeout_seconds: 600,
-                config: None,
-            },
-        ),
-        step(
-            "istio-02-istiod-ready",
-            rb,
-            "install the canary",
-            "istiod-1-24 rolled out",
-            Action::Wait {
-                condition: WaitCondition::RolloutComplete {
-                    target: deployment("istio-system", "istiod-1-24"),
-                },
-                timeout_seconds: 300,
-            },
-        ),
-        step(
-            "istio-03-label-bookinfo",
-            rb,
-            "move the data plane",
-            "Point bookinfo at revision 1-24",
-            Action::LabelNamespace {
-                namespace: "bookinfo".into(),
-                labels: BTreeMap::from([
-                    ("istio.io/rev".to_string(), Some("1-24".to_string())),
-                    ("istio-injection".to_string(), None),
-                ]),
-            },
-        ),
-        step(
-            "istio-04-restart-bookinfo",
-            rb,
-            "move the data plane",
-            "Restart bookinfo's workloads",
-            Action::RestartWorkloads {
-                namespace: "bookinfo".into(),
-                workloads: args(&["Deployment/productpage-v1", "Deployment/reviews-v1"]),
-            },
-        ),
-        step(
-            "istio-05-proxies-1-24",
-            rb,
-            "move the data plane",
-            "Bookinfo's proxies run 1.24",
-            Action::Gate {
-                gate: Gate::ProxiesAtVersion {
-                    version: Version::parse("1.24").expect("version"),
-                    namespaces: args(&["bookinfo"]),
-                },
-            },
-        ),
-        step(
-            "istio-06-1-23-unused",
-            rb,
-            "remove the old revision",
-            "Nothing uses revision 1-23",
-            Action::Gate {
-                gate: Gate::RevisionUnused {
-                    revision: "1-23".into(),
-                },
-            },
-        ),
-        step(
-            "istio-07-uninstall-1-23",
-            rb,
-            "remove the old revision",
-            "Uninstall revision 1-23",
-            Action::Run {
-                tool: Tool::Istioctl,
-                args: args(&["uninstall", "--revision", "1-23", "-y"]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "istio-08-check",
-            rb,
-            "verify",
-            "kubectl meshup check passes",
-            Action::Gate {
-                gate: Gate::CheckPasses,
-            },
-        ),
-    ];
-    let target = Target {
-        mesh: Mesh::Istio,
-        version: Version::new(1, 24, 2),
-        flavor: None,
-    };
-    let mut p = plan(target, steps, &istio_snapshot());
-    p.strategy = Strategy::Canary;
-    p
+/// The planner's install of revision 1-24-2 as the stand-in records it: the installed revision's
+/// configuration, read back from the cluster, handed over as a file.
+const INSTALL: &str =
+    "istioctl install -y --set revision=1-24-2 --set hub=docker.io/istio --set tag=1.24.2 -f FILE";
+
+/// An Istio 1.23.4 cluster (revision 1-23) on Kubernetes 1.29 with Bookinfo's pods injected by
+/// 1-23, the stand-in istioctl 1.24.2 and what its install of revision 1-24-2 creates, and the
+/// sidecar injector played.
+async fn istio_cluster() -> Harness {
+    let h = Harness::start("istio/cluster.yaml").await;
+    write_istio_install(h.bin.path(), "1-24-2", "1.24.2");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    h
+}
+
+/// The planner's canary plan, 1.23.4 -> 1.24.2, for the harness's cluster as observed now, and that
+/// snapshot. Its nine steps: the istioctl version gate (1), the install of revision 1-24-2 (2) and
+/// its rollout (3), bookinfo's label (4) and restart (5), the proxies gate (6), the gate that nothing
+/// uses 1-23 (7), its removal (8), and the closing `check passes` gate (9).
+async fn istio_plan(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    h.plan("istio=1.24.2").await
 }
 
 #[tokio::test]
 async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_plan();
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     let mut ui = ScriptedUi::unattended();
 
-    let outcome = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("canary upgrade: {e}\n{:#?}", ui.lines()));
 
@@ -1571,13 +1304,13 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         h.tool_calls(),
         vec![
             h.call("istioctl version --remote=false"),
-            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
-            h.call("istioctl uninstall --revision 1-23 -y"),
+            h.call(INSTALL),
+            h.call("istioctl uninstall -y --revision 1-23"),
         ]
     );
     assert!(
         h.server
-            .get("deployments", "istio-system", "istiod-1-24")
+            .get("deployments", "istio-system", "istiod-1-24-2")
             .is_some()
     );
     assert!(
@@ -1589,7 +1322,7 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         .server
         .get("namespaces", "", "bookinfo")
         .expect("bookinfo");
-    assert_eq!(ns["metadata"]["labels"]["istio.io/rev"], "1-24");
+    assert_eq!(ns["metadata"]["labels"]["istio.io/rev"], "1-24-2");
     for d in ["reviews-v1", "productpage-v1"] {
         let dep = h
             .server
@@ -1624,11 +1357,8 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
 
 #[tokio::test]
 async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     // Another cluster with the same Istio; while the apply runs, someone points the plan's context
     // at it (as soon as bookinfo is labelled, step 4 of 9).
     let other = FakeApiServer::builder().auto_rollout(true).start();
@@ -1643,10 +1373,9 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
             std::fs::write(&kubeconfig, text).expect("re-point the context");
         }
     });
-    let plan = istio_plan();
     let mut ui = ScriptedUi::unattended();
 
-    let err = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    let err = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect_err("refused at the uninstall");
     assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
@@ -1663,7 +1392,7 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     // The step line names the binary; the step ends refused.
     let lines = ui.lines();
     let uninstall = format!(
-        "[8/9] run istioctl uninstall --revision 1-23 -y (using {} 1.24.2)",
+        "[8/9] run istioctl uninstall -y --revision 1-23 (using {} 1.24.2)",
         h.bin.path().join("istioctl").display()
     );
     let at = lines
@@ -1678,10 +1407,7 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     // Install ran against the plan's cluster; the uninstall ran nowhere.
     assert_eq!(
         h.tool_calls(),
-        vec![
-            h.call("istioctl version --remote=false"),
-            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
-        ]
+        vec![h.call("istioctl version --remote=false"), h.call(INSTALL),]
     );
     assert!(
         h.server
@@ -1695,14 +1421,20 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     );
     assert!(other.mutating_requests().is_empty());
     let journal = h.journal("istio-system").expect("journal");
-    assert_ne!(journal.state("istio-07-uninstall-1-23"), StepState::Done);
-    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Done);
+    assert_ne!(
+        journal.state(&step_id(&plan, "remove-1-23")),
+        StepState::Done
+    );
+    assert_eq!(
+        journal.state(&step_id(&plan, "gate-unused-1-23")),
+        StepState::Done
+    );
 }
 
 #[tokio::test]
 async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_runs() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     // Apply connected to (and observed) the plan's cluster; by the first tool step the context names
     // another server.
     let other = FakeApiServer::start();
@@ -1713,7 +1445,7 @@ async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_
     .expect("re-point");
     let mut ui = ScriptedUi::unattended();
 
-    let err = run(&h, &istio_plan(), &istio_snapshot(), &h.options(), &mut ui)
+    let err = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect_err("refused at the version gate");
     assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
@@ -1732,24 +1464,19 @@ async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_
 
 #[tokio::test]
 async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     let kubeconfig = h.kubeconfig();
     h.server.on_change(move |change, _| {
         if change.kind == "Namespace" && change.name == "bookinfo" {
             let _ = std::fs::remove_file(&kubeconfig);
         }
     });
-    let plan = istio_plan();
-
     let err = run(
         &h,
         &plan,
-        &istio_snapshot(),
-        &h.options(),
+        &snapshot,
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
@@ -1780,20 +1507,17 @@ async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
 
 #[tokio::test]
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_plan();
-    let snapshot = istio_snapshot();
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
+    let restart = step_id(&plan, "restart-bookinfo");
+    let options = h.options(&plan);
     // Killed while the restarted workloads roll out.
-    assert!(run_until_killed(&h, &plan, &snapshot, &h.options(), KillAt::MidStep(5)).await);
+    assert!(run_until_killed(&h, &plan, &snapshot, &options, KillAt::MidStep(5)).await);
     let first = h
         .journal("istio-system")
-        .and_then(|j| j.steps["istio-04-restart-bookinfo"].restarted_at.clone())
+        .and_then(|j| j.steps[&restart].restarted_at.clone())
         .expect("restartedAt recorded before the restart");
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.break_lock = true;
     run(
         &h,
@@ -1841,10 +1565,11 @@ fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
 
 #[tokio::test]
 async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    seed_bookinfo_pods(&h.server, "1-23");
-    // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
-    // earlier run's pod has completed (it runs no proxy any more).
+    let h = istio_cluster().await;
+    let (plan, snapshot) =
+        istio_label_restart_and_gate(&h, |g| matches!(g, Gate::ProxiesAtVersion { .. })).await;
+    // Since the plan was made, a nightly CronJob's Job is running with the old sidecar, someone left
+    // a debug pod, and an earlier run's pod has completed (it runs no proxy any more).
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),
@@ -1860,11 +1585,9 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     ] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::ProxiesAtVersion { .. }));
     let mut ui = ScriptedUi::unattended();
 
-    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("the gate passes: {e}\n{:#?}", ui.lines()));
 
@@ -1879,23 +1602,28 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     );
 }
 
-/// The canary plan narrowed to its namespace label, its restart and the one gate `keep` picks.
-fn istio_label_restart_and_gate(keep: impl Fn(&Gate) -> bool) -> UpgradePlan {
-    let mut plan = istio_plan();
+/// The planner's canary plan narrowed to its namespace label, its restart and the one gate `keep`
+/// picks: that gate in isolation, judging pods the restart renews beside pods it cannot.
+async fn istio_label_restart_and_gate(
+    h: &Harness,
+    keep: impl Fn(&Gate) -> bool,
+) -> (UpgradePlan, ClusterSnapshot) {
+    let (mut plan, snapshot) = istio_plan(h).await;
     plan.steps.retain(|s| match &s.action {
         Action::LabelNamespace { .. } | Action::RestartWorkloads { .. } => true,
         Action::Gate { gate } => keep(gate),
         _ => false,
     });
     assert_eq!(plan.steps.len(), 3);
-    plan
+    (plan, snapshot)
 }
 
 /// The Bookinfo pods on 1-23, the canary's label and restart, and the revision gate, with pods no
 /// restart renews beside them: a finished Job pod, a running Job pod, a bare debug pod.
-async fn revision_gate_harness() -> (Harness, UpgradePlan) {
-    let h = Harness::start("istio/cluster.yaml").await;
-    seed_bookinfo_pods(&h.server, "1-23");
+async fn revision_gate_harness() -> (Harness, UpgradePlan, ClusterSnapshot) {
+    let h = istio_cluster().await;
+    let (plan, snapshot) =
+        istio_label_restart_and_gate(&h, |g| matches!(g, Gate::RevisionUnused { .. })).await;
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),
@@ -1909,23 +1637,22 @@ async fn revision_gate_harness() -> (Harness, UpgradePlan) {
     for pod in [completed, failed] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::RevisionUnused { .. }));
-    (h, plan)
+    (h, plan, snapshot)
 }
 
 #[tokio::test]
 async fn the_revision_gate_passes_over_finished_job_pods() {
-    let (h, plan) = revision_gate_harness().await;
+    let (h, plan, snapshot) = revision_gate_harness().await;
     let mut ui = ScriptedUi::unattended();
-    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("finished pods use no revision: {e}\n{:#?}", ui.lines()));
 }
 
 #[tokio::test]
 async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move() {
-    let (h, plan) = revision_gate_harness().await;
+    let (h, plan, snapshot) = revision_gate_harness().await;
+    let gate = step_id(&plan, "gate-unused-1-23");
     for pod in [
         unrestartable_pod(
             "nightly-export-28761234-x2x9q",
@@ -1935,10 +1662,10 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
     ] {
         h.server.seed(pod).expect("seed pod");
     }
-    let options = h.options();
+    let options = h.options(&plan);
     let mut ui = ScriptedUi::unattended();
     let started = std::time::Instant::now();
-    let err = run(&h, &plan, &istio_snapshot(), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("the gate fails");
     let waited = started.elapsed();
@@ -1947,15 +1674,19 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
         waited < options.gate_timeout / 4,
         "failed after {waited:?}, not at the timeout"
     );
+    // The planner's label step has an undo (the old label back), so the message ends with it.
     assert_eq!(
         err.to_string(),
-        "step istio-06-1-23-unused failed: Pod bookinfo/debug-shell still runs revision 1-23; recreate it by hand; \
-         Pod bookinfo/nightly-export-28761234-x2x9q of Job/nightly-export-28761234 still runs revision 1-23; \
-         let it finish or delete it (the next run is injected by the new revision); \
-         then resume with `kubectl meshup apply plan.yaml`"
+        format!(
+            "step {gate} failed: Pod bookinfo/debug-shell still runs revision 1-23; recreate it by hand; \
+             Pod bookinfo/nightly-export-28761234-x2x9q of Job/nightly-export-28761234 still runs revision 1-23; \
+             let it finish or delete it (the next run is injected by the new revision); \
+             then resume with `kubectl meshup apply plan.yaml`; \
+             to undo the steps done: kubectl --context mgmt-cluster label namespace bookinfo --overwrite istio.io/rev=1-23"
+        )
     );
     let journal = h.journal("istio-system").expect("journal");
-    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Failed);
+    assert_eq!(journal.state(&gate), StepState::Failed);
 
     // The person deletes both pods and resumes: the gate passes.
     for pod in ["debug-shell", "nightly-export-28761234-x2x9q"] {
@@ -1964,7 +1695,7 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
     run(
         &h,
         &plan,
-        &istio_snapshot(),
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -1992,58 +1723,35 @@ fn node(name: &str, os: &str, kernel: &str) -> Value {
     })
 }
 
-/// The Istio fixture plus Kmesh's namespace, where a Kmesh plan's journal and lock live.
-async fn kmesh_harness(nodes: &[Value]) -> Harness {
+/// The Istio fixture (revision 1-23, ambient off) with Kmesh 1.0.0 in Dual-Engine mode beside it, and
+/// the planner's Kmesh 1.1.0 plan narrowed to its two prerequisite gates (every Linux node's kernel,
+/// istiod 1-23's ambient flag): the gates in isolation, without the manual step that turns ambient on
+/// or the Helm upgrade. The plan is made before `nodes` join, so the gate judges nodes the planner
+/// never saw.
+async fn kmesh_harness(nodes: &[Value]) -> (Harness, UpgradePlan, ClusterSnapshot) {
     let h = Harness::start("istio/cluster.yaml").await;
     h.server
-        .seed(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kmesh-system"}}),
+        .seed_path(support::fixture("cluster/kmesh-dual-engine.yaml"))
+        .expect("seed Kmesh");
+    let (mut plan, snapshot) = h.plan("kmesh=1.1.0").await;
+    plan.steps.retain(|s| {
+        matches!(
+            s.action,
+            Action::Gate {
+                gate: Gate::NodeKernelsAtLeast { .. } | Gate::IstiodAmbientEnabled { .. }
+            }
         )
-        .expect("seed namespace");
+    });
+    assert_eq!(plan.steps.len(), 2, "{:?}", plan.steps);
     for n in nodes {
         h.server.seed(n).expect("seed node");
     }
-    h
-}
-
-fn kmesh_gates_plan() -> UpgradePlan {
-    let rb = "kmesh";
-    let target = Target {
-        mesh: Mesh::Kmesh,
-        version: Version::parse("1.1.0").expect("version"),
-        flavor: None,
-    };
-    let steps = vec![
-        step(
-            "kmesh-kernels",
-            rb,
-            "step 1 of 3",
-            "Gate: every Linux node runs kernel 5.10 or newer",
-            Action::Gate {
-                gate: Gate::NodeKernelsAtLeast {
-                    min: kubectl_meshup::version::Minor::parse("5.10").expect("minor"),
-                },
-            },
-        ),
-        step(
-            "gate-ambient-1-23",
-            rb,
-            "step 2 of 3",
-            "Gate: istiod revision 1-23 runs with PILOT_ENABLE_AMBIENT=true",
-            Action::Gate {
-                gate: Gate::IstiodAmbientEnabled {
-                    namespace: "istio-system".into(),
-                    revision: "1-23".into(),
-                },
-            },
-        ),
-    ];
-    plan(target, steps, &istio_snapshot())
+    (h, plan, snapshot)
 }
 
 #[tokio::test]
 async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_windows_ones() {
-    let h = kmesh_harness(&[
+    let (h, plan, snapshot) = kmesh_harness(&[
         node("ip-10-0-1-12", "linux", "5.10.225-213.878.amzn2.x86_64"),
         node("ip-10-0-1-13", "linux", "5.4.0-150-generic"),
         node("akswin000000", "windows", "10.0.20348.2527"),
@@ -2052,15 +1760,18 @@ async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_window
     let started = std::time::Instant::now();
     let err = run(
         &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
-        &h.options(),
+        &plan,
+        &snapshot,
+        &h.options(&plan),
         &mut ScriptedUi::unattended(),
     )
     .await
     .expect_err("an old kernel fails the gate");
     let message = err.to_string();
-    assert!(message.contains("step kmesh-kernels failed"), "{message}");
+    assert!(
+        message.contains("step mgmt-cluster-01-kmesh-kernels failed"),
+        "{message}"
+    );
     assert!(
         message.contains("ip-10-0-1-13 (5.4.0-150-generic)"),
         "{message}"
@@ -2073,14 +1784,15 @@ async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_window
 
 #[tokio::test]
 async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
-    let h = kmesh_harness(&[node("ip-10-0-1-12", "linux", "6.1.100+")]).await;
+    let (h, plan, snapshot) = kmesh_harness(&[node("ip-10-0-1-12", "linux", "6.1.100+")]).await;
+    let gate = step_id(&plan, "gate-ambient-1-23");
     // Too short a wait: the fixture's istiod sets PILOT_ENABLE_AMBIENT=false.
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.gate_timeout = Duration::from_millis(300);
     let err = run(
         &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -2088,7 +1800,7 @@ async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
     .expect_err("ambient not enabled");
     let message = err.to_string();
     assert!(
-        message.contains("step gate-ambient-1-23 failed"),
+        message.contains(&format!("step {gate} failed")),
         "{message}"
     );
     assert!(
@@ -2109,19 +1821,13 @@ async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
             .expect("enable ambient");
     });
     let mut ui = ScriptedUi::unattended();
-    let outcome = run(
-        &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
-        &h.options(),
-        &mut ui,
-    )
-    .await
-    .expect("both gates pass once ambient is on");
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
+        .await
+        .expect("both gates pass once ambient is on");
     enable.join().expect("enabler thread");
     // The first run's journal recorded the kernel gate done; this run passed the ambient gate.
     assert_eq!(outcome.steps, 2);
     assert_eq!(outcome.ran + outcome.already_done, 2);
     let journal = h.journal("kmesh-system").expect("journal");
-    assert_eq!(journal.state("gate-ambient-1-23"), StepState::Done);
+    assert_eq!(journal.state(&gate), StepState::Done);
 }
