@@ -38,7 +38,7 @@ fn dry_run_changes_nothing() {
     );
     assert!(
         stderr.contains(&format!(
-            "error: the plan reaches outside its scope at step gm-04-crds: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
+            "error: the plan reaches outside its scope at step real-07-crds-1-0-0: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
             gloo.repo.url
         )),
         "{stderr}"
@@ -123,7 +123,7 @@ fn gloo_mesh_pre_1_0_runbook() {
     assert_eq!(out.status.code(), Some(1), "apply: {stderr}");
     assert!(
         stderr.contains(
-            "error: step gm-04-crds failed: server-side apply of CustomResourceDefinition meshes.discovery.mesh.gloo.solo.io conflicts with another field manager: Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions; re-run with --force-conflicts"
+            "error: step real-07-crds-1-0-0 failed: server-side apply of CustomResourceDefinition meshes.discovery.mesh.gloo.solo.io conflicts with another field manager: Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions; re-run with --force-conflicts"
         ),
         "{stderr}"
     );
@@ -149,9 +149,12 @@ fn gloo_mesh_pre_1_0_runbook() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "apply: {stderr}");
     let journal = gloo::journal(&cluster).expect("journal");
-    assert_eq!(journal.steps["gm-04-crds"].attempts, 2, "{journal:#?}");
     assert_eq!(
-        journal.steps["gm-02-scale-down-discovery"].attempts, 1,
+        journal.steps["real-07-crds-1-0-0"].attempts, 2,
+        "{journal:#?}"
+    );
+    assert_eq!(
+        journal.steps["real-02-scale-down-discovery"].attempts, 1,
         "{journal:#?}"
     );
 
