@@ -458,6 +458,22 @@ async fn run(
     .expect("apply finishes within a minute")
 }
 
+/// [`run`] with the options `apply PLAN --yes` has ([`Harness::options`]) and nobody at the terminal.
+async fn run_yes(
+    h: &Harness,
+    plan: &UpgradePlan,
+    snapshot: &ClusterSnapshot,
+) -> Result<ApplyOutcome, ApplyError> {
+    run(
+        h,
+        plan,
+        snapshot,
+        &h.options(plan),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+}
+
 /// Run until the Ui signals the kill point, then drop the apply future mid-flight (as SIGKILL would
 /// stop the process). Returns whether the kill happened before the apply ended on its own.
 async fn run_until_killed(
@@ -745,15 +761,7 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
     .expect("lease");
     h.server.seed(&lease).expect("seed lease");
     let (plan, snapshot) = gloo_plan(&h).await;
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("locked");
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("locked");
     let message = err.to_string();
     assert!(message.contains("ops-laptop-4242-1a2b3c4d"), "{message}");
     assert!(message.contains("--break-lock"), "{message}");
@@ -857,15 +865,7 @@ async fn missing_permissions_are_all_listed_before_any_change() {
         "traffictargets",
     );
     let (plan, snapshot) = gloo_plan(&h).await;
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("forbidden");
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("forbidden");
     let ApplyError::MissingPermissions { missing } = &err else {
         panic!("expected missing permissions, got {err}");
     };
@@ -932,15 +932,7 @@ async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_wher
     let h = gloo_harness().await;
     std::fs::remove_file(h.bin.path().join("meshctl")).expect("remove meshctl");
     let (plan, snapshot) = gloo_plan(&h).await;
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("no meshctl");
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("no meshctl");
     let message = err.to_string();
     assert!(
         message.contains("step mgmt-cluster-01-meshctl-version failed"),
@@ -959,15 +951,9 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
     let h = gloo_harness().await;
     h.set_tool_version(Tool::Meshctl, "0.10.6");
     let (plan, snapshot) = gloo_plan(&h).await;
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
     let message = err.to_string();
     assert!(
         message.contains("is 0.10.6, the plan needs 1.0.0: put meshctl 1.0.0 first on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
@@ -979,15 +965,9 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
 
     // With the right meshctl on PATH the same plan resumes and passes the gate.
     h.set_tool_version(Tool::Meshctl, "1.0.0");
-    run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect("resumed with meshctl 1.0.0");
+    run_yes(&h, &plan, &snapshot)
+        .await
+        .expect("resumed with meshctl 1.0.0");
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 }
 
@@ -1472,15 +1452,9 @@ async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
             let _ = std::fs::remove_file(&kubeconfig);
         }
     });
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("refused at the uninstall");
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("refused at the uninstall");
     assert!(matches!(err, ApplyError::ClusterUnknown { .. }), "{err}");
     assert_eq!(apply_exit(&err).code(), 1);
     let message = err.to_string();
@@ -1758,15 +1732,9 @@ async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_window
     ])
     .await;
     let started = std::time::Instant::now();
-    let err = run(
-        &h,
-        &plan,
-        &snapshot,
-        &h.options(&plan),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("an old kernel fails the gate");
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("an old kernel fails the gate");
     let message = err.to_string();
     assert!(
         message.contains("step mgmt-cluster-01-kmesh-kernels failed"),
