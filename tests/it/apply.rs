@@ -31,8 +31,8 @@ use kubectl_meshup::snapshot::ClusterSnapshot;
 use crate::support;
 use crate::support::{
     FIXTURES, cluster_flags, copy_fixture, injected_pod, play_gloo_discovery, play_injector,
-    read_journal, seed_bookinfo_pods, stand_in_tools, tool_calls, write_istio_install,
-    write_kubeconfig,
+    read_journal, seed_bookinfo_pods, stand_in_tools, storage_versions, tool_calls,
+    write_istio_install, write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -267,6 +267,14 @@ async fn gloo_plan_gated_at_review(h: &Harness) -> (UpgradePlan, ClusterSnapshot
         .expect("the planner's networking review");
     plan.steps[review] = gate;
     (plan, snapshot)
+}
+
+/// Makes the `check passes` gate fail within 300 ms: `check` finds `finding` and keeps finding it.
+fn fail_check_soon(options: &mut ApplyOptions, finding: &'static str) {
+    options.gate_timeout = Duration::from_millis(300);
+    options.health_check = Some(Arc::new(move |_cluster| {
+        Box::pin(async move { Ok(vec![finding.to_string()]) })
+    }));
 }
 
 /// The id of the plan's step that ends in `-SUFFIX`.
@@ -551,14 +559,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
             "meshes.discovery.mesh.gloo.solo.io",
         )
         .expect("meshes CRD");
-    let storage: Vec<&str> = crd["spec"]["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["storage"] == true)
-        .filter_map(|v| v["name"].as_str())
-        .collect();
-    assert_eq!(storage, vec!["v1"]);
+    assert_eq!(storage_versions(&crd), vec!["v1"]);
     let managers: Vec<&str> = crd["metadata"]["managedFields"]
         .as_array()
         .into_iter()
@@ -978,14 +979,10 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
     let gate = step_id(&plan, "check-passes");
     let mut options = h.options(&plan);
     options.yes = false;
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async {
-            Ok(vec![
-                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
-            ])
-        })
-    }));
+    fail_check_soon(
+        &mut options,
+        "VirtualMesh gloo-mesh/virtual-mesh: unknown field",
+    );
     // Yes to the seven changing steps before the gate, then yes to the undo offer.
     let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
     let err = run(&h, &plan, &snapshot, &options, &mut ui)
@@ -1010,10 +1007,7 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
     let mut options = h.options(&plan);
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async { Ok(vec!["TrafficPolicy bookinfo/reviews: invalid".to_string()]) })
-    }));
+    fail_check_soon(&mut options, "TrafficPolicy bookinfo/reviews: invalid");
     let err = run(
         &h,
         &plan,
@@ -1099,14 +1093,10 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
     let mut options = h.options(&plan);
     options.yes = false;
     options.break_lock = true;
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async {
-            Ok(vec![
-                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
-            ])
-        })
-    }));
+    fail_check_soon(
+        &mut options,
+        "VirtualMesh gloo-mesh/virtual-mesh: unknown field",
+    );
     let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
     let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await

@@ -116,6 +116,17 @@ pub fn write_istio_install(tools: &Path, revision: &str, version: &str) {
     std::fs::write(tools.join(format!("istio-{revision}.yaml")), install).expect("write");
 }
 
+/// The versions a CustomResourceDefinition (as the API server returns it) stores objects in.
+pub fn storage_versions(crd: &Value) -> Vec<&str> {
+    crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == true)
+        .filter_map(|v| v["name"].as_str())
+        .collect()
+}
+
 /// The calls the stand-in tools in `tools` recorded (calls.log), one line each.
 pub fn tool_calls(tools: &Path) -> Vec<String> {
     std::fs::read_to_string(tools.join("calls.log"))

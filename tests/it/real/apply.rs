@@ -5,6 +5,7 @@ use kubectl_meshup::apply::journal::StepState;
 
 use crate::real::gloo::{self, DISCOVERY_GROUP, GlooMesh, NAMESPACE};
 use crate::real::harness::{RealCluster, text};
+use crate::support::storage_versions;
 
 /// `apply --dry-run` sends every write with `dryRun=All`: the real API server validates them
 /// (admission, schemas, the scale subresource) and stores nothing. Every object the plan touches
@@ -209,14 +210,7 @@ pub fn assert_upgraded(cluster: &mut RealCluster) {
             &format!("{crd}.{DISCOVERY_GROUP}"),
             "--show-managed-fields",
         ]);
-        let versions: Vec<&str> = d["spec"]["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| v["storage"] == true)
-            .filter_map(|v| v["name"].as_str())
-            .collect();
-        assert_eq!(versions, ["v1"], "{crd}");
+        assert_eq!(storage_versions(&d), ["v1"], "{crd}");
         assert!(
             d["metadata"]["managedFields"]
                 .as_array()
