@@ -30,9 +30,9 @@ use kubectl_meshup::snapshot::ClusterSnapshot;
 
 use crate::support;
 use crate::support::{
-    FIXTURES, cluster_flags, copy_fixture, injected_pod, play_gloo_discovery, play_injector,
-    read_journal, seed_bookinfo_pods, stand_in_tools, storage_versions, tool_calls,
-    write_istio_install, write_kubeconfig,
+    FIXTURES, cluster_flags, gloo_mesh_server, gloo_mesh_tool_files, injected_pod,
+    play_gloo_discovery, play_injector, read_journal, seed_bookinfo_pods, stand_in_tools,
+    storage_versions, tool_calls, write_istio_install, write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -143,10 +143,6 @@ impl Harness {
         .expect("write the stand-in tool's version");
     }
 
-    fn copy_beside_tools(&self, fixture: &str, as_name: &str) {
-        copy_fixture(fixture, &self.bin.path().join(as_name));
-    }
-
     fn target(&self) -> ApplyTarget {
         ApplyTarget::new().with(CLUSTER, self.client.clone())
     }
@@ -207,17 +203,9 @@ fn deployment(namespace: &str, name: &str) -> ObjectRef {
 /// to itself, with the stand-in tools, the 1.0.0 CRDs `helm show crds` prints and meshctl 1.0.0 on
 /// PATH (as runbook step 1 asks); nobody plays discovery yet.
 async fn gloo_cluster() -> Harness {
-    let server = FakeApiServer::builder()
-        .server_version("v1.21.14-eks-ab12cd3")
-        .auto_rollout(true)
-        .start();
-    let h = Harness::serve(
-        server,
-        &["gloo-mesh/cluster.yaml", "gloo-mesh/registered.yaml"],
-    )
-    .await;
-    h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
-    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    let server = gloo_mesh_server(FakeApiServer::builder().auto_rollout(true));
+    let h = Harness::serve(server, &["gloo-mesh/registered.yaml"]).await;
+    gloo_mesh_tool_files(h.bin.path());
     h
 }
 

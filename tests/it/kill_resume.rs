@@ -33,8 +33,9 @@ use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 use crate::support::{
-    FIXTURES, binary, copy_fixture, play_gloo_discovery, play_injector, read_journal,
-    seed_bookinfo_pods, stand_in_tools, text, tool_calls, write_istio_install,
+    FIXTURES, gloo_mesh_server, gloo_mesh_tool_files, meshup_on, path_with, play_gloo_discovery,
+    play_injector, read_journal, seed_bookinfo_pods, stand_in_tools, text, tool_calls,
+    write_istio_install,
 };
 
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
@@ -96,14 +97,11 @@ struct MeshCluster {
 
 impl MeshCluster {
     fn start(mesh: Mesh) -> Self {
-        let version = match mesh {
-            Mesh::GlooMesh => "v1.21.14-eks-ab12cd3",
-            Mesh::IstioCanary => "v1.29.6-eks-db838b0",
+        let builder = FakeApiServer::builder().auto_rollout_after(Some(ROLLOUT_DELAY));
+        let server = match mesh {
+            Mesh::GlooMesh => gloo_mesh_server(builder),
+            Mesh::IstioCanary => builder.server_version("v1.29.6-eks-db838b0").start(),
         };
-        let server = FakeApiServer::builder()
-            .server_version(version)
-            .auto_rollout_after(Some(ROLLOUT_DELAY))
-            .start();
         let tools = stand_in_tools(&["helm", "meshctl", "istioctl"]);
         let home = tempfile::tempdir().expect("tempdir");
         server
@@ -111,12 +109,8 @@ impl MeshCluster {
             .expect("kubeconfig");
         match mesh {
             Mesh::GlooMesh => {
-                server
-                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
-                    .expect("seed");
                 play_gloo_discovery(&server, CONTROLLER_DELAY);
-                copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
-                std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("version");
+                gloo_mesh_tool_files(tools.path());
             }
             Mesh::IstioCanary => {
                 server
@@ -139,25 +133,12 @@ impl MeshCluster {
     }
 
     fn path(&self) -> std::ffi::OsString {
-        let system = std::env::var_os("PATH").unwrap_or_default();
-        std::env::join_paths(
-            [self.tools.path().to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(&system)),
-        )
-        .expect("PATH")
+        path_with(&[self.tools.path().to_path_buf()])
     }
 
     fn meshup(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .env("PATH", self.path())
-            .env("KUBECACHEDIR", self.cache.path())
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
+        let mut cmd = meshup_on(&self.kubeconfig(), args, &self.path(), self.cache.path());
+        cmd.env("NO_COLOR", "1").stdin(Stdio::null());
         cmd
     }
 

@@ -3,10 +3,12 @@
 //! cluster holds it, and the controllers the fake API server does not play itself (Gloo Mesh
 //! discovery, the sidecar injector); for observe (`observe`, `faults`) the sidecar pods it folds.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
+use fake_apiserver::{Builder, Cluster as FakeCluster, FakeApiServer};
 use serde_json::{Value, json};
 
 use kubectl_meshup::apply::journal::Journal;
@@ -41,6 +43,42 @@ pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(path)
+}
+
+/// `PATH` with `first` before the system's.
+pub fn path_with(first: &[PathBuf]) -> OsString {
+    let system = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(first.iter().cloned().chain(std::env::split_paths(&system))).expect("PATH")
+}
+
+/// The built `kubectl-meshup --kubeconfig KUBECONFIG ARGS` for a fake cluster: `PATH` as given, the
+/// kubectl discovery cache in `cache`, and no `KUBECONFIG` from this shell.
+pub fn meshup_on(kubeconfig: &Path, args: &[&str], path: &OsString, cache: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECACHEDIR", cache)
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// A Gloo Mesh 0.10.6 management cluster (gloo-mesh/cluster.yaml) on Kubernetes 1.21, inside Gloo
+/// Mesh 1.0's range, served as `builder` says (rollouts, their delay).
+pub fn gloo_mesh_server(builder: Builder) -> FakeApiServer {
+    let server = builder.server_version("v1.21.14-eks-ab12cd3").start();
+    server
+        .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
+        .expect("seed");
+    server
+}
+
+/// Beside the stand-in tools in `tools`, what the Gloo Mesh 1.0.0 upgrade reads: the CRDs `helm show
+/// crds` prints, and the version of the meshctl on PATH, the target's (as runbook step 1 asks).
+pub fn gloo_mesh_tool_files(tools: &Path) {
+    copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.join("crds.yaml"));
+    std::fs::write(tools.join("meshctl.version"), "1.0.0").expect("meshctl version");
 }
 
 /// A directory with the named stand-in tools (tests/fixtures/apply/bin) and the script they share to
