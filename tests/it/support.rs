@@ -165,6 +165,16 @@ pub fn storage_versions(crd: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The rule of each finding of a `check -o json` report, in the report's order.
+pub fn finding_rules(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect()
+}
+
 /// The calls the stand-in tools in `tools` recorded (calls.log), one line each.
 pub fn tool_calls(tools: &Path) -> Vec<String> {
     std::fs::read_to_string(tools.join("calls.log"))
