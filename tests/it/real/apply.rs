@@ -135,18 +135,7 @@ fn gloo_mesh_pre_1_0_runbook() {
     );
 
     // Resumed with --force-conflicts: the CRD step is run again and the rest of the plan follows.
-    let out = gloo.meshup(
-        &cluster,
-        cluster.kubeconfig(),
-        &[
-            "apply",
-            &plan_arg,
-            "--allow-chart-repo",
-            &gloo.repo.url,
-            "--yes",
-            "--force-conflicts",
-        ],
-    );
+    let out = gloo.apply(&cluster, cluster.kubeconfig(), &plan_arg);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "apply: {stderr}");
     let journal = gloo::journal(&cluster).expect("journal");

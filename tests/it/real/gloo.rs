@@ -284,6 +284,17 @@ impl GlooMesh {
         ["--allow-chart-repo", &self.repo.url]
     }
 
+    /// `apply PLAN --allow-chart-repo URL --yes --force-conflicts`, as [`GlooMesh::meshup`]: the
+    /// mirror approved, nobody at the terminal, the CRDs helm installed taken over.
+    pub fn apply(&self, cluster: &RealCluster, kubeconfig: &Path, plan: &str) -> Output {
+        let [allow, url] = self.allow_repo();
+        self.meshup(
+            cluster,
+            kubeconfig,
+            &["apply", plan, allow, url, "--yes", "--force-conflicts"],
+        )
+    }
+
     /// The meshctl calls the stand-in recorded.
     pub fn meshctl_calls(&self) -> Vec<String> {
         crate::support::tool_calls(&self.tools)
