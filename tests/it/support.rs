@@ -74,6 +74,19 @@ pub fn gloo_mesh_server(builder: Builder) -> FakeApiServer {
     server
 }
 
+/// A cluster on the fake API server's Kubernetes (1.29) with three nodes (cluster/nodes.yaml) and an
+/// Istio 1.22 canary with ambient (cluster/istio-1-22-ambient.yaml).
+pub fn istio_ambient_server() -> FakeApiServer {
+    let server = FakeApiServer::start();
+    server
+        .seed_paths([
+            fixture("cluster/nodes.yaml"),
+            fixture("cluster/istio-1-22-ambient.yaml"),
+        ])
+        .expect("seed fixtures");
+    server
+}
+
 /// Beside the stand-in tools in `tools`, what the Gloo Mesh 1.0.0 upgrade reads: the CRDs `helm show
 /// crds` prints, and the version of the meshctl on PATH, the target's (as runbook step 1 asks).
 pub fn gloo_mesh_tool_files(tools: &Path) {
