@@ -12,11 +12,10 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::Value;
 
-use crate::support::{fixture, istio_ambient_server, meshup, sidecar_pod};
+use crate::support::{fixture, istio_ambient_server, meshup, run, sidecar_pod};
 
 const DATE: &str = "2025-06-01";
 
@@ -30,16 +29,6 @@ fn seeded() -> FakeApiServer {
             .expect("seed pod");
     }
     server
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kubectl-meshup");
-    eprintln!(
-        "exit {:?}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// `check -o json` against the server: exit code and the report's verdict (findings and summary).

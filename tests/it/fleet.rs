@@ -12,25 +12,14 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::{Value, json};
 
-use crate::support::{self, fixture, istio_ambient_server, meshup};
+use crate::support::{self, fixture, istio_ambient_server, meshup, run};
 
 const DATE: &str = "2025-06-01";
 const CONFIGMAP: &str = "kubectl-meshup-report";
 const CM_PATH: &str = "/api/v1/namespaces/default/configmaps/kubectl-meshup-report";
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kubectl-meshup");
-    eprintln!(
-        "exit {:?}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn publish(server: &FakeApiServer) -> Output {
     run(meshup()

@@ -20,6 +20,18 @@ pub fn binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("kubectl-meshup")
 }
 
+/// Runs `cmd` (a [`meshup`] command) to its end and shows its exit code and stderr in the test's
+/// output.
+pub fn run(cmd: &mut assert_cmd::Command) -> std::process::Output {
+    let out = cmd.output().expect("run kubectl-meshup");
+    eprintln!(
+        "exit {:?}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Text of a process's stdout/stderr.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
