@@ -30,9 +30,10 @@ use kubectl_meshup::snapshot::ClusterSnapshot;
 
 use crate::support;
 use crate::support::{
-    FIXTURES, cluster_flags, gloo_mesh_server, gloo_mesh_tool_files, injected_pod,
-    play_gloo_discovery, play_injector, read_journal, seed_bookinfo_pods, stand_in_tools,
-    storage_versions, tool_calls, write_istio_install, write_kubeconfig,
+    FIXTURES, cluster_flags, discovery_replicas_and_recorded, gloo_mesh_server,
+    gloo_mesh_tool_files, injected_pod, play_gloo_discovery, play_injector, read_journal,
+    seed_bookinfo_pods, stand_in_tools, storage_versions, tool_calls, write_istio_install,
+    write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -1023,19 +1024,6 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
 }
 
-fn discovery_replicas_and_annotation(h: &Harness) -> (Option<i64>, Option<String>) {
-    let d = h
-        .server
-        .get("deployments", "gloo-mesh", "discovery")
-        .expect("discovery");
-    (
-        d["spec"]["replicas"].as_i64(),
-        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
-            .as_str()
-            .map(str::to_string),
-    )
-}
-
 #[tokio::test]
 async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_annotation_kept() {
     let h = gloo_harness().await;
@@ -1060,7 +1048,7 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         .await
     );
     assert_eq!(
-        discovery_replicas_and_annotation(&h),
+        discovery_replicas_and_recorded(&h.server),
         (Some(0), Some("3".to_string()))
     );
     assert_eq!(
@@ -1113,7 +1101,7 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         "{:#?}",
         ui.lines()
     );
-    assert_eq!(discovery_replicas_and_annotation(&h), (Some(3), None));
+    assert_eq!(discovery_replicas_and_recorded(&h.server), (Some(3), None));
     assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
     let journal = h.journal("gloo-mesh").expect("a new journal");
     assert_eq!(

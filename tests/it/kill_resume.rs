@@ -33,9 +33,9 @@ use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 use crate::support::{
-    FIXTURES, gloo_mesh_server, gloo_mesh_tool_files, meshup_on, path_with, play_gloo_discovery,
-    play_injector, read_journal, seed_bookinfo_pods, stand_in_tools, text, tool_calls,
-    write_istio_install,
+    FIXTURES, discovery_replicas_and_recorded, gloo_mesh_server, gloo_mesh_tool_files, meshup_on,
+    path_with, play_gloo_discovery, play_injector, read_journal, seed_bookinfo_pods,
+    stand_in_tools, text, tool_calls, write_istio_install,
 };
 
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
@@ -842,19 +842,6 @@ fn gloo_at_three_replicas(dir: &Path) -> (MeshCluster, PathBuf, UpgradePlan, usi
     (cluster, file, plan, last_down)
 }
 
-fn discovery(cluster: &MeshCluster) -> (Option<i64>, Option<String>) {
-    let d = cluster
-        .server
-        .get("deployments", "gloo-mesh", "discovery")
-        .expect("discovery exists");
-    (
-        d["spec"]["replicas"].as_i64(),
-        d["metadata"]["annotations"][REPLICAS_BEFORE]
-            .as_str()
-            .map(str::to_string),
-    )
-}
-
 /// Kill the apply right after both scale-downs, then delete its journal (as a lost ConfigMap or an
 /// API server restored from an old backup would): discovery is at 0, and only its annotation
 /// remembers the 3.
@@ -881,7 +868,7 @@ fn kill_after_the_scale_downs_and_lose_the_journal(
     assert!(killed, "{seen}");
     eprintln!("{seen}");
     assert_eq!(
-        discovery(cluster),
+        discovery_replicas_and_recorded(&cluster.server),
         (Some(0), Some("3".to_string())),
         "{seen}"
     );
@@ -959,7 +946,11 @@ fn a_lost_journal_still_restores_three_replicas_on_resume_from_the_annotation() 
         "{restored}\n{stderr}"
     );
     // The deployment ends at 3, its annotation gone; networking back at its 1.
-    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None),
+        "{stderr}"
+    );
     let networking = cluster
         .server
         .get("deployments", "gloo-mesh", "networking")
@@ -1023,7 +1014,10 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
              deployment/discovery {REPLICAS_BEFORE}-"
         )
     );
-    assert_eq!(discovery(&cluster), (Some(0), Some("3".to_string())));
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(0), Some("3".to_string()))
+    );
 
     // The printed undo, run as a person would (kubectl against the same cluster).
     let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
@@ -1035,7 +1029,10 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
         .output()
         .expect("sh runs");
     assert!(ran.status.success(), "{}", text(&ran.stderr));
-    assert_eq!(discovery(&cluster), (Some(3), None));
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None)
+    );
 }
 
 #[test]
@@ -1120,7 +1117,7 @@ fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_
     cluster.server.remove_fault(slow_list);
     assert!(killed, "{seen}");
     assert_eq!(
-        discovery(&cluster),
+        discovery_replicas_and_recorded(&cluster.server),
         (Some(0), Some("3".to_string())),
         "{seen}"
     );
@@ -1178,5 +1175,9 @@ fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_
         .expect("runs");
     let stderr = text(&applied.stderr);
     assert_eq!(applied.status.code(), Some(0), "{stderr}");
-    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None),
+        "{stderr}"
+    );
 }

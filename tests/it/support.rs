@@ -216,6 +216,20 @@ pub fn read_journal(server: &FakeApiServer, namespace: &str) -> Option<Journal> 
     Some(serde_json::from_str(text).expect("journal.json parses"))
 }
 
+/// Gloo Mesh discovery's replicas, and the count apply recorded on it before scaling it down (the
+/// `meshup.dev/replicas-before` annotation), as the cluster holds them.
+pub fn discovery_replicas_and_recorded(server: &FakeApiServer) -> (Option<i64>, Option<String>) {
+    let d = server
+        .get("deployments", "gloo-mesh", "discovery")
+        .expect("discovery exists");
+    (
+        d["spec"]["replicas"].as_i64(),
+        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
 /// Plays Gloo Mesh 1.0 discovery: `after` it is scaled up from 0, it writes what it discovers in its
 /// own API (discovered.yaml: a v1 mesh, destination and workload where 0.10 had a traffic target;
 /// the plan deleted 0.10's v1alpha2 resources in its step 3, and waits for 1.0's in its step 8).
