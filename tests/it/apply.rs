@@ -114,17 +114,6 @@ impl Harness {
         (plan, snapshot)
     }
 
-    /// `snapshot` as apply's caller observes it: with the API server the cluster's context names.
-    fn observed(&self, snapshot: &ClusterSnapshot) -> ClusterSnapshot {
-        let mut observed = snapshot.clone();
-        for c in &mut observed.clusters {
-            if c.name == CLUSTER {
-                c.server = Some(self.server.url());
-            }
-        }
-        observed
-    }
-
     /// `TOOL ARGS` as the stand-in records a call apply made: with the flags that point it at the
     /// plan's cluster.
     fn call(&self, tool_and_args: &str) -> String {
@@ -449,7 +438,7 @@ async fn run(
 ) -> Result<ApplyOutcome, ApplyError> {
     tokio::time::timeout(
         Duration::from_secs(60),
-        apply(&h.target(), plan, &h.observed(snapshot), options, ui),
+        apply(&h.target(), plan, snapshot, options, ui),
     )
     .await
     .expect("apply finishes within a minute")
@@ -483,11 +472,10 @@ async fn run_until_killed(
     let signal = Arc::new(Notify::new());
     let mut ui = ScriptedUi::killing_at(at, signal.clone());
     let target = h.target();
-    let observed = h.observed(snapshot);
     tokio::select! {
         biased;
         _ = signal.notified() => true,
-        result = apply(&target, plan, &observed, options, &mut ui) => {
+        result = apply(&target, plan, snapshot, options, &mut ui) => {
             panic!("apply ended before the kill at {at:?}: {result:?}")
         }
     }
@@ -764,7 +752,6 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
 async fn two_applies_at_once_one_wins_the_lock() {
     let h = gloo_harness().await;
     let (plan, snapshot) = gloo_plan(&h).await;
-    let snapshot = h.observed(&snapshot);
     let (o1, o2) = (h.options(&plan), h.options(&plan));
     let (mut u1, mut u2) = (ScriptedUi::unattended(), ScriptedUi::unattended());
     let target = h.target();
@@ -1126,7 +1113,6 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut options = h.options(&plan);
     options.interrupt = Some(rx);
-    let snapshot = h.observed(&snapshot);
     let target = h.target();
     let mut ui = ScriptedUi::unattended();
     let interrupter = async {
