@@ -2,6 +2,8 @@
 //! record their arguments. The tests play the controllers a real cluster runs: rollouts complete on
 //! their own (the fake's auto-rollout), Gloo Mesh discovery writes its resources back once it is
 //! scaled up, and the sidecar injector gives restarted pods the proxy of their namespace's revision.
+//! The plans are the planner's, made from what `observe` reads of each test's cluster (Harness::plan);
+//! where a test needs a gate alone or in another place, it narrows or reorders the planner's steps.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,9 @@
-//! Setup shared by the integration tests: for apply (`apply`, `e2e`, `kill_resume`) the fixtures,
-//! the built binary, the stand-in tools, the journal as the
-//! cluster holds it, and the controllers the fake API server does not play itself (Gloo Mesh
-//! discovery, the sidecar injector); for observe (`observe`, `faults`) the sidecar pods it folds.
+//! Setup shared by the integration tests: the built binary and its command line on a fake cluster;
+//! for apply (`apply`, `e2e`, `kill_resume`, `scope`, `tool_cluster`) the fixtures, the fake Gloo
+//! Mesh and Istio clusters, the stand-in tools and what they read, the journal as the cluster holds
+//! it, and the controllers the fake API server does not play itself (Gloo Mesh discovery, the
+//! sidecar injector); for observe and check (`observe`, `faults`, `fleet`, `cli`) the Istio ambient
+//! fake and the sidecar pods it folds, and the rules of a report.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
