@@ -2,6 +2,8 @@
 //! record their arguments. The tests play the controllers a real cluster runs: rollouts complete on
 //! their own (the fake's auto-rollout), Gloo Mesh discovery writes its resources back once it is
 //! scaled up, and the sidecar injector gives restarted pods the proxy of their namespace's revision.
+//! The plans are the planner's, made from what `observe` reads of each test's cluster (Harness::plan);
+//! where a test needs a gate alone or in another place, it narrows or reorders the planner's steps.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,24 +20,22 @@ use tokio::sync::Notify;
 use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::apply::lock::LockError;
 use kubectl_meshup::apply::{
-    Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, StepEnd, Ui, apply,
+    Answer, ApplyError, ApplyOptions, ApplyOutcome, ApplyTarget, PromptError, Staleness, StepEnd,
+    Ui, apply, manual_step_ids,
 };
-use kubectl_meshup::client::{KubeconfigFiles, KubeconfigSource};
+use kubectl_meshup::client::{ConnectedCluster, KubeconfigFiles, KubeconfigSource};
+use kubectl_meshup::compat::CompatData;
 use kubectl_meshup::error::apply_exit;
-use kubectl_meshup::plan::{
-    Action, Fingerprint, Gate, Mesh, ObjectRef, PlanMetadata, Reason, ReplicasBefore, Step,
-    Strategy, Target, Tool, UpgradePlan, WaitCondition,
-};
-use kubectl_meshup::snapshot::{
-    Cluster, ClusterSnapshot, GlooMesh, Istio, IstioControlPlane, ObservedVersion, VersionSource,
-    Workload,
-};
-use kubectl_meshup::version::{Flavor, KubeVersion, Version};
+use kubectl_meshup::observe::{ObserveOptions, observe};
+use kubectl_meshup::plan::{self, Action, Gate, ObjectRef, PlanRequest, Tool, UpgradePlan};
+use kubectl_meshup::snapshot::ClusterSnapshot;
 
 use crate::support;
 use crate::support::{
-    FIXTURES, cluster_flags, copy_fixture, injected_pod, play_gloo_discovery, play_injector,
-    read_journal, seed_bookinfo_pods, stand_in_tools, tool_calls, write_kubeconfig,
+    FIXTURES, cluster_flags, discovery_replicas_and_recorded, gloo_mesh_server,
+    gloo_mesh_tool_files, injected_pod, play_gloo_discovery, play_injector, read_journal,
+    seed_bookinfo_pods, stand_in_tools, storage_versions, tool_calls, write_istio_install,
+    write_kubeconfig,
 };
 
 const CLUSTER: &str = "mgmt-cluster";
@@ -54,10 +54,14 @@ struct Harness {
 }
 
 impl Harness {
+    /// A cluster on the fake API server's Kubernetes (1.29) seeded with the fixture `seed`.
     async fn start(seed: &str) -> Self {
-        let server = FakeApiServer::builder().auto_rollout(true).start();
+        Self::serve(FakeApiServer::builder().auto_rollout(true).start(), &[seed]).await
+    }
+
+    async fn serve(server: FakeApiServer, seeds: &[&str]) -> Self {
         server
-            .seed_path(Path::new(FIXTURES).join(seed))
+            .seed_paths(seeds.iter().map(|seed| Path::new(FIXTURES).join(seed)))
             .expect("seed fixtures");
         let bin = stand_in_tools(&["helm", "meshctl", "istioctl"]);
         let home = tempfile::tempdir().expect("tempdir");
@@ -84,15 +88,32 @@ impl Harness {
         self.home.path().join("config")
     }
 
-    /// `snapshot` as apply's caller observes it: with the API server the cluster's context names.
-    fn observed(&self, snapshot: &ClusterSnapshot) -> ClusterSnapshot {
-        let mut observed = snapshot.clone();
-        for c in &mut observed.clusters {
-            if c.name == CLUSTER {
-                c.server = Some(self.server.url());
-            }
-        }
-        observed
+    /// The cluster as `observe` reads it now through the context's client: what `kubectl meshup plan`
+    /// starts from.
+    async fn observe(&self) -> ClusterSnapshot {
+        let cluster = ConnectedCluster {
+            context: CLUSTER.into(),
+            server: self.server.url(),
+            proxy: None,
+            client: self.client.clone(),
+        };
+        observe(&[cluster], &ObserveOptions::default())
+            .await
+            .expect("observe")
+    }
+
+    /// The real planner's plan to `to` (`gloo-mesh=1.0.0`) for the cluster as observed now, with the
+    /// built-in compatibility data, as `kubectl meshup plan --to TO` makes it; and that snapshot.
+    async fn plan(&self, to: &str) -> (UpgradePlan, ClusterSnapshot) {
+        let snapshot = self.observe().await;
+        let request = PlanRequest {
+            targets: vec![to.parse().expect("target")],
+            tool_version: "0.1.0".into(),
+            ..PlanRequest::default()
+        };
+        let plan = plan::plan(&snapshot, &CompatData::embedded(), &request)
+            .unwrap_or_else(|e| panic!("the planner plans {to}: {e}"));
+        (plan, snapshot)
     }
 
     /// `TOOL ARGS` as the stand-in records a call apply made: with the flags that point it at the
@@ -114,24 +135,25 @@ impl Harness {
         .expect("write the stand-in tool's version");
     }
 
-    fn copy_beside_tools(&self, fixture: &str, as_name: &str) {
-        copy_fixture(fixture, &self.bin.path().join(as_name));
-    }
-
     fn target(&self) -> ApplyTarget {
         ApplyTarget::new().with(CLUSTER, self.client.clone())
     }
 
-    /// The tools are found in the harness's bin directory only (then the system's, for `sh`).
-    fn options(&self) -> ApplyOptions {
-        let mut options = ApplyOptions::new(kubectl_meshup::apply::Staleness {
-            fingerprint: facts_fingerprint,
-            diff: facts_diff,
+    /// Options as `kubectl meshup apply PLAN --yes` sets them: the planner's fingerprint and scope
+    /// check, the plan's manual steps (the Gloo Mesh runbook's review of the networking resources)
+    /// confirmed done ahead as `--confirm-manual` names them, and the tools found in the harness's
+    /// bin directory only (then the system's, for `sh`).
+    fn options(&self, plan: &UpgradePlan) -> ApplyOptions {
+        let mut options = ApplyOptions::new(Staleness {
+            fingerprint: plan::fingerprint,
+            diff: |planned, now| {
+                plan::fingerprint_diff(planned, now)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            },
         });
-        // These plans are built by hand with a test fingerprint, not by the planner, so the
-        // planner's scope (plan::check_scope) does not describe them; tests/it/scope.rs applies the
-        // planner's own plans and resealed hostile ones with the real check.
-        options.scope = |_, _, _| Ok(());
+        options.confirmed_manual = manual_step_ids(plan).into_iter().collect();
         options.yes = true;
         options.tool_path = Some(self.bin.path().as_os_str().to_owned());
         options.kubeconfig = KubeconfigFiles {
@@ -158,138 +180,6 @@ impl Harness {
     }
 }
 
-/// A test fingerprint: the facts a plan depends on, as the planner's would list them.
-fn facts_fingerprint(snapshot: &ClusterSnapshot, _targets: &[Target]) -> Fingerprint {
-    let mut facts = BTreeMap::new();
-    for c in &snapshot.clusters {
-        facts.insert(
-            format!("{}/kubernetes/version", c.name),
-            c.kubernetes.version.to_string(),
-        );
-        if let Some(v) = c.gloo_mesh.as_ref().and_then(GlooMesh::version) {
-            facts.insert(format!("{}/gloo-mesh/version", c.name), v.to_string());
-        }
-        for cp in c.istio.iter().flat_map(|i| &i.control_planes) {
-            let v = cp.istiod.version.version.map(|v| v.to_string());
-            facts.insert(
-                format!("{}/istio/revision/{}/version", c.name, cp.revision),
-                v.unwrap_or_default(),
-            );
-        }
-    }
-    let value = facts
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Fingerprint {
-        algorithm: "test".into(),
-        value,
-        facts,
-    }
-}
-
-fn facts_diff(planned: &Fingerprint, now: &Fingerprint) -> Vec<String> {
-    let keys: BTreeSet<&String> = planned.facts.keys().chain(now.facts.keys()).collect();
-    keys.into_iter()
-        .filter(|k| planned.facts.get(*k) != now.facts.get(*k))
-        .map(|k| {
-            let show = |f: &Fingerprint| f.facts.get(k).cloned().unwrap_or("(absent)".into());
-            format!("{k}: {} -> {}", show(planned), show(now))
-        })
-        .collect()
-}
-
-fn workload(namespace: &str, name: &str, image: &str, version: &str) -> Workload {
-    Workload {
-        namespace: namespace.into(),
-        name: name.into(),
-        kind: "Deployment".into(),
-        version: ObservedVersion {
-            version: Some(Version::parse(version).expect("version")),
-            flavor: Flavor::Upstream,
-            source: VersionSource::ImageTag,
-            image: image.into(),
-        },
-        desired: 1,
-        ready: 1,
-        install: None,
-        replicas_before: None,
-    }
-}
-
-fn cluster(name: &str) -> Cluster {
-    Cluster {
-        name: name.into(),
-        server: None,
-        kubernetes: KubeVersion::from_server("v1.29.6-eks-db838b0", "1", "29+").expect("kube"),
-        nodes: vec![],
-        istio: None,
-        gloo_mesh: None,
-        kmesh: None,
-        unread: vec![],
-    }
-}
-
-fn gloo_snapshot(version: &str) -> ClusterSnapshot {
-    let image = format!("gcr.io/gloo-mesh/gloo-mesh:{version}");
-    let mut c = cluster(CLUSTER);
-    c.gloo_mesh = Some(GlooMesh {
-        discovery: Some(workload("gloo-mesh", "discovery", &image, version)),
-        networking: Some(workload("gloo-mesh", "networking", &image, version)),
-        agent: None,
-        served_groups: vec![],
-        registered_clusters: vec![],
-    });
-    ClusterSnapshot::new(vec![c])
-}
-
-fn istio_snapshot() -> ClusterSnapshot {
-    let mut c = cluster(CLUSTER);
-    c.istio = Some(Istio {
-        control_planes: vec![IstioControlPlane {
-            revision: "1-23".into(),
-            istiod: workload(
-                "istio-system",
-                "istiod-1-23",
-                "docker.io/istio/pilot:1.23.4",
-                "1.23.4",
-            ),
-            ambient_enabled: false,
-            config: None,
-        }],
-        revision_tags: BTreeMap::new(),
-        webhooks: vec![],
-        ztunnel: None,
-        cni: None,
-        gateways: vec![],
-        namespaces: vec![],
-        proxies: vec![],
-        helm_releases: vec![],
-    });
-    ClusterSnapshot::new(vec![c])
-}
-
-// ---------------------------------------------------------------------------------------------
-// Plans, built from the model types as the planner writes them.
-
-fn step(id: &str, runbook: &str, runbook_step: &str, title: &str, action: Action) -> Step {
-    Step {
-        id: id.into(),
-        cluster: CLUSTER.into(),
-        title: title.into(),
-        reason: Reason {
-            runbook: runbook.into(),
-            step: Some(runbook_step.into()),
-            text: title.into(),
-            source: "seeds/gloo-mesh-upgrading.md".into(),
-        },
-        action,
-        irreversible: false,
-        undo: None,
-    }
-}
-
 fn deployment(namespace: &str, name: &str) -> ObjectRef {
     ObjectRef {
         kind: "Deployment".into(),
@@ -298,228 +188,91 @@ fn deployment(namespace: &str, name: &str) -> ObjectRef {
     }
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+// ---------------------------------------------------------------------------------------------
+// Plans: the planner's, for the test's cluster as observed (Harness::plan).
+
+/// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), registered
+/// to itself, with the stand-in tools, the 1.0.0 CRDs `helm show crds` prints and meshctl 1.0.0 on
+/// PATH (as runbook step 1 asks); nobody plays discovery yet.
+async fn gloo_cluster() -> Harness {
+    let server = gloo_mesh_server(FakeApiServer::builder().auto_rollout(true));
+    let h = Harness::serve(server, &["gloo-mesh/registered.yaml"]).await;
+    gloo_mesh_tool_files(h.bin.path());
+    h
 }
 
-fn plan(target: Target, steps: Vec<Step>, snapshot: &ClusterSnapshot) -> UpgradePlan {
-    UpgradePlan {
-        api_version: "meshup.dev/v1alpha1".into(),
-        kind: "UpgradePlan".into(),
-        metadata: PlanMetadata {
-            tool_version: "0.1.0".into(),
-            compat_data: "2025-06-01".into(),
-            compat_data_from: None,
-            created_at: None,
-        },
-        targets: vec![target.clone()],
-        strategy: Strategy::InPlace,
-        clusters: vec![CLUSTER.into()],
-        fingerprint: facts_fingerprint(snapshot, &[target]),
-        components: vec![],
-        hops: vec![],
-        warnings: vec![],
-        steps,
-        integrity: None,
-    }
-}
-
-/// The Gloo Mesh pre-1.0 runbook (seeds/gloo-mesh-upgrading.md), 0.10.6 -> 1.0.0, all ten steps.
-fn gloo_plan() -> UpgradePlan {
-    let rb = "gloo-mesh-pre-1.0";
-    let discovery = deployment("gloo-mesh", "discovery");
-    let networking = deployment("gloo-mesh", "networking");
-    let scale = |target: &ObjectRef, replicas| Action::Scale {
-        target: target.clone(),
-        replicas,
-        replicas_before: None,
-    };
-    let delete = |resource: &str| Action::DeleteCollection {
-        group: "discovery.mesh.gloo.solo.io".into(),
-        version: "v1alpha2".into(),
-        resource: resource.into(),
-        namespace: None,
-    };
-    let steps = vec![
-        step(
-            "gm-01-meshctl",
-            rb,
-            "step 1 of 10",
-            "meshctl of the target version is installed",
-            Action::Gate {
-                gate: Gate::ToolVersion {
-                    tool: Tool::Meshctl,
-                    version: Version::new(1, 0, 0),
-                },
-            },
-        ),
-        step(
-            "gm-02-scale-down-discovery",
-            rb,
-            "step 2 of 10",
-            "Scale discovery to zero",
-            scale(&discovery, 0),
-        ),
-        step(
-            "gm-02-scale-down-networking",
-            rb,
-            "step 2 of 10",
-            "Scale networking to zero",
-            scale(&networking, 0),
-        ),
-        step(
-            "gm-03-delete-meshes",
-            rb,
-            "step 3 of 10",
-            "Delete discovery meshes",
-            delete("meshes"),
-        ),
-        step(
-            "gm-03-delete-traffictargets",
-            rb,
-            "step 3 of 10",
-            "Delete discovery traffic targets",
-            delete("traffictargets"),
-        ),
-        step(
-            "gm-03-delete-workloads",
-            rb,
-            "step 3 of 10",
-            "Delete discovery workloads",
-            delete("workloads"),
-        ),
-        step(
-            "gm-04-crds",
-            rb,
-            "step 4 of 10",
-            "Update the management plane CRDs",
-            Action::ApplyCrds {
-                chart: "gloo-mesh".into(),
-                repo: GLOO_REPO.into(),
-                version: "1.0.0".into(),
-            },
-        ),
-        step(
-            "gm-05-networking-conforms",
-            rb,
-            "step 5 of 10",
-            "Networking resources conform to the new APIs",
-            Action::Gate {
-                gate: Gate::CheckPasses,
-            },
-        ),
-        step(
-            "gm-06-upgrade",
-            rb,
-            "step 6 of 10",
-            "Upgrade the management plane with helm",
-            Action::Run {
-                tool: Tool::Helm,
-                args: args(&[
-                    "upgrade",
-                    "gloo-mesh",
-                    "gloo-mesh",
-                    "--repo",
-                    GLOO_REPO,
-                    "--namespace",
-                    "gloo-mesh",
-                    "--version",
-                    "1.0.0",
-                    "--reuse-values",
-                ]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "gm-07-register",
-            rb,
-            "step 7 of 10",
-            "Re-register remote-cluster",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&[
-                    "cluster",
-                    "register",
-                    "--cluster-name",
-                    "remote-cluster",
-                    "--mgmt-context",
-                    "mgmt-cluster",
-                    "--remote-context",
-                    "remote-cluster",
-                ]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "gm-08-scale-up-discovery",
-            rb,
-            "step 8 of 10",
-            "Scale discovery to one",
-            scale(&discovery, 1),
-        ),
-        step(
-            "gm-08-discovery-complete",
-            rb,
-            "step 8 of 10",
-            "Discovery has written meshes, destinations and workloads",
-            Action::Wait {
-                condition: WaitCondition::ResourcesPresent {
-                    group: "discovery.mesh.gloo.solo.io".into(),
-                    // Whatever the upgraded CRDs serve: v1 by then.
-                    version: None,
-                    resources: args(&["meshes", "destinations", "workloads"]),
-                },
-                timeout_seconds: 60,
-            },
-        ),
-        step(
-            "gm-09-scale-up-networking",
-            rb,
-            "step 9 of 10",
-            "Scale networking to one",
-            scale(&networking, 1),
-        ),
-        step(
-            "gm-09-networking-ready",
-            rb,
-            "step 9 of 10",
-            "networking rolled out",
-            Action::Wait {
-                condition: WaitCondition::RolloutComplete {
-                    target: networking.clone(),
-                },
-                timeout_seconds: 60,
-            },
-        ),
-        step(
-            "gm-10-check",
-            rb,
-            "step 10 of 10",
-            "meshctl check",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: args(&["check"]),
-                timeout_seconds: 120,
-                config: None,
-            },
-        ),
-    ];
-    let target = Target {
-        mesh: Mesh::GlooMesh,
-        version: Version::new(1, 0, 0),
-        flavor: None,
-    };
-    plan(target, steps, &gloo_snapshot("0.10.6"))
-}
-
+/// [`gloo_cluster`] with Gloo Mesh discovery played: once scaled up, it writes its resources back.
 async fn gloo_harness() -> Harness {
-    let h = Harness::start("gloo-mesh/cluster.yaml").await;
-    h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
-    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    let h = gloo_cluster().await;
     play_gloo_discovery(&h.server, Duration::from_millis(300));
     h
+}
+
+/// The planner's plan of the Gloo Mesh pre-1.0 runbook (shared/seeds/gloo-mesh-upgrading.md),
+/// 0.10.6 -> 1.0.0, for the harness's cluster as observed now, and that snapshot. Its eighteen steps:
+/// the meshctl version gate (1), the scale-downs (2, 3), the deletions of discovery's resources (4-6),
+/// the CRDs (7), runbook step 5's review of the networking resources, a manual step (8), the helm
+/// upgrade (9), discovery and networking held at zero (10, 11), the re-registration (12), the
+/// scale-ups and their waits (13-16), `meshctl check` (17) and the closing `check passes` gate (18).
+///
+/// The tests hand apply this snapshot as the one it observes: the cluster as the plan was made (the
+/// stale-plan test observes its changed cluster afresh).
+async fn gloo_plan(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    h.plan("gloo-mesh=1.0.0").await
+}
+
+/// [`gloo_plan`] with its closing `check passes` gate moved where runbook step 5 has a person review
+/// the networking resources: a gate that can fail after the scale-downs, the deletions and the CRDs
+/// (the planner puts its gate last, and a person's review cannot fail). Seventeen steps, the gate
+/// the eighth.
+async fn gloo_plan_gated_at_review(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    let (mut plan, snapshot) = gloo_plan(h).await;
+    let gate = plan
+        .steps
+        .iter()
+        .position(|s| {
+            matches!(
+                s.action,
+                Action::Gate {
+                    gate: Gate::CheckPasses
+                }
+            )
+        })
+        .expect("the planner's check gate");
+    let gate = plan.steps.remove(gate);
+    let review = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, Action::Manual { .. }))
+        .expect("the planner's networking review");
+    plan.steps[review] = gate;
+    (plan, snapshot)
+}
+
+/// Makes the `check passes` gate fail within 300 ms: `check` finds `finding` and keeps finding it.
+fn fail_check_soon(options: &mut ApplyOptions, finding: &'static str) {
+    options.gate_timeout = Duration::from_millis(300);
+    options.health_check = Some(Arc::new(move |_cluster| {
+        Box::pin(async move { Ok(vec![finding.to_string()]) })
+    }));
+}
+
+/// The id of the plan's step that ends in `-SUFFIX`.
+fn step_id(plan: &UpgradePlan, suffix: &str) -> String {
+    plan.steps
+        .iter()
+        .map(|s| s.id.clone())
+        .find(|id| id.ends_with(&format!("-{suffix}")))
+        .unwrap_or_else(|| panic!("no step ending in -{suffix}: {:?}", plan.steps))
+}
+
+/// Where the step [`step_id`] finds is in the plan, counted from 1 as the Ui counts.
+fn step_number(plan: &UpgradePlan, suffix: &str) -> usize {
+    let id = step_id(plan, suffix);
+    plan.steps
+        .iter()
+        .position(|s| s.id == id)
+        .map_or(0, |i| i + 1)
 }
 
 /// What an apply leaves behind that matters: workloads, CRDs, discovery objects, tool calls made.
@@ -687,10 +440,26 @@ async fn run(
 ) -> Result<ApplyOutcome, ApplyError> {
     tokio::time::timeout(
         Duration::from_secs(60),
-        apply(&h.target(), plan, &h.observed(snapshot), options, ui),
+        apply(&h.target(), plan, snapshot, options, ui),
     )
     .await
     .expect("apply finishes within a minute")
+}
+
+/// [`run`] with the options `apply PLAN --yes` has ([`Harness::options`]) and nobody at the terminal.
+async fn run_yes(
+    h: &Harness,
+    plan: &UpgradePlan,
+    snapshot: &ClusterSnapshot,
+) -> Result<ApplyOutcome, ApplyError> {
+    run(
+        h,
+        plan,
+        snapshot,
+        &h.options(plan),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
 }
 
 /// Run until the Ui signals the kill point, then drop the apply future mid-flight (as SIGKILL would
@@ -699,17 +468,16 @@ async fn run_until_killed(
     h: &Harness,
     plan: &UpgradePlan,
     snapshot: &ClusterSnapshot,
+    options: &ApplyOptions,
     at: KillAt,
 ) -> bool {
     let signal = Arc::new(Notify::new());
     let mut ui = ScriptedUi::killing_at(at, signal.clone());
-    let options = h.options();
     let target = h.target();
-    let observed = h.observed(snapshot);
     tokio::select! {
         biased;
         _ = signal.notified() => true,
-        result = apply(&target, plan, &observed, &options, &mut ui) => {
+        result = apply(&target, plan, snapshot, options, &mut ui) => {
             panic!("apply ended before the kill at {at:?}: {result:?}")
         }
     }
@@ -721,11 +489,10 @@ async fn run_until_killed(
 #[tokio::test]
 async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (plan, snapshot) = gloo_plan(&h).await;
     let mut ui = ScriptedUi::unattended();
 
-    let outcome = run(&h, &plan, &snapshot, &h.options(), &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect("the upgrade completes");
 
@@ -740,9 +507,9 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
             h.call("meshctl version"),
             h.call("helm version --short"),
             h.call(&format!("helm show crds gloo-mesh --repo {GLOO_REPO} --version 1.0.0")),
-            h.call(&format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --namespace gloo-mesh --version 1.0.0 --reuse-values")),
+            h.call(&format!("helm upgrade gloo-mesh gloo-mesh --repo {GLOO_REPO} --version 1.0.0 --namespace gloo-mesh --reset-then-reuse-values")),
             format!(
-                "meshctl cluster register --cluster-name remote-cluster --mgmt-context mgmt-cluster --remote-context remote-cluster --kubeconfig {}",
+                "meshctl cluster register community mgmt-cluster --remote-context mgmt-cluster --mgmt-context mgmt-cluster --kubeconfig {}",
                 h.kubeconfig().display()
             ),
             h.call("meshctl check"),
@@ -771,14 +538,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
             "meshes.discovery.mesh.gloo.solo.io",
         )
         .expect("meshes CRD");
-    let storage: Vec<&str> = crd["spec"]["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["storage"] == true)
-        .filter_map(|v| v["name"].as_str())
-        .collect();
-    assert_eq!(storage, vec!["v1"]);
+    assert_eq!(storage_versions(&crd), vec!["v1"]);
     let managers: Vec<&str> = crd["metadata"]["managedFields"]
         .as_array()
         .into_iter()
@@ -793,7 +553,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     assert!(journal.finished_at.is_some());
     assert!(journal.steps.values().all(|r| r.state == StepState::Done));
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&step_id(&plan, "scale-down-discovery")),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 1
@@ -809,7 +569,7 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
     assert!(
         ui.lines()
             .iter()
-            .any(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 1 -> 0"),
+            .any(|l| l == "[2/18] scale Deployment gloo-mesh/discovery 1 -> 0"),
         "{:#?}",
         ui.lines()
     );
@@ -818,32 +578,35 @@ async fn gloo_mesh_pre_1_0_upgrade_runs_all_ten_runbook_steps() {
 #[tokio::test]
 async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_state() {
     let baseline = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (baseline_plan, snapshot) = gloo_plan(&baseline).await;
     run(
         &baseline,
-        &plan,
+        &baseline_plan,
         &snapshot,
-        &baseline.options(),
+        &baseline.options(&baseline_plan),
         &mut ScriptedUi::unattended(),
     )
     .await
     .expect("uninterrupted run");
     let expected = gloo_state(&baseline);
 
+    let step = |suffix| step_number(&baseline_plan, suffix);
     let kill_points = [
-        KillAt::AfterStep(2),
-        KillAt::StepStart(3),
-        KillAt::AfterStep(3),
-        KillAt::AfterStep(6),
-        KillAt::AfterStep(7),
-        KillAt::StepStart(11),
-        KillAt::MidStep(12),
-        KillAt::AfterStep(12),
+        KillAt::AfterStep(step("scale-down-discovery")),
+        KillAt::StepStart(step("scale-down-networking")),
+        KillAt::AfterStep(step("scale-down-networking")),
+        KillAt::AfterStep(step("delete-workloads")),
+        KillAt::AfterStep(step("crds-1-0-0")),
+        KillAt::StepStart(step("scale-up-discovery")),
+        KillAt::MidStep(step("wait-discovery-complete")),
+        KillAt::AfterStep(step("wait-discovery-complete")),
     ];
     for at in kill_points {
+        // Each cluster is planned for itself (a plan names its API server); the steps are the same.
         let h = gloo_harness().await;
-        assert!(run_until_killed(&h, &plan, &snapshot, at).await);
+        let (plan, snapshot) = gloo_plan(&h).await;
+        assert_eq!(plan.steps, baseline_plan.steps);
+        assert!(run_until_killed(&h, &plan, &snapshot, &h.options(&plan), at).await);
 
         // Never a component at zero replicas without the count to restore in the journal.
         let journal = h
@@ -863,13 +626,13 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
         }
         // The lease of the killed run is still there: a resume without --break-lock is refused...
         let mut ui = ScriptedUi::unattended();
-        let refused = run(&h, &plan, &snapshot, &h.options(), &mut ui).await;
+        let refused = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui).await;
         assert!(
             matches!(&refused, Err(ApplyError::Lock(_))),
             "killed at {at:?}: {refused:?}"
         );
         // ...and with it, the apply resumes after the last done step.
-        let mut options = h.options();
+        let mut options = h.options(&plan);
         options.break_lock = true;
         let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
             .await
@@ -885,16 +648,25 @@ async fn killed_at_step_boundaries_and_mid_wait_then_resumed_reaches_the_same_st
 #[tokio::test]
 async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let scale_down = step_id(&plan, "scale-down-discovery");
     // Killed right after step 2: discovery is at zero.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(2)).await);
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.options(&plan),
+            KillAt::AfterStep(2)
+        )
+        .await
+    );
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(journal.state("gm-02-scale-down-discovery"), StepState::Done);
+    assert_eq!(journal.state(&scale_down), StepState::Done);
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
 
     // Someone re-runs the same plan after the scale: the recorded count is not overwritten by 0.
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.break_lock = true;
     run(
         &h,
@@ -907,29 +679,44 @@ async fn a_resume_keeps_the_replicas_recorded_before_the_first_scale_down() {
     .expect("resume");
     let journal = h.journal("gloo-mesh").expect("journal");
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 1
         })
     );
-    assert_eq!(journal.steps["gm-02-scale-down-discovery"].attempts, 1);
+    assert_eq!(journal.steps[&scale_down].attempts, 1);
 }
 
 #[tokio::test]
 async fn a_stale_plan_is_refused_with_the_changed_facts_and_the_replan_command() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
+    let (plan, _) = gloo_plan(&h).await;
     // Someone upgraded discovery by hand since the plan was made.
-    let now = gloo_snapshot("0.10.7");
-    let err = run(&h, &plan, &now, &h.options(), &mut ScriptedUi::unattended())
-        .await
-        .expect_err("stale");
+    h.server
+        .modify("deployments", "gloo-mesh", "discovery", |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("gcr.io/gloo-mesh/gloo-mesh:0.10.7");
+        })
+        .expect("discovery is seeded");
+    let now = h.observe().await;
+    let err = run(
+        &h,
+        &plan,
+        &now,
+        &h.options(&plan),
+        &mut ScriptedUi::unattended(),
+    )
+    .await
+    .expect_err("stale");
     assert!(matches!(err, ApplyError::StalePlan { .. }));
     assert_eq!(apply_exit(&err).code(), 1);
     let message = err.to_string();
     assert!(
-        message.contains("mgmt-cluster/gloo-mesh/version: 0.10.6 -> 0.10.7"),
+        message.contains(
+            "mgmt-cluster/gloo-mesh/discovery: Deployment/gloo-mesh/discovery 0.10.6 replicas=1 -> \
+             Deployment/gloo-mesh/discovery 0.10.7 replicas=1"
+        ),
         "{message}"
     );
     assert!(
@@ -953,16 +740,8 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
     }))
     .expect("lease");
     h.server.seed(&lease).expect("seed lease");
-    let plan = gloo_plan();
-    let err = run(
-        &h,
-        &plan,
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("locked");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("locked");
     let message = err.to_string();
     assert!(message.contains("ops-laptop-4242-1a2b3c4d"), "{message}");
     assert!(message.contains("--break-lock"), "{message}");
@@ -974,9 +753,8 @@ async fn a_second_apply_is_refused_while_another_holds_the_lock() {
 #[tokio::test]
 async fn two_applies_at_once_one_wins_the_lock() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
-    let (o1, o2) = (h.options(), h.options());
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let (o1, o2) = (h.options(&plan), h.options(&plan));
     let (mut u1, mut u2) = (ScriptedUi::unattended(), ScriptedUi::unattended());
     let target = h.target();
     let (a, b) = tokio::join!(
@@ -995,12 +773,12 @@ async fn two_applies_at_once_one_wins_the_lock() {
 #[tokio::test]
 async fn declining_a_step_exits_4_and_changes_nothing_more() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let mut options = h.options(&plan);
     options.yes = false;
     // The meshctl version gate is not asked about (it changes nothing); no to scaling discovery down.
     let mut ui = ScriptedUi::answering(&[Answer::No]);
-    let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("declined");
     assert!(matches!(err, ApplyError::Declined { .. }), "{err}");
@@ -1017,9 +795,12 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
         );
     }
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(journal.state("gm-01-meshctl"), StepState::Done);
     assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
+        journal.state(&step_id(&plan, "meshctl-version")),
+        StepState::Done
+    );
+    assert_eq!(
+        journal.state(&step_id(&plan, "scale-down-discovery")),
         StepState::Pending
     );
     // The prompt showed what the step would do, with the live replica count.
@@ -1035,12 +816,15 @@ async fn declining_a_step_exits_4_and_changes_nothing_more() {
 #[tokio::test]
 async fn without_a_terminal_and_without_yes_nothing_starts() {
     let h = gloo_harness().await;
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    // What the planner read is behind us: from here on, not one request.
+    h.server.clear_requests();
+    let mut options = h.options(&plan);
     options.yes = false;
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -1059,15 +843,8 @@ async fn missing_permissions_are_all_listed_before_any_change() {
         "discovery.mesh.gloo.solo.io",
         "traffictargets",
     );
-    let err = run(
-        &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("forbidden");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("forbidden");
     let ApplyError::MissingPermissions { missing } = &err else {
         panic!("expected missing permissions, got {err}");
     };
@@ -1092,11 +869,11 @@ async fn missing_permissions_are_all_listed_before_any_change() {
 #[tokio::test]
 async fn dry_run_shows_every_step_and_writes_nothing() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let mut options = h.options(&plan);
     options.dry_run = true;
     let mut ui = ScriptedUi::unattended();
-    let outcome = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect("dry run");
     assert!(outcome.dry_run);
@@ -1133,17 +910,13 @@ async fn dry_run_shows_every_step_and_writes_nothing() {
 async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_where_to_get_it() {
     let h = gloo_harness().await;
     std::fs::remove_file(h.bin.path().join("meshctl")).expect("remove meshctl");
-    let err = run(
-        &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("no meshctl");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let err = run_yes(&h, &plan, &snapshot).await.expect_err("no meshctl");
     let message = err.to_string();
-    assert!(message.contains("step gm-01-meshctl failed"), "{message}");
+    assert!(
+        message.contains("step mgmt-cluster-01-meshctl-version failed"),
+        "{message}"
+    );
     assert!(
         message.contains("meshctl is not on PATH: put meshctl 1.0.0 on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
         "{message}"
@@ -1156,15 +929,10 @@ async fn a_missing_tool_with_yes_fails_its_version_gate_naming_the_tool_and_wher
 async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_any_change() {
     let h = gloo_harness().await;
     h.set_tool_version(Tool::Meshctl, "0.10.6");
-    let err = run(
-        &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("meshctl 0.10.6 cannot upgrade to 1.0.0");
     let message = err.to_string();
     assert!(
         message.contains("is 0.10.6, the plan needs 1.0.0: put meshctl 1.0.0 first on PATH (download: https://github.com/solo-io/gloo-mesh/releases/tag/v1.0.0)"),
@@ -1176,50 +944,38 @@ async fn a_tool_of_another_version_fails_its_gate_naming_both_versions_before_an
 
     // With the right meshctl on PATH the same plan resumes and passes the gate.
     h.set_tool_version(Tool::Meshctl, "1.0.0");
-    run(
-        &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect("resumed with meshctl 1.0.0");
+    run_yes(&h, &plan, &snapshot)
+        .await
+        .expect("resumed with meshctl 1.0.0");
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
 }
 
 #[tokio::test]
 async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let mut options = h.options();
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let gate = step_id(&plan, "check-passes");
+    let mut options = h.options(&plan);
     options.yes = false;
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async {
-            Ok(vec![
-                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
-            ])
-        })
-    }));
+    fail_check_soon(
+        &mut options,
+        "VirtualMesh gloo-mesh/virtual-mesh: unknown field",
+    );
     // Yes to the seven changing steps before the gate, then yes to the undo offer.
     let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
-    let err = run(&h, &plan, &gloo_snapshot("0.10.6"), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("gate fails");
     let message = err.to_string();
-    assert!(message.contains("gm-05-networking-conforms"), "{message}");
+    assert!(message.contains(&gate), "{message}");
     assert!(message.contains("unknown field"), "{message}");
     // Undone: both control plane deployments back at their recorded replica count.
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(1));
     assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
     let journal = h.journal("gloo-mesh").expect("journal");
+    assert_eq!(journal.state(&gate), StepState::Failed);
     assert_eq!(
-        journal.state("gm-05-networking-conforms"),
-        StepState::Failed
-    );
-    assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
+        journal.state(&step_id(&plan, "scale-down-discovery")),
         StepState::Undone
     );
 }
@@ -1227,15 +983,13 @@ async fn a_failed_gate_stops_the_run_and_the_undo_restores_the_recorded_replicas
 #[tokio::test]
 async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let h = gloo_harness().await;
-    let mut options = h.options();
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async { Ok(vec!["TrafficPolicy bookinfo/reviews: invalid".to_string()]) })
-    }));
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let mut options = h.options(&plan);
+    fail_check_soon(&mut options, "TrafficPolicy bookinfo/reviews: invalid");
     let err = run(
         &h,
-        &gloo_plan(),
-        &gloo_snapshot("0.10.6"),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -1244,62 +998,19 @@ async fn a_failed_step_with_yes_prints_the_undo_commands_instead_of_undoing() {
     let ApplyError::StepFailed { undo, .. } = &err else {
         panic!("expected a failed step, got {err}");
     };
+    // The planner's scale-downs keep their count on the object too: the undo takes it off again.
     assert_eq!(
         undo,
         &vec![
-            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/networking --replicas=1"
+            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/networking --replicas=1 \
+             && kubectl --context mgmt-cluster -n gloo-mesh annotate deployment/networking meshup.dev/replicas-before-"
                 .to_string(),
-            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/discovery --replicas=1"
+            "kubectl --context mgmt-cluster -n gloo-mesh scale deployment/discovery --replicas=1 \
+             && kubectl --context mgmt-cluster -n gloo-mesh annotate deployment/discovery meshup.dev/replicas-before-"
                 .to_string(),
         ]
     );
     assert_eq!(h.replicas("gloo-mesh", "discovery"), Some(0));
-}
-
-/// [`gloo_plan`] as the planner writes it for a discovery observed at `discovery` replicas: the
-/// scale-downs record their count (`replicasBefore: record`), the scale-ups and the undo restore it.
-fn gloo_plan_keeping_replicas(discovery: u32) -> UpgradePlan {
-    let mut plan = gloo_plan();
-    for step in &mut plan.steps {
-        let Action::Scale { target, .. } = &step.action else {
-            continue;
-        };
-        let target = target.clone();
-        let observed = if target.name == "discovery" {
-            discovery
-        } else {
-            1
-        };
-        let restore = Action::Scale {
-            target: target.clone(),
-            replicas: observed,
-            replicas_before: Some(ReplicasBefore::Restore),
-        };
-        if step.id.contains("scale-down") {
-            step.action = Action::Scale {
-                target,
-                replicas: 0,
-                replicas_before: Some(ReplicasBefore::Record),
-            };
-            step.undo = Some(restore);
-        } else {
-            step.action = restore;
-        }
-    }
-    plan
-}
-
-fn discovery_replicas_and_annotation(h: &Harness) -> (Option<i64>, Option<String>) {
-    let d = h
-        .server
-        .get("deployments", "gloo-mesh", "discovery")
-        .expect("discovery");
-    (
-        d["spec"]["replicas"].as_i64(),
-        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
-            .as_str()
-            .map(str::to_string),
-    )
 }
 
 #[tokio::test]
@@ -1311,18 +1022,26 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
             d["status"]["readyReplicas"] = json!(3);
         })
         .expect("discovery is seeded");
-    let plan = gloo_plan_keeping_replicas(3);
-    let snapshot = gloo_snapshot("0.10.6");
+    // Planned with discovery at 3: the scale-down records the count, its undo restores it.
+    let (plan, snapshot) = gloo_plan_gated_at_review(&h).await;
+    let scale_down = step_id(&plan, "scale-down-discovery");
     // Killed right after both scale-downs: the count is in the journal and on the object.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(3)).await);
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.options(&plan),
+            KillAt::AfterStep(3)
+        )
+        .await
+    );
     assert_eq!(
-        discovery_replicas_and_annotation(&h),
+        discovery_replicas_and_recorded(&h.server),
         (Some(0), Some("3".to_string()))
     );
     assert_eq!(
-        h.journal("gloo-mesh")
-            .expect("journal")
-            .undo("gm-02-scale-down-discovery"),
+        h.journal("gloo-mesh").expect("journal").undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 3
@@ -1336,30 +1055,26 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
     );
 
     // The rerun starts over, its gate fails, and the undo is accepted at the prompt.
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.yes = false;
     options.break_lock = true;
-    options.gate_timeout = Duration::from_millis(300);
-    options.health_check = Some(Arc::new(|_cluster| {
-        Box::pin(async {
-            Ok(vec![
-                "VirtualMesh gloo-mesh/virtual-mesh: unknown field".to_string(),
-            ])
-        })
-    }));
+    fail_check_soon(
+        &mut options,
+        "VirtualMesh gloo-mesh/virtual-mesh: unknown field",
+    );
     let mut ui = ScriptedUi::answering(&[Answer::Yes; 8]);
     let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("gate fails");
     assert!(
-        err.to_string().contains("gm-05-networking-conforms"),
+        err.to_string().contains(&step_id(&plan, "check-passes")),
         "{err}"
     );
     // The rerun scale-down recorded the annotation's 3 (not the 0 it found), and the undo restored it.
     let lines = ui.lines();
     let at = lines
         .iter()
-        .position(|l| l == "[2/15] scale Deployment gloo-mesh/discovery 0 -> 0")
+        .position(|l| l == "[2/17] scale Deployment gloo-mesh/discovery 0 -> 0")
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert_eq!(
         lines.get(at + 1).map(String::as_str),
@@ -1367,39 +1082,39 @@ async fn a_lost_journal_still_undoes_a_scale_down_to_the_three_replicas_its_anno
         "{lines:#?}"
     );
     assert!(
-        ui.lines().iter().any(|l| l
-            == "undone gm-02-scale-down-discovery: scale Deployment gloo-mesh/discovery to 3, the replicas \
-                recorded before the scale-down"),
+        ui.lines().iter().any(|l| *l
+            == format!(
+                "undone {scale_down}: scale Deployment gloo-mesh/discovery to 3, the replicas \
+                 recorded before the scale-down"
+            )),
         "{:#?}",
         ui.lines()
     );
-    assert_eq!(discovery_replicas_and_annotation(&h), (Some(3), None));
+    assert_eq!(discovery_replicas_and_recorded(&h.server), (Some(3), None));
     assert_eq!(h.replicas("gloo-mesh", "networking"), Some(1));
     let journal = h.journal("gloo-mesh").expect("a new journal");
     assert_eq!(
-        journal.undo("gm-02-scale-down-discovery"),
+        journal.undo(&scale_down),
         Some(&UndoRecord::Scale {
             target: deployment("gloo-mesh", "discovery"),
             replicas: 3
         })
     );
-    assert_eq!(
-        journal.state("gm-02-scale-down-discovery"),
-        StepState::Undone
-    );
+    assert_eq!(journal.state(&scale_down), StepState::Undone);
 }
 
 #[tokio::test]
 async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
-    // Discovery never writes back here: the wait at step 12 waits until interrupted.
-    let h = Harness::start("gloo-mesh/cluster.yaml").await;
-    h.copy_beside_tools("gloo-mesh/crds-1.0.0.yaml", "crds.yaml");
-    h.set_tool_version(Tool::Meshctl, "1.0.0");
+    // Discovery never writes back here: the wait for it (step 14) waits until interrupted.
+    let h = gloo_cluster().await;
+    let (plan, snapshot) = gloo_plan(&h).await;
+    let (wait, scale_up) = (
+        step_id(&plan, "wait-discovery-complete"),
+        step_id(&plan, "scale-up-discovery"),
+    );
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.interrupt = Some(rx);
-    let plan = gloo_plan();
-    let snapshot = h.observed(&gloo_snapshot("0.10.6"));
     let target = h.target();
     let mut ui = ScriptedUi::unattended();
     let interrupter = async {
@@ -1407,7 +1122,7 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let waiting = h
                 .journal("gloo-mesh")
-                .is_some_and(|j| j.state("gm-08-discovery-complete") == StepState::InProgress);
+                .is_some_and(|j| j.state(&wait) == StepState::InProgress);
             if waiting {
                 let _ = tx.send(true);
                 break;
@@ -1426,11 +1141,8 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
         "{err}"
     );
     let journal = h.journal("gloo-mesh").expect("journal");
-    assert_eq!(
-        journal.state("gm-08-discovery-complete"),
-        StepState::InProgress
-    );
-    assert_eq!(journal.state("gm-08-scale-up-discovery"), StepState::Done);
+    assert_eq!(journal.state(&wait), StepState::InProgress);
+    assert_eq!(journal.state(&scale_up), StepState::Done);
     // An interrupted apply gives its lock back: the next one needs no --break-lock.
     assert!(
         h.server
@@ -1442,12 +1154,20 @@ async fn an_interrupt_stops_at_a_safe_point_with_the_step_in_progress() {
 #[tokio::test]
 async fn a_journal_of_another_unfinished_plan_is_refused() {
     let h = gloo_harness().await;
-    let plan = gloo_plan();
-    let snapshot = gloo_snapshot("0.10.6");
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::AfterStep(2)).await);
+    let (plan, snapshot) = gloo_plan(&h).await;
+    assert!(
+        run_until_killed(
+            &h,
+            &plan,
+            &snapshot,
+            &h.options(&plan),
+            KillAt::AfterStep(2)
+        )
+        .await
+    );
     let mut other = plan.clone();
     other.steps.truncate(5);
-    let mut options = h.options();
+    let mut options = h.options(&other);
     options.break_lock = true;
     let err = run(
         &h,
@@ -1463,7 +1183,7 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
         message.contains("unfinished apply of another plan"),
         "{message}"
     );
-    assert!(message.contains("2 of 15 steps done"), "{message}");
+    assert!(message.contains("2 of 18 steps done"), "{message}");
     assert!(
         message.contains(
             "kubectl --context mgmt-cluster -n gloo-mesh delete configmap kubectl-meshup-journal"
@@ -1478,141 +1198,38 @@ async fn a_journal_of_another_unfinished_plan_is_refused() {
 /// How long the played injector takes to replace a restarted deployment's pod.
 const INJECTOR_DELAY: Duration = Duration::from_millis(100);
 
-fn istio_plan() -> UpgradePlan {
-    let rb = "istio-canary";
-    let steps = vec![
-        step(
-            "istio-00-istioctl-1-24",
-            rb,
-            "install the canary",
-            "istioctl on PATH is 1.24.2",
-            Action::Gate {
-                gate: Gate::ToolVersion {
-                    tool: Tool::Istioctl,
-                    version: Version::new(1, 24, 2),
-                },
-            },
-        ),
-        step(
-            "istio-01-install-1-24",
-            rb,
-            "install the canary",
-            "Install Istio 1.24.2 as revision 1-24",
-            Action::Run {
-                tool: Tool::Istioctl,
-                args: args(&[
-                    "install",
-                    "--set",
-                    "revision=1-24",
-                    "--set",
-                    "tag=1.24.2",
-                    "-y",
-                ]),
-                timeout_seconds: 600,
-                config: None,
-            },
-        ),
-        step(
-            "istio-02-istiod-ready",
-            rb,
-            "install the canary",
-            "istiod-1-24 rolled out",
-            Action::Wait {
-                condition: WaitCondition::RolloutComplete {
-                    target: deployment("istio-system", "istiod-1-24"),
-                },
-                timeout_seconds: 300,
-            },
-        ),
-        step(
-            "istio-03-label-bookinfo",
-            rb,
-            "move the data plane",
-            "Point bookinfo at revision 1-24",
-            Action::LabelNamespace {
-                namespace: "bookinfo".into(),
-                labels: BTreeMap::from([
-                    ("istio.io/rev".to_string(), Some("1-24".to_string())),
-                    ("istio-injection".to_string(), None),
-                ]),
-            },
-        ),
-        step(
-            "istio-04-restart-bookinfo",
-            rb,
-            "move the data plane",
-            "Restart bookinfo's workloads",
-            Action::RestartWorkloads {
-                namespace: "bookinfo".into(),
-                workloads: args(&["Deployment/productpage-v1", "Deployment/reviews-v1"]),
-            },
-        ),
-        step(
-            "istio-05-proxies-1-24",
-            rb,
-            "move the data plane",
-            "Bookinfo's proxies run 1.24",
-            Action::Gate {
-                gate: Gate::ProxiesAtVersion {
-                    version: Version::parse("1.24").expect("version"),
-                    namespaces: args(&["bookinfo"]),
-                },
-            },
-        ),
-        step(
-            "istio-06-1-23-unused",
-            rb,
-            "remove the old revision",
-            "Nothing uses revision 1-23",
-            Action::Gate {
-                gate: Gate::RevisionUnused {
-                    revision: "1-23".into(),
-                },
-            },
-        ),
-        step(
-            "istio-07-uninstall-1-23",
-            rb,
-            "remove the old revision",
-            "Uninstall revision 1-23",
-            Action::Run {
-                tool: Tool::Istioctl,
-                args: args(&["uninstall", "--revision", "1-23", "-y"]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "istio-08-check",
-            rb,
-            "verify",
-            "kubectl meshup check passes",
-            Action::Gate {
-                gate: Gate::CheckPasses,
-            },
-        ),
-    ];
-    let target = Target {
-        mesh: Mesh::Istio,
-        version: Version::new(1, 24, 2),
-        flavor: None,
-    };
-    let mut p = plan(target, steps, &istio_snapshot());
-    p.strategy = Strategy::Canary;
-    p
+/// The planner's install of revision 1-24-2 as the stand-in records it: the installed revision's
+/// configuration, read back from the cluster, handed over as a file.
+const INSTALL: &str =
+    "istioctl install -y --set revision=1-24-2 --set hub=docker.io/istio --set tag=1.24.2 -f FILE";
+
+/// An Istio 1.23.4 cluster (revision 1-23) on Kubernetes 1.29 with Bookinfo's pods injected by
+/// 1-23, the stand-in istioctl 1.24.2 and what its install of revision 1-24-2 creates, and the
+/// sidecar injector played.
+async fn istio_cluster() -> Harness {
+    let h = Harness::start("istio/cluster.yaml").await;
+    write_istio_install(h.bin.path(), "1-24-2", "1.24.2");
+    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    seed_bookinfo_pods(&h.server, "1-23");
+    play_injector(&h.server, INJECTOR_DELAY);
+    h
+}
+
+/// The planner's canary plan, 1.23.4 -> 1.24.2, for the harness's cluster as observed now, and that
+/// snapshot. Its nine steps: the istioctl version gate (1), the install of revision 1-24-2 (2) and
+/// its rollout (3), bookinfo's label (4) and restart (5), the proxies gate (6), the gate that nothing
+/// uses 1-23 (7), its removal (8), and the closing `check passes` gate (9).
+async fn istio_plan(h: &Harness) -> (UpgradePlan, ClusterSnapshot) {
+    h.plan("istio=1.24.2").await
 }
 
 #[tokio::test]
 async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_plan();
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     let mut ui = ScriptedUi::unattended();
 
-    let outcome = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("canary upgrade: {e}\n{:#?}", ui.lines()));
 
@@ -1621,13 +1238,13 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         h.tool_calls(),
         vec![
             h.call("istioctl version --remote=false"),
-            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
-            h.call("istioctl uninstall --revision 1-23 -y"),
+            h.call(INSTALL),
+            h.call("istioctl uninstall -y --revision 1-23"),
         ]
     );
     assert!(
         h.server
-            .get("deployments", "istio-system", "istiod-1-24")
+            .get("deployments", "istio-system", "istiod-1-24-2")
             .is_some()
     );
     assert!(
@@ -1639,7 +1256,7 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
         .server
         .get("namespaces", "", "bookinfo")
         .expect("bookinfo");
-    assert_eq!(ns["metadata"]["labels"]["istio.io/rev"], "1-24");
+    assert_eq!(ns["metadata"]["labels"]["istio.io/rev"], "1-24-2");
     for d in ["reviews-v1", "productpage-v1"] {
         let dep = h
             .server
@@ -1674,11 +1291,8 @@ async fn istio_canary_upgrade_moves_the_data_plane_and_removes_the_old_revision(
 
 #[tokio::test]
 async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     // Another cluster with the same Istio; while the apply runs, someone points the plan's context
     // at it (as soon as bookinfo is labelled, step 4 of 9).
     let other = FakeApiServer::builder().auto_rollout(true).start();
@@ -1693,10 +1307,9 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
             std::fs::write(&kubeconfig, text).expect("re-point the context");
         }
     });
-    let plan = istio_plan();
     let mut ui = ScriptedUi::unattended();
 
-    let err = run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    let err = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect_err("refused at the uninstall");
     assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
@@ -1713,7 +1326,7 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     // The step line names the binary; the step ends refused.
     let lines = ui.lines();
     let uninstall = format!(
-        "[8/9] run istioctl uninstall --revision 1-23 -y (using {} 1.24.2)",
+        "[8/9] run istioctl uninstall -y --revision 1-23 (using {} 1.24.2)",
         h.bin.path().join("istioctl").display()
     );
     let at = lines
@@ -1728,10 +1341,7 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     // Install ran against the plan's cluster; the uninstall ran nowhere.
     assert_eq!(
         h.tool_calls(),
-        vec![
-            h.call("istioctl version --remote=false"),
-            h.call("istioctl install --set revision=1-24 --set tag=1.24.2 -y"),
-        ]
+        vec![h.call("istioctl version --remote=false"), h.call(INSTALL),]
     );
     assert!(
         h.server
@@ -1745,14 +1355,20 @@ async fn a_context_repointed_mid_run_stops_before_the_next_tool_step() {
     );
     assert!(other.mutating_requests().is_empty());
     let journal = h.journal("istio-system").expect("journal");
-    assert_ne!(journal.state("istio-07-uninstall-1-23"), StepState::Done);
-    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Done);
+    assert_ne!(
+        journal.state(&step_id(&plan, "remove-1-23")),
+        StepState::Done
+    );
+    assert_eq!(
+        journal.state(&step_id(&plan, "gate-unused-1-23")),
+        StepState::Done
+    );
 }
 
 #[tokio::test]
 async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_runs() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     // Apply connected to (and observed) the plan's cluster; by the first tool step the context names
     // another server.
     let other = FakeApiServer::start();
@@ -1763,7 +1379,7 @@ async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_
     .expect("re-point");
     let mut ui = ScriptedUi::unattended();
 
-    let err = run(&h, &istio_plan(), &istio_snapshot(), &h.options(), &mut ui)
+    let err = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .expect_err("refused at the version gate");
     assert!(matches!(err, ApplyError::ClusterMoved { .. }), "{err}");
@@ -1782,28 +1398,17 @@ async fn a_context_repointed_after_connecting_stops_at_the_first_tool_before_it_
 
 #[tokio::test]
 async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
     let kubeconfig = h.kubeconfig();
     h.server.on_change(move |change, _| {
         if change.kind == "Namespace" && change.name == "bookinfo" {
             let _ = std::fs::remove_file(&kubeconfig);
         }
     });
-    let plan = istio_plan();
-
-    let err = run(
-        &h,
-        &plan,
-        &istio_snapshot(),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("refused at the uninstall");
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("refused at the uninstall");
     assert!(matches!(err, ApplyError::ClusterUnknown { .. }), "{err}");
     assert_eq!(apply_exit(&err).code(), 1);
     let message = err.to_string();
@@ -1830,20 +1435,17 @@ async fn a_kubeconfig_gone_mid_run_stops_before_the_next_tool_step() {
 
 #[tokio::test]
 async fn a_resumed_restart_reuses_its_recorded_timestamp() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    h.copy_beside_tools("istio/istio-1-24.yaml", "istio-1-24.yaml");
-    h.set_tool_version(Tool::Istioctl, "1.24.2");
-    seed_bookinfo_pods(&h.server, "1-23");
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_plan();
-    let snapshot = istio_snapshot();
+    let h = istio_cluster().await;
+    let (plan, snapshot) = istio_plan(&h).await;
+    let restart = step_id(&plan, "restart-bookinfo");
+    let options = h.options(&plan);
     // Killed while the restarted workloads roll out.
-    assert!(run_until_killed(&h, &plan, &snapshot, KillAt::MidStep(5)).await);
+    assert!(run_until_killed(&h, &plan, &snapshot, &options, KillAt::MidStep(5)).await);
     let first = h
         .journal("istio-system")
-        .and_then(|j| j.steps["istio-04-restart-bookinfo"].restarted_at.clone())
+        .and_then(|j| j.steps[&restart].restarted_at.clone())
         .expect("restartedAt recorded before the restart");
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.break_lock = true;
     run(
         &h,
@@ -1891,10 +1493,11 @@ fn unrestartable_pod(name: &str, owner: Option<&str>) -> Value {
 
 #[tokio::test]
 async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for_later() {
-    let h = Harness::start("istio/cluster.yaml").await;
-    seed_bookinfo_pods(&h.server, "1-23");
-    // A nightly CronJob's Job is running with the old sidecar, someone left a debug pod, and an
-    // earlier run's pod has completed (it runs no proxy any more).
+    let h = istio_cluster().await;
+    let (plan, snapshot) =
+        istio_label_restart_and_gate(&h, |g| matches!(g, Gate::ProxiesAtVersion { .. })).await;
+    // Since the plan was made, a nightly CronJob's Job is running with the old sidecar, someone left
+    // a debug pod, and an earlier run's pod has completed (it runs no proxy any more).
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),
@@ -1910,11 +1513,9 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     ] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::ProxiesAtVersion { .. }));
     let mut ui = ScriptedUi::unattended();
 
-    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("the gate passes: {e}\n{:#?}", ui.lines()));
 
@@ -1929,23 +1530,28 @@ async fn the_proxies_gate_judges_restarted_workloads_and_names_the_pods_left_for
     );
 }
 
-/// The canary plan narrowed to its namespace label, its restart and the one gate `keep` picks.
-fn istio_label_restart_and_gate(keep: impl Fn(&Gate) -> bool) -> UpgradePlan {
-    let mut plan = istio_plan();
+/// The planner's canary plan narrowed to its namespace label, its restart and the one gate `keep`
+/// picks: that gate in isolation, judging pods the restart renews beside pods it cannot.
+async fn istio_label_restart_and_gate(
+    h: &Harness,
+    keep: impl Fn(&Gate) -> bool,
+) -> (UpgradePlan, ClusterSnapshot) {
+    let (mut plan, snapshot) = istio_plan(h).await;
     plan.steps.retain(|s| match &s.action {
         Action::LabelNamespace { .. } | Action::RestartWorkloads { .. } => true,
         Action::Gate { gate } => keep(gate),
         _ => false,
     });
     assert_eq!(plan.steps.len(), 3);
-    plan
+    (plan, snapshot)
 }
 
 /// The Bookinfo pods on 1-23, the canary's label and restart, and the revision gate, with pods no
 /// restart renews beside them: a finished Job pod, a running Job pod, a bare debug pod.
-async fn revision_gate_harness() -> (Harness, UpgradePlan) {
-    let h = Harness::start("istio/cluster.yaml").await;
-    seed_bookinfo_pods(&h.server, "1-23");
+async fn revision_gate_harness() -> (Harness, UpgradePlan, ClusterSnapshot) {
+    let h = istio_cluster().await;
+    let (plan, snapshot) =
+        istio_label_restart_and_gate(&h, |g| matches!(g, Gate::RevisionUnused { .. })).await;
     let mut completed = unrestartable_pod(
         "nightly-export-28760000-abcde",
         Some("Job/nightly-export-28760000"),
@@ -1959,23 +1565,22 @@ async fn revision_gate_harness() -> (Harness, UpgradePlan) {
     for pod in [completed, failed] {
         h.server.seed(pod).expect("seed pod");
     }
-    play_injector(&h.server, INJECTOR_DELAY);
-    let plan = istio_label_restart_and_gate(|g| matches!(g, Gate::RevisionUnused { .. }));
-    (h, plan)
+    (h, plan, snapshot)
 }
 
 #[tokio::test]
 async fn the_revision_gate_passes_over_finished_job_pods() {
-    let (h, plan) = revision_gate_harness().await;
+    let (h, plan, snapshot) = revision_gate_harness().await;
     let mut ui = ScriptedUi::unattended();
-    run(&h, &plan, &istio_snapshot(), &h.options(), &mut ui)
+    run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
         .await
         .unwrap_or_else(|e| panic!("finished pods use no revision: {e}\n{:#?}", ui.lines()));
 }
 
 #[tokio::test]
 async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move() {
-    let (h, plan) = revision_gate_harness().await;
+    let (h, plan, snapshot) = revision_gate_harness().await;
+    let gate = step_id(&plan, "gate-unused-1-23");
     for pod in [
         unrestartable_pod(
             "nightly-export-28761234-x2x9q",
@@ -1985,10 +1590,10 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
     ] {
         h.server.seed(pod).expect("seed pod");
     }
-    let options = h.options();
+    let options = h.options(&plan);
     let mut ui = ScriptedUi::unattended();
     let started = std::time::Instant::now();
-    let err = run(&h, &plan, &istio_snapshot(), &options, &mut ui)
+    let err = run(&h, &plan, &snapshot, &options, &mut ui)
         .await
         .expect_err("the gate fails");
     let waited = started.elapsed();
@@ -1997,15 +1602,19 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
         waited < options.gate_timeout / 4,
         "failed after {waited:?}, not at the timeout"
     );
+    // The planner's label step has an undo (the old label back), so the message ends with it.
     assert_eq!(
         err.to_string(),
-        "step istio-06-1-23-unused failed: Pod bookinfo/debug-shell still runs revision 1-23; recreate it by hand; \
-         Pod bookinfo/nightly-export-28761234-x2x9q of Job/nightly-export-28761234 still runs revision 1-23; \
-         let it finish or delete it (the next run is injected by the new revision); \
-         then resume with `kubectl meshup apply plan.yaml`"
+        format!(
+            "step {gate} failed: Pod bookinfo/debug-shell still runs revision 1-23; recreate it by hand; \
+             Pod bookinfo/nightly-export-28761234-x2x9q of Job/nightly-export-28761234 still runs revision 1-23; \
+             let it finish or delete it (the next run is injected by the new revision); \
+             then resume with `kubectl meshup apply plan.yaml`; \
+             to undo the steps done: kubectl --context mgmt-cluster label namespace bookinfo --overwrite istio.io/rev=1-23"
+        )
     );
     let journal = h.journal("istio-system").expect("journal");
-    assert_eq!(journal.state("istio-06-1-23-unused"), StepState::Failed);
+    assert_eq!(journal.state(&gate), StepState::Failed);
 
     // The person deletes both pods and resumes: the gate passes.
     for pod in ["debug-shell", "nightly-export-28761234-x2x9q"] {
@@ -2014,7 +1623,7 @@ async fn the_revision_gate_fails_soon_naming_running_pods_only_a_person_can_move
     run(
         &h,
         &plan,
-        &istio_snapshot(),
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -2042,75 +1651,49 @@ fn node(name: &str, os: &str, kernel: &str) -> Value {
     })
 }
 
-/// The Istio fixture plus Kmesh's namespace, where a Kmesh plan's journal and lock live.
-async fn kmesh_harness(nodes: &[Value]) -> Harness {
+/// The Istio fixture (revision 1-23, ambient off) with Kmesh 1.0.0 in Dual-Engine mode beside it, and
+/// the planner's Kmesh 1.1.0 plan narrowed to its two prerequisite gates (every Linux node's kernel,
+/// istiod 1-23's ambient flag): the gates in isolation, without the manual step that turns ambient on
+/// or the Helm upgrade. The plan is made before `nodes` join, so the gate judges nodes the planner
+/// never saw.
+async fn kmesh_harness(nodes: &[Value]) -> (Harness, UpgradePlan, ClusterSnapshot) {
     let h = Harness::start("istio/cluster.yaml").await;
     h.server
-        .seed(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kmesh-system"}}),
+        .seed_path(support::fixture("cluster/kmesh-dual-engine.yaml"))
+        .expect("seed Kmesh");
+    let (mut plan, snapshot) = h.plan("kmesh=1.1.0").await;
+    plan.steps.retain(|s| {
+        matches!(
+            s.action,
+            Action::Gate {
+                gate: Gate::NodeKernelsAtLeast { .. } | Gate::IstiodAmbientEnabled { .. }
+            }
         )
-        .expect("seed namespace");
+    });
+    assert_eq!(plan.steps.len(), 2, "{:?}", plan.steps);
     for n in nodes {
         h.server.seed(n).expect("seed node");
     }
-    h
-}
-
-fn kmesh_gates_plan() -> UpgradePlan {
-    let rb = "kmesh";
-    let target = Target {
-        mesh: Mesh::Kmesh,
-        version: Version::parse("1.1.0").expect("version"),
-        flavor: None,
-    };
-    let steps = vec![
-        step(
-            "kmesh-kernels",
-            rb,
-            "step 1 of 3",
-            "Gate: every Linux node runs kernel 5.10 or newer",
-            Action::Gate {
-                gate: Gate::NodeKernelsAtLeast {
-                    min: kubectl_meshup::version::Minor::parse("5.10").expect("minor"),
-                },
-            },
-        ),
-        step(
-            "gate-ambient-1-23",
-            rb,
-            "step 2 of 3",
-            "Gate: istiod revision 1-23 runs with PILOT_ENABLE_AMBIENT=true",
-            Action::Gate {
-                gate: Gate::IstiodAmbientEnabled {
-                    namespace: "istio-system".into(),
-                    revision: "1-23".into(),
-                },
-            },
-        ),
-    ];
-    plan(target, steps, &istio_snapshot())
+    (h, plan, snapshot)
 }
 
 #[tokio::test]
 async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_windows_ones() {
-    let h = kmesh_harness(&[
+    let (h, plan, snapshot) = kmesh_harness(&[
         node("ip-10-0-1-12", "linux", "5.10.225-213.878.amzn2.x86_64"),
         node("ip-10-0-1-13", "linux", "5.4.0-150-generic"),
         node("akswin000000", "windows", "10.0.20348.2527"),
     ])
     .await;
     let started = std::time::Instant::now();
-    let err = run(
-        &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
-        &h.options(),
-        &mut ScriptedUi::unattended(),
-    )
-    .await
-    .expect_err("an old kernel fails the gate");
+    let err = run_yes(&h, &plan, &snapshot)
+        .await
+        .expect_err("an old kernel fails the gate");
     let message = err.to_string();
-    assert!(message.contains("step kmesh-kernels failed"), "{message}");
+    assert!(
+        message.contains("step mgmt-cluster-01-kmesh-kernels failed"),
+        "{message}"
+    );
     assert!(
         message.contains("ip-10-0-1-13 (5.4.0-150-generic)"),
         "{message}"
@@ -2123,14 +1706,15 @@ async fn the_kernel_gate_fails_at_once_naming_the_old_linux_nodes_but_not_window
 
 #[tokio::test]
 async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
-    let h = kmesh_harness(&[node("ip-10-0-1-12", "linux", "6.1.100+")]).await;
+    let (h, plan, snapshot) = kmesh_harness(&[node("ip-10-0-1-12", "linux", "6.1.100+")]).await;
+    let gate = step_id(&plan, "gate-ambient-1-23");
     // Too short a wait: the fixture's istiod sets PILOT_ENABLE_AMBIENT=false.
-    let mut options = h.options();
+    let mut options = h.options(&plan);
     options.gate_timeout = Duration::from_millis(300);
     let err = run(
         &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
+        &plan,
+        &snapshot,
         &options,
         &mut ScriptedUi::unattended(),
     )
@@ -2138,7 +1722,7 @@ async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
     .expect_err("ambient not enabled");
     let message = err.to_string();
     assert!(
-        message.contains("step gate-ambient-1-23 failed"),
+        message.contains(&format!("step {gate} failed")),
         "{message}"
     );
     assert!(
@@ -2159,19 +1743,13 @@ async fn the_ambient_gate_waits_until_istiod_of_the_revision_enables_ambient() {
             .expect("enable ambient");
     });
     let mut ui = ScriptedUi::unattended();
-    let outcome = run(
-        &h,
-        &kmesh_gates_plan(),
-        &istio_snapshot(),
-        &h.options(),
-        &mut ui,
-    )
-    .await
-    .expect("both gates pass once ambient is on");
+    let outcome = run(&h, &plan, &snapshot, &h.options(&plan), &mut ui)
+        .await
+        .expect("both gates pass once ambient is on");
     enable.join().expect("enabler thread");
     // The first run's journal recorded the kernel gate done; this run passed the ambient gate.
     assert_eq!(outcome.steps, 2);
     assert_eq!(outcome.ran + outcome.already_done, 2);
     let journal = h.journal("kmesh-system").expect("journal");
-    assert_eq!(journal.state("gate-ambient-1-23"), StepState::Done);
+    assert_eq!(journal.state(&gate), StepState::Done);
 }

@@ -6,20 +6,9 @@ use std::path::{Path, PathBuf};
 use fake_apiserver::FakeApiServer;
 use predicates::prelude::*;
 
-use crate::support::{fixture, meshup};
+use crate::support::{fixture, istio_ambient_server, meshup};
 
 const SEED_EXAMPLE: &str = "snapshots/gloo-mesh-istio-1-9-k8s-1-22.yaml";
-
-fn seeded_server() -> FakeApiServer {
-    let server = FakeApiServer::start();
-    server
-        .seed_paths([
-            fixture("cluster/nodes.yaml"),
-            fixture("cluster/istio-1-22-ambient.yaml"),
-        ])
-        .expect("seed");
-    server
-}
 
 /// stderr must be exactly one line, starting with `error:`.
 fn one_line_error(output: &std::process::Output) -> String {
@@ -204,7 +193,7 @@ fn unreachable_server_is_one_line_without_the_token() {
 
 #[test]
 fn tables_on_a_pipe_or_with_no_color_carry_no_escape_codes() {
-    let server = seeded_server();
+    let server = istio_ambient_server();
     for env in [None, Some(("NO_COLOR", "1"))] {
         let mut cmd = meshup();
         if let Some((k, v)) = env {
@@ -223,7 +212,7 @@ fn tables_on_a_pipe_or_with_no_color_carry_no_escape_codes() {
 
 #[test]
 fn snapshot_of_the_fake_cluster_reads_back_into_check() {
-    let server = seeded_server();
+    let server = istio_ambient_server();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cluster.json");
     meshup()
@@ -252,7 +241,7 @@ fn snapshot_of_the_fake_cluster_reads_back_into_check() {
 
 #[test]
 fn runs_as_a_kubectl_plugin_against_the_fake_server() {
-    let server = seeded_server();
+    let server = istio_ambient_server();
     let bin = assert_cmd::cargo::cargo_bin("kubectl-meshup");
     let bin_dir = bin.parent().unwrap();
     let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
@@ -569,7 +558,7 @@ fn findings_of<'a>(report: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_j
 
 #[test]
 fn istiod_with_no_ready_replica_blocks_check_with_exit_3_naming_the_fix() {
-    let server = seeded_server();
+    let server = istio_ambient_server();
     let (code, report, _) = check_json(&server, &[]);
     assert_eq!(code, Some(0), "the seeded cluster passes: {report:#}");
     server
@@ -637,7 +626,7 @@ fn istiod_with_no_ready_replica_blocks_check_with_exit_3_naming_the_fix() {
 
 #[test]
 fn fail_on_unread_makes_a_forbidden_list_exit_3_and_without_it_the_exit_is_unchanged() {
-    let server = seeded_server();
+    let server = istio_ambient_server();
     server.deny("list", "", "pods");
 
     let (code, report, stderr) = check_json(&server, &[]);

@@ -15,8 +15,8 @@ use kubectl_meshup::apply::journal::{ConfirmedBy, Journal, StepState};
 use kubectl_meshup::plan::{self, Action};
 
 use crate::support::{
-    FIXTURES, binary, cluster_flags, copy_fixture, play_gloo_discovery, read_journal,
-    stand_in_tools, text, tool_calls,
+    binary, cluster_flags, gloo_mesh_server, gloo_mesh_tool_files, meshup_on, path_with,
+    play_gloo_discovery, read_journal, stand_in_tools, text, tool_calls,
 };
 
 /// A Gloo Mesh 0.10.6 management cluster on Kubernetes 1.21 (inside Gloo Mesh 1.0's range), and a
@@ -31,22 +31,14 @@ struct GlooCluster {
 
 impl GlooCluster {
     fn start() -> Self {
-        let server = FakeApiServer::builder()
-            .server_version("v1.21.14-eks-ab12cd3")
-            .auto_rollout(true)
-            .start();
-        server
-            .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
-            .expect("seed");
+        let server = gloo_mesh_server(FakeApiServer::builder().auto_rollout(true));
         play_gloo_discovery(&server, Duration::from_millis(300));
         let tools = stand_in_tools(&["helm", "meshctl"]);
         let home = tempfile::tempdir().expect("tempdir");
         server
             .write_kubeconfig(home.path().join("kubeconfig"))
             .expect("kubeconfig");
-        copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
-        // The meshctl on PATH is the one of the target version, as runbook step 1 asks.
-        std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("meshctl version");
+        gloo_mesh_tool_files(tools.path());
         Self {
             server,
             tools,
@@ -58,13 +50,7 @@ impl GlooCluster {
     /// PATH: the built binary's directory first (kubectl finds the plugin there), then the tools.
     fn path(&self) -> std::ffi::OsString {
         let bin_dir = binary().parent().expect("bin dir").to_path_buf();
-        let system = std::env::var_os("PATH").unwrap_or_default();
-        std::env::join_paths(
-            [bin_dir, self.tools.path().to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(&system)),
-        )
-        .expect("PATH")
+        path_with(&[bin_dir, self.tools.path().to_path_buf()])
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -73,14 +59,8 @@ impl GlooCluster {
 
     /// `kubectl-meshup --kubeconfig K ARGS`, run directly.
     fn meshup(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .env("PATH", self.path())
-            .env("KUBECACHEDIR", self.cache.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("NO_COLOR");
+        let mut cmd = meshup_on(&self.kubeconfig(), args, &self.path(), self.cache.path());
+        cmd.env_remove("NO_COLOR");
         cmd
     }
 

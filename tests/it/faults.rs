@@ -12,40 +12,23 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::Value;
 
-use crate::support::{fixture, meshup, sidecar_pod};
+use crate::support::{fixture, istio_ambient_server, meshup, run, sidecar_pod};
 
 const DATE: &str = "2025-06-01";
 
 /// An Istio 1.22 canary with ambient, three nodes and 1,100 sidecar pods (three pages of pods), so
 /// paging and expired continue tokens are exercised.
 fn seeded() -> FakeApiServer {
-    let server = FakeApiServer::start();
-    server
-        .seed_paths([
-            fixture("cluster/nodes.yaml"),
-            fixture("cluster/istio-1-22-ambient.yaml"),
-        ])
-        .expect("seed fixtures");
+    let server = istio_ambient_server();
     for i in 0..1100 {
         server
             .seed(sidecar_pod("bookinfo", "web", i, "1.22.3"))
             .expect("seed pod");
     }
     server
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kubectl-meshup");
-    eprintln!(
-        "exit {:?}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// `check -o json` against the server: exit code and the report's verdict (findings and summary).

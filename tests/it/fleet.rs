@@ -12,36 +12,14 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use assert_cmd::Command;
 use fake_apiserver::{FakeApiServer, Fault};
 use serde_json::{Value, json};
 
-use crate::support::{self, fixture, meshup};
+use crate::support::{self, fixture, istio_ambient_server, meshup, run};
 
 const DATE: &str = "2025-06-01";
 const CONFIGMAP: &str = "kubectl-meshup-report";
 const CM_PATH: &str = "/api/v1/namespaces/default/configmaps/kubectl-meshup-report";
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kubectl-meshup");
-    eprintln!(
-        "exit {:?}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn istio_cluster() -> FakeApiServer {
-    let server = FakeApiServer::start();
-    server
-        .seed_paths([
-            fixture("cluster/nodes.yaml"),
-            fixture("cluster/istio-1-22-ambient.yaml"),
-        ])
-        .expect("seed fixtures");
-    server
-}
 
 fn publish(server: &FakeApiServer) -> Output {
     run(meshup()
@@ -82,7 +60,7 @@ fn assert_published(server: &FakeApiServer, out: &Output) -> Value {
 
 #[test]
 fn a_conflicting_replace_is_retried_after_reading_again() {
-    let server = istio_cluster();
+    let server = istio_ambient_server();
     server
         .seed(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -113,7 +91,7 @@ fn a_conflicting_replace_is_retried_after_reading_again() {
 
 #[test]
 fn a_create_that_loses_the_race_is_retried_and_endless_conflicts_fail_in_one_line() {
-    let server = istio_cluster();
+    let server = istio_ambient_server();
     let fault = server.inject(
         Fault::status(409)
             .on("/api/v1/namespaces/default/configmaps")
@@ -310,7 +288,7 @@ fn a_real_pushgateway_receives_the_checks_metrics() {
     let Some(pgw) = Pushgateway::start() else {
         return;
     };
-    let server = istio_cluster();
+    let server = istio_ambient_server();
     let kubeconfig = server.kubeconfig_path().to_path_buf();
     let reference = run(meshup()
         .args(["check", "-o", "json", "--date", DATE, "--kubeconfig"])
@@ -408,7 +386,7 @@ fn a_real_pushgateway_receives_the_checks_metrics() {
 
 #[test]
 fn a_pushgateway_that_is_not_there_is_one_line_and_exit_1() {
-    let server = istio_cluster();
+    let server = istio_ambient_server();
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -746,12 +724,12 @@ fn a_contexts_file_picks_the_clusters_and_without_targets_failures_block() {
 
 #[test]
 fn a_cluster_that_does_not_answer_in_time_is_a_row_and_a_missing_namespace_is_named() {
-    let slow = istio_cluster();
+    let slow = istio_ambient_server();
     let fault = slow.inject(
         Fault::never_answer()
             .on("/api/v1/namespaces/meshup-system/configmaps/kubectl-meshup-report"),
     );
-    let fine = istio_cluster();
+    let fine = istio_ambient_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     support::write_kubeconfig(&kubeconfig, &[("slow", &slow), ("fine", &fine)], "fine");
@@ -815,7 +793,7 @@ fn a_cluster_that_does_not_answer_in_time_is_a_row_and_a_missing_namespace_is_na
 
 #[test]
 fn concurrency_bounds_how_many_clusters_are_read_at_once() {
-    let servers: Vec<FakeApiServer> = (0..3).map(|_| istio_cluster()).collect();
+    let servers: Vec<FakeApiServer> = (0..3).map(|_| istio_ambient_server()).collect();
     for s in &servers {
         s.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
             .expect("namespace");

@@ -33,8 +33,9 @@ use kubectl_meshup::apply::journal::{Journal, StepState, UndoRecord};
 use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 use crate::support::{
-    FIXTURES, binary, copy_fixture, play_gloo_discovery, play_injector, read_journal,
-    seed_bookinfo_pods, stand_in_tools, text, tool_calls,
+    FIXTURES, discovery_replicas_and_recorded, gloo_mesh_server, gloo_mesh_tool_files, meshup_on,
+    path_with, play_gloo_discovery, play_injector, read_journal, seed_bookinfo_pods,
+    stand_in_tools, text, tool_calls, write_istio_install,
 };
 
 /// How long the fake's workload controller takes to finish a rollout, so that waits really wait.
@@ -96,14 +97,11 @@ struct MeshCluster {
 
 impl MeshCluster {
     fn start(mesh: Mesh) -> Self {
-        let version = match mesh {
-            Mesh::GlooMesh => "v1.21.14-eks-ab12cd3",
-            Mesh::IstioCanary => "v1.29.6-eks-db838b0",
+        let builder = FakeApiServer::builder().auto_rollout_after(Some(ROLLOUT_DELAY));
+        let server = match mesh {
+            Mesh::GlooMesh => gloo_mesh_server(builder),
+            Mesh::IstioCanary => builder.server_version("v1.29.6-eks-db838b0").start(),
         };
-        let server = FakeApiServer::builder()
-            .server_version(version)
-            .auto_rollout_after(Some(ROLLOUT_DELAY))
-            .start();
         let tools = stand_in_tools(&["helm", "meshctl", "istioctl"]);
         let home = tempfile::tempdir().expect("tempdir");
         server
@@ -111,12 +109,8 @@ impl MeshCluster {
             .expect("kubeconfig");
         match mesh {
             Mesh::GlooMesh => {
-                server
-                    .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
-                    .expect("seed");
                 play_gloo_discovery(&server, CONTROLLER_DELAY);
-                copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
-                std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("version");
+                gloo_mesh_tool_files(tools.path());
             }
             Mesh::IstioCanary => {
                 server
@@ -124,13 +118,8 @@ impl MeshCluster {
                     .expect("seed");
                 seed_bookinfo_pods(&server, "1-23");
                 play_injector(&server, CONTROLLER_DELAY);
-                // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
-                let install =
-                    std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
-                        .expect("fixture")
-                        .replace("1-24", "1-24-6")
-                        .replace("1.24.2", "1.24.6");
-                std::fs::write(tools.path().join("istio-1-24-6.yaml"), install).expect("write");
+                // What `istioctl install --set revision=1-24-6` creates.
+                write_istio_install(tools.path(), "1-24-6", "1.24.6");
                 std::fs::write(tools.path().join("istioctl.version"), "1.24.6").expect("version");
             }
         }
@@ -144,25 +133,12 @@ impl MeshCluster {
     }
 
     fn path(&self) -> std::ffi::OsString {
-        let system = std::env::var_os("PATH").unwrap_or_default();
-        std::env::join_paths(
-            [self.tools.path().to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(&system)),
-        )
-        .expect("PATH")
+        path_with(&[self.tools.path().to_path_buf()])
     }
 
     fn meshup(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .env("PATH", self.path())
-            .env("KUBECACHEDIR", self.cache.path())
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
+        let mut cmd = meshup_on(&self.kubeconfig(), args, &self.path(), self.cache.path());
+        cmd.env("NO_COLOR", "1").stdin(Stdio::null());
         cmd
     }
 
@@ -867,19 +843,6 @@ fn gloo_at_three_replicas(dir: &Path) -> (MeshCluster, PathBuf, UpgradePlan, usi
     (cluster, file, plan, last_down)
 }
 
-fn discovery(cluster: &MeshCluster) -> (Option<i64>, Option<String>) {
-    let d = cluster
-        .server
-        .get("deployments", "gloo-mesh", "discovery")
-        .expect("discovery exists");
-    (
-        d["spec"]["replicas"].as_i64(),
-        d["metadata"]["annotations"][REPLICAS_BEFORE]
-            .as_str()
-            .map(str::to_string),
-    )
-}
-
 /// Kill the apply right after both scale-downs, then delete its journal (as a lost ConfigMap or an
 /// API server restored from an old backup would): discovery is at 0, and only its annotation
 /// remembers the 3.
@@ -906,7 +869,7 @@ fn kill_after_the_scale_downs_and_lose_the_journal(
     assert!(killed, "{seen}");
     eprintln!("{seen}");
     assert_eq!(
-        discovery(cluster),
+        discovery_replicas_and_recorded(&cluster.server),
         (Some(0), Some("3".to_string())),
         "{seen}"
     );
@@ -984,7 +947,11 @@ fn a_lost_journal_still_restores_three_replicas_on_resume_from_the_annotation() 
         "{restored}\n{stderr}"
     );
     // The deployment ends at 3, its annotation gone; networking back at its 1.
-    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None),
+        "{stderr}"
+    );
     let networking = cluster
         .server
         .get("deployments", "gloo-mesh", "networking")
@@ -1048,7 +1015,10 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
              deployment/discovery {REPLICAS_BEFORE}-"
         )
     );
-    assert_eq!(discovery(&cluster), (Some(0), Some("3".to_string())));
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(0), Some("3".to_string()))
+    );
 
     // The printed undo, run as a person would (kubectl against the same cluster).
     let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
@@ -1060,7 +1030,10 @@ fn a_lost_journal_still_undoes_to_three_replicas_after_a_later_step_fails() {
         .output()
         .expect("sh runs");
     assert!(ran.status.success(), "{}", text(&ran.stderr));
-    assert_eq!(discovery(&cluster), (Some(3), None));
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None)
+    );
 }
 
 #[test]
@@ -1145,7 +1118,7 @@ fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_
     cluster.server.remove_fault(slow_list);
     assert!(killed, "{seen}");
     assert_eq!(
-        discovery(&cluster),
+        discovery_replicas_and_recorded(&cluster.server),
         (Some(0), Some("3".to_string())),
         "{seen}"
     );
@@ -1203,5 +1176,9 @@ fn a_lost_journal_after_the_deletes_needs_a_new_plan_which_still_restores_three_
         .expect("runs");
     let stderr = text(&applied.stderr);
     assert_eq!(applied.status.code(), Some(0), "{stderr}");
-    assert_eq!(discovery(&cluster), (Some(3), None), "{stderr}");
+    assert_eq!(
+        discovery_replicas_and_recorded(&cluster.server),
+        (Some(3), None),
+        "{stderr}"
+    );
 }

@@ -20,7 +20,10 @@ use kubectl_meshup::plan::{
 };
 
 use crate::support;
-use crate::support::{FIXTURES, binary, copy_fixture, stand_in_tools, text, tool_calls};
+use crate::support::{
+    FIXTURES, binary, gloo_mesh_server, gloo_mesh_tool_files, meshup_on, path_with, stand_in_tools,
+    text, tool_calls,
+};
 
 /// A fake Gloo Mesh 0.10.6 management cluster with things a hostile plan would like to touch: a
 /// Secret, CoreDNS and a ConfigMap in kube-system, CRDs.
@@ -32,13 +35,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
-        let server = FakeApiServer::builder()
-            .server_version("v1.21.14-eks-ab12cd3")
-            .auto_rollout(true)
-            .start();
-        server
-            .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
-            .expect("seed");
+        let server = gloo_mesh_server(FakeApiServer::builder().auto_rollout(true));
         server
             .seed_yaml(
                 r#"
@@ -74,8 +71,7 @@ data: {ca.crt: Y2E=}
         // The tools pick their cluster as the real ones do: from the --kubeconfig apply passes them.
         std::fs::copy(server.kubeconfig_path(), tools.path().join("kubeconfig"))
             .expect("kubeconfig");
-        copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.path().join("crds.yaml"));
-        std::fs::write(tools.path().join("meshctl.version"), "1.0.0").expect("version");
+        gloo_mesh_tool_files(tools.path());
         Self {
             server,
             tools,
@@ -84,22 +80,10 @@ data: {ca.crt: Y2E=}
     }
 
     fn meshup(&self, args: &[&str]) -> Command {
-        let system = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            [self.tools.path().to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(&system)),
-        )
-        .expect("PATH");
-        let mut cmd = Command::new(binary());
-        cmd.arg("--kubeconfig")
-            .arg(self.tools.path().join("kubeconfig"))
-            .args(args)
-            .env("PATH", path)
-            .env("KUBECACHEDIR", self.cache.path())
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
+        let path = path_with(&[self.tools.path().to_path_buf()]);
+        let kubeconfig = self.tools.path().join("kubeconfig");
+        let mut cmd = meshup_on(&kubeconfig, args, &path, self.cache.path());
+        cmd.env("NO_COLOR", "1").stdin(Stdio::null());
         cmd
     }
 

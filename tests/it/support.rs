@@ -1,12 +1,16 @@
-//! Setup shared by the integration tests: for apply (`apply`, `e2e`, `kill_resume`) the fixtures,
-//! the built binary, the stand-in tools, the journal as the
-//! cluster holds it, and the controllers the fake API server does not play itself (Gloo Mesh
-//! discovery, the sidecar injector); for observe (`observe`, `faults`) the sidecar pods it folds.
+//! Setup shared by the integration tests: the built binary and its command line on a fake cluster;
+//! for apply (`apply`, `e2e`, `kill_resume`, `scope`, `tool_cluster`) the fixtures, the fake Gloo
+//! Mesh and Istio clusters, the stand-in tools and what they read, the journal as the cluster holds
+//! it, and the controllers the fake API server does not play itself (Gloo Mesh discovery, the
+//! sidecar injector); for observe and check (`observe`, `faults`, `fleet`, `cli`) the Istio ambient
+//! fake and the sidecar pods it folds, and the rules of a report.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use fake_apiserver::{Cluster as FakeCluster, FakeApiServer};
+use fake_apiserver::{Builder, Cluster as FakeCluster, FakeApiServer};
 use serde_json::{Value, json};
 
 use kubectl_meshup::apply::journal::Journal;
@@ -16,6 +20,18 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/
 /// The built `kubectl-meshup`.
 pub fn binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("kubectl-meshup")
+}
+
+/// Runs `cmd` (a [`meshup`] command) to its end and shows its exit code and stderr in the test's
+/// output.
+pub fn run(cmd: &mut assert_cmd::Command) -> std::process::Output {
+    let out = cmd.output().expect("run kubectl-meshup");
+    eprintln!(
+        "exit {:?}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Text of a process's stdout/stderr.
@@ -41,6 +57,55 @@ pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(path)
+}
+
+/// `PATH` with `first` before the system's.
+pub fn path_with(first: &[PathBuf]) -> OsString {
+    let system = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(first.iter().cloned().chain(std::env::split_paths(&system))).expect("PATH")
+}
+
+/// The built `kubectl-meshup --kubeconfig KUBECONFIG ARGS` for a fake cluster: `PATH` as given, the
+/// kubectl discovery cache in `cache`, and no `KUBECONFIG` from this shell.
+pub fn meshup_on(kubeconfig: &Path, args: &[&str], path: &OsString, cache: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECACHEDIR", cache)
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// A Gloo Mesh 0.10.6 management cluster (gloo-mesh/cluster.yaml) on Kubernetes 1.21, inside Gloo
+/// Mesh 1.0's range, served as `builder` says (rollouts, their delay).
+pub fn gloo_mesh_server(builder: Builder) -> FakeApiServer {
+    let server = builder.server_version("v1.21.14-eks-ab12cd3").start();
+    server
+        .seed_path(Path::new(FIXTURES).join("gloo-mesh/cluster.yaml"))
+        .expect("seed");
+    server
+}
+
+/// A cluster on the fake API server's Kubernetes (1.29) with three nodes (cluster/nodes.yaml) and an
+/// Istio 1.22 canary with ambient (cluster/istio-1-22-ambient.yaml).
+pub fn istio_ambient_server() -> FakeApiServer {
+    let server = FakeApiServer::start();
+    server
+        .seed_paths([
+            fixture("cluster/nodes.yaml"),
+            fixture("cluster/istio-1-22-ambient.yaml"),
+        ])
+        .expect("seed fixtures");
+    server
+}
+
+/// Beside the stand-in tools in `tools`, what the Gloo Mesh 1.0.0 upgrade reads: the CRDs `helm show
+/// crds` prints, and the version of the meshctl on PATH, the target's (as runbook step 1 asks).
+pub fn gloo_mesh_tool_files(tools: &Path) {
+    copy_fixture("gloo-mesh/crds-1.0.0.yaml", &tools.join("crds.yaml"));
+    std::fs::write(tools.join("meshctl.version"), "1.0.0").expect("meshctl version");
 }
 
 /// A directory with the named stand-in tools (tests/fixtures/apply/bin) and the script they share to
@@ -106,6 +171,37 @@ pub fn copy_fixture(fixture: &str, to: &Path) {
     std::fs::copy(Path::new(FIXTURES).join(fixture), to).expect("copy fixture");
 }
 
+/// What `istioctl install --set revision=REVISION` (Istio `version`) creates, written beside the
+/// stand-in tools in `tools` (`istio-REVISION.yaml`), from the 1.24.2 fixture (revision 1-24).
+pub fn write_istio_install(tools: &Path, revision: &str, version: &str) {
+    let install = std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
+        .expect("fixture")
+        .replace("1-24", revision)
+        .replace("1.24.2", version);
+    std::fs::write(tools.join(format!("istio-{revision}.yaml")), install).expect("write");
+}
+
+/// The versions a CustomResourceDefinition (as the API server returns it) stores objects in.
+pub fn storage_versions(crd: &Value) -> Vec<&str> {
+    crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == true)
+        .filter_map(|v| v["name"].as_str())
+        .collect()
+}
+
+/// The rule of each finding of a `check -o json` report, in the report's order.
+pub fn finding_rules(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect()
+}
+
 /// The calls the stand-in tools in `tools` recorded (calls.log), one line each.
 pub fn tool_calls(tools: &Path) -> Vec<String> {
     std::fs::read_to_string(tools.join("calls.log"))
@@ -120,6 +216,20 @@ pub fn read_journal(server: &FakeApiServer, namespace: &str) -> Option<Journal> 
     let cm = server.get("configmaps", namespace, "kubectl-meshup-journal")?;
     let text = cm["data"]["journal.json"].as_str()?;
     Some(serde_json::from_str(text).expect("journal.json parses"))
+}
+
+/// Gloo Mesh discovery's replicas, and the count apply recorded on it before scaling it down (the
+/// `meshup.dev/replicas-before` annotation), as the cluster holds them.
+pub fn discovery_replicas_and_recorded(server: &FakeApiServer) -> (Option<i64>, Option<String>) {
+    let d = server
+        .get("deployments", "gloo-mesh", "discovery")
+        .expect("discovery exists");
+    (
+        d["spec"]["replicas"].as_i64(),
+        d["metadata"]["annotations"]["meshup.dev/replicas-before"]
+            .as_str()
+            .map(str::to_string),
+    )
 }
 
 /// Plays Gloo Mesh 1.0 discovery: `after` it is scaled up from 0, it writes what it discovers in its
@@ -148,8 +258,12 @@ pub fn play_gloo_discovery(server: &FakeApiServer, after: Duration) {
 }
 
 /// The proxy version each Istio revision of the fixtures injects.
-pub const PROXY_VERSIONS: [(&str, &str); 3] =
-    [("1-23", "1.23.4"), ("1-24", "1.24.2"), ("1-24-6", "1.24.6")];
+pub const PROXY_VERSIONS: [(&str, &str); 4] = [
+    ("1-23", "1.23.4"),
+    ("1-24", "1.24.2"),
+    ("1-24-2", "1.24.2"),
+    ("1-24-6", "1.24.6"),
+];
 
 /// A pod of a Bookinfo deployment, injected by the revision its namespace points at.
 pub fn injected_pod(deployment: &str, app: &str, revision: &str, generation: u32) -> Value {

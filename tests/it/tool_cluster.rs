@@ -20,7 +20,7 @@ use kubectl_meshup::plan::{self, Action, Gate, Tool, UpgradePlan};
 
 use crate::support::{
     FIXTURES, binary, play_injector, read_journal, seed_bookinfo_pods, stand_in_tools, text,
-    tool_calls, write_kubeconfig,
+    tool_calls, write_istio_install, write_kubeconfig,
 };
 
 /// How long the played sidecar injector takes to replace a restarted pod.
@@ -60,12 +60,8 @@ impl Fleet {
     fn start_with(injector: bool) -> Self {
         let (staging, prod) = (istio_cluster(injector), istio_cluster(true));
         let tools = stand_in_tools(&["istioctl"]);
-        // What `istioctl install --set revision=1-24-6` creates, from the 1.24 fixture.
-        let install = std::fs::read_to_string(Path::new(FIXTURES).join("istio/istio-1-24.yaml"))
-            .expect("fixture")
-            .replace("1-24", "1-24-6")
-            .replace("1.24.2", "1.24.6");
-        std::fs::write(tools.path().join("istio-1-24-6.yaml"), install).expect("write");
+        // What `istioctl install --set revision=1-24-6` creates.
+        write_istio_install(tools.path(), "1-24-6", "1.24.6");
         std::fs::write(tools.path().join("istioctl.version"), "1.24.6").expect("version");
         let fleet = Self {
             staging,

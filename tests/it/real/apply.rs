@@ -5,6 +5,7 @@ use kubectl_meshup::apply::journal::StepState;
 
 use crate::real::gloo::{self, DISCOVERY_GROUP, GlooMesh, NAMESPACE};
 use crate::real::harness::{RealCluster, text};
+use crate::support::storage_versions;
 
 /// `apply --dry-run` sends every write with `dryRun=All`: the real API server validates them
 /// (admission, schemas, the scale subresource) and stores nothing. Every object the plan touches
@@ -38,7 +39,7 @@ fn dry_run_changes_nothing() {
     );
     assert!(
         stderr.contains(&format!(
-            "error: the plan reaches outside its scope at step gm-04-crds: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
+            "error: the plan reaches outside its scope at step real-07-crds-1-0-0: applies the CRDs of chart gloo-mesh from {}; only gloo-mesh from https://storage.googleapis.com/gloo-mesh/gloo-mesh (or a mirror approved with `apply --allow-chart-repo URL`) may be applied; nothing was changed",
             gloo.repo.url
         )),
         "{stderr}"
@@ -123,7 +124,7 @@ fn gloo_mesh_pre_1_0_runbook() {
     assert_eq!(out.status.code(), Some(1), "apply: {stderr}");
     assert!(
         stderr.contains(
-            "error: step gm-04-crds failed: server-side apply of CustomResourceDefinition meshes.discovery.mesh.gloo.solo.io conflicts with another field manager: Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions; re-run with --force-conflicts"
+            "error: step real-07-crds-1-0-0 failed: server-side apply of CustomResourceDefinition meshes.discovery.mesh.gloo.solo.io conflicts with another field manager: Apply failed with 1 conflict: conflict with \"helm\" using apiextensions.k8s.io/v1: .spec.versions; re-run with --force-conflicts"
         ),
         "{stderr}"
     );
@@ -134,24 +135,16 @@ fn gloo_mesh_pre_1_0_runbook() {
     );
 
     // Resumed with --force-conflicts: the CRD step is run again and the rest of the plan follows.
-    let out = gloo.meshup(
-        &cluster,
-        cluster.kubeconfig(),
-        &[
-            "apply",
-            &plan_arg,
-            "--allow-chart-repo",
-            &gloo.repo.url,
-            "--yes",
-            "--force-conflicts",
-        ],
-    );
+    let out = gloo.apply(&cluster, cluster.kubeconfig(), &plan_arg);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "apply: {stderr}");
     let journal = gloo::journal(&cluster).expect("journal");
-    assert_eq!(journal.steps["gm-04-crds"].attempts, 2, "{journal:#?}");
     assert_eq!(
-        journal.steps["gm-02-scale-down-discovery"].attempts, 1,
+        journal.steps["real-07-crds-1-0-0"].attempts, 2,
+        "{journal:#?}"
+    );
+    assert_eq!(
+        journal.steps["real-02-scale-down-discovery"].attempts, 1,
         "{journal:#?}"
     );
 
@@ -206,14 +199,7 @@ pub fn assert_upgraded(cluster: &mut RealCluster) {
             &format!("{crd}.{DISCOVERY_GROUP}"),
             "--show-managed-fields",
         ]);
-        let versions: Vec<&str> = d["spec"]["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| v["storage"] == true)
-            .filter_map(|v| v["name"].as_str())
-            .collect();
-        assert_eq!(versions, ["v1"], "{crd}");
+        assert_eq!(storage_versions(&d), ["v1"], "{crd}");
         assert!(
             d["metadata"]["managedFields"]
                 .as_array()

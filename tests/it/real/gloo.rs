@@ -19,14 +19,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use kubectl_meshup::plan::{
-    Action, Gate, Mesh, ObjectRef, PlanMetadata, Reason, Step, Strategy, Target, Tool, UpgradePlan,
-    WaitCondition,
-};
+use kubectl_meshup::compat::CompatData;
+use kubectl_meshup::plan::{self, Action, ChartRepos, Gate, PlanRequest, UpgradePlan};
 use kubectl_meshup::snapshot::ClusterSnapshot;
-use kubectl_meshup::version::Version;
+use kubectl_meshup::version::Minor;
 
-use crate::real::harness::{CONTEXT, RealCluster, bin, text};
+use crate::real::harness::{RealCluster, bin, text};
 use crate::support::FIXTURES;
 
 pub const NAMESPACE: &str = "gloo-mesh";
@@ -286,6 +284,17 @@ impl GlooMesh {
         ["--allow-chart-repo", &self.repo.url]
     }
 
+    /// `apply PLAN --allow-chart-repo URL --yes --force-conflicts`, as [`GlooMesh::meshup`]: the
+    /// mirror approved, nobody at the terminal, the CRDs helm installed taken over.
+    pub fn apply(&self, cluster: &RealCluster, kubeconfig: &Path, plan: &str) -> Output {
+        let [allow, url] = self.allow_repo();
+        self.meshup(
+            cluster,
+            kubeconfig,
+            &["apply", plan, allow, url, "--yes", "--force-conflicts"],
+        )
+    }
+
     /// The meshctl calls the stand-in recorded.
     pub fn meshctl_calls(&self) -> Vec<String> {
         crate::support::tool_calls(&self.tools)
@@ -354,220 +363,51 @@ pub fn play_discovery(cluster: &RealCluster) -> Discovery {
     }
 }
 
-fn step(id: &str, runbook_step: &str, title: &str, action: Action) -> Step {
-    Step {
-        id: id.into(),
-        cluster: CONTEXT.into(),
-        title: title.into(),
-        reason: Reason {
-            runbook: "gloo-mesh-pre-1.0".into(),
-            step: Some(runbook_step.into()),
-            text: title.into(),
-            source: "seeds/gloo-mesh-upgrading.md".into(),
-        },
-        action,
-        irreversible: false,
-        undo: None,
-    }
-}
-
-fn deployment(name: &str) -> ObjectRef {
-    ObjectRef {
-        kind: "Deployment".into(),
-        namespace: NAMESPACE.into(),
-        name: name.into(),
-    }
-}
-
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// The Gloo Mesh pre-1.0 runbook (seeds/gloo-mesh-upgrading.md), 0.10.6 -> 1.0.0, as
-/// tests/it/apply.rs has it, for the real cluster: the chart repository is `repo` (the stand-in); the
-/// runbook's step 5 (review the networking resources: a manual step, or a check-passes gate in
-/// tests/it/apply.rs) and step 7 (re-register clusters: this one registered none) have no step here;
-/// steps 6's "keep at zero" scales are the planner's. The final
-/// "check passes" gate is left out: the compatibility data lists Kubernetes 1.16-1.21 for Gloo Mesh
-/// 1.0, so `check` rightly fails it on this v1.34 cluster. The fingerprint is the planner's, over
-/// the cluster as `snapshot` read it, so `apply` finds no drift. The deletes are irreversible, as
-/// the planner marks them (apply's scope check refuses an unmarked one). The chart repository is not
-/// the vendor's, so every apply of this plan approves it with `--allow-chart-repo` ([`GlooMesh::allow_repo`]).
+/// The planner's plan of the Gloo Mesh pre-1.0 runbook (shared/seeds/gloo-mesh-upgrading.md), 0.10.6 ->
+/// 1.0.0, for the cluster as `snapshot` read it, with the chart repository `repo` (the stand-in, as
+/// `--chart-repo gloo-mesh=URL` names it), so its fingerprint and scope are the planner's and `apply`
+/// finds no drift. Three things differ from `kubectl meshup plan`, each because this cluster is a
+/// stand-in:
+/// - the compatibility data lists Kubernetes 1.16-1.21 for Gloo Mesh 1.0, where the planner refuses,
+///   and this control plane is v1.34 (the only one the real tier has): the test adds the cluster's
+///   minor to that row;
+/// - runbook step 5's manual review of the networking resources is left out (nobody here confirms
+///   it; tests/it/apply.rs confirms it as `--confirm-manual` would);
+/// - the closing "check passes" gate is left out: `check`, with the real data, rightly fails Gloo
+///   Mesh 1.0 on v1.34.
+///
+/// This cluster registered none, so no re-registration (runbook step 7): fifteen steps. The chart
+/// repository is not the vendor's, so every apply of this plan approves it with `--allow-chart-repo`
+/// ([`GlooMesh::allow_repo`]).
 pub fn runbook_plan(repo: &str, snapshot: &ClusterSnapshot) -> UpgradePlan {
-    let discovery = deployment("discovery");
-    let networking = deployment("networking");
-    let scale = |target: &ObjectRef, replicas| Action::Scale {
-        target: target.clone(),
-        replicas,
-        replicas_before: None,
-    };
-    let delete = |resource: &str| Action::DeleteCollection {
-        group: DISCOVERY_GROUP.into(),
-        version: "v1alpha2".into(),
-        resource: resource.into(),
-        namespace: None,
-    };
-    let mut steps = vec![
-        step(
-            "gm-01-meshctl",
-            "step 1 of 10",
-            "meshctl of the target version is installed",
-            Action::Gate {
-                gate: Gate::ToolVersion {
-                    tool: Tool::Meshctl,
-                    version: Version::new(1, 0, 0),
-                },
-            },
-        ),
-        step(
-            "gm-02-scale-down-discovery",
-            "step 2 of 10",
-            "Scale discovery to zero",
-            scale(&discovery, 0),
-        ),
-        step(
-            "gm-02-scale-down-networking",
-            "step 2 of 10",
-            "Scale networking to zero",
-            scale(&networking, 0),
-        ),
-        step(
-            "gm-03-delete-meshes",
-            "step 3 of 10",
-            "Delete discovery meshes",
-            delete("meshes"),
-        ),
-        step(
-            "gm-03-delete-traffictargets",
-            "step 3 of 10",
-            "Delete discovery traffic targets",
-            delete("traffictargets"),
-        ),
-        step(
-            "gm-03-delete-workloads",
-            "step 3 of 10",
-            "Delete discovery workloads",
-            delete("workloads"),
-        ),
-        step(
-            "gm-04-crds",
-            "step 4 of 10",
-            "Update the management plane CRDs",
-            Action::ApplyCrds {
-                chart: "gloo-mesh".into(),
-                repo: repo.into(),
-                version: "1.0.0".into(),
-            },
-        ),
-        step(
-            "gm-06-upgrade",
-            "step 6 of 10",
-            "Upgrade the management plane with helm",
-            Action::Run {
-                tool: Tool::Helm,
-                args: strings(&[
-                    "upgrade",
-                    "gloo-mesh",
-                    "gloo-mesh",
-                    "--repo",
-                    repo,
-                    "--namespace",
-                    NAMESPACE,
-                    "--version",
-                    "1.0.0",
-                    "--reuse-values",
-                ]),
-                timeout_seconds: 300,
-                config: None,
-            },
-        ),
-        step(
-            "gm-06-keep-discovery-down",
-            "step 6 of 10",
-            "Keep discovery at zero after the Helm upgrade",
-            scale(&discovery, 0),
-        ),
-        step(
-            "gm-06-keep-networking-down",
-            "step 6 of 10",
-            "Keep networking at zero after the Helm upgrade",
-            scale(&networking, 0),
-        ),
-        step(
-            "gm-08-scale-up-discovery",
-            "step 8 of 10",
-            "Scale discovery to one",
-            scale(&discovery, 1),
-        ),
-        step(
-            "gm-08-discovery-complete",
-            "step 8 of 10",
-            "Discovery has written meshes, destinations and workloads",
-            Action::Wait {
-                condition: WaitCondition::ResourcesPresent {
-                    group: DISCOVERY_GROUP.into(),
-                    version: None,
-                    resources: strings(&["meshes", "destinations", "workloads"]),
-                },
-                timeout_seconds: 120,
-            },
-        ),
-        step(
-            "gm-09-scale-up-networking",
-            "step 9 of 10",
-            "Scale networking to one",
-            scale(&networking, 1),
-        ),
-        step(
-            "gm-09-networking-ready",
-            "step 9 of 10",
-            "networking rolled out",
-            Action::Wait {
-                condition: WaitCondition::RolloutComplete {
-                    target: networking.clone(),
-                },
-                timeout_seconds: 120,
-            },
-        ),
-        step(
-            "gm-10-check",
-            "step 10 of 10",
-            "meshctl check",
-            Action::Run {
-                tool: Tool::Meshctl,
-                args: strings(&["check"]),
-                timeout_seconds: 120,
-                config: None,
-            },
-        ),
-    ];
-    for s in &mut steps {
-        s.irreversible = matches!(s.action, Action::DeleteCollection { .. });
+    let kubernetes = snapshot.clusters[0].kubernetes.minor();
+    let mut compat = CompatData::embedded();
+    for release in &mut compat.gloo_mesh.releases {
+        if release.minor == Minor::new(1, 0) && !release.k8s.contains(&kubernetes) {
+            release.k8s.push(kubernetes);
+        }
     }
-    let target = Target {
-        mesh: Mesh::GlooMesh,
-        version: Version::new(1, 0, 0),
-        flavor: None,
-    };
-    UpgradePlan {
-        api_version: "meshup.dev/v1alpha1".into(),
-        kind: "UpgradePlan".into(),
-        metadata: PlanMetadata {
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            compat_data: "2026-09-09".into(),
-            compat_data_from: None,
-            created_at: None,
+    let request = PlanRequest {
+        targets: vec!["gloo-mesh=1.0.0".parse().expect("target")],
+        chart_repos: ChartRepos {
+            gloo_mesh: repo.to_string(),
+            ..ChartRepos::default()
         },
-        targets: vec![target.clone()],
-        strategy: Strategy::InPlace,
-        clusters: vec![CONTEXT.into()],
-        fingerprint: kubectl_meshup::plan::fingerprint(snapshot, &[target]),
-        components: vec![],
-        hops: vec![],
-        warnings: vec![],
-        steps,
-        integrity: None,
-    }
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        ..PlanRequest::default()
+    };
+    let mut plan = plan::plan(snapshot, &compat, &request).expect("the planner plans the runbook");
+    plan.steps.retain(|s| {
+        !matches!(
+            s.action,
+            Action::Manual { .. }
+                | Action::Gate {
+                    gate: Gate::CheckPasses
+                }
+        )
+    });
+    assert_eq!(plan.steps.len(), 15, "{:#?}", plan.steps);
+    plan
 }
 
 /// The cluster as `kubectl meshup snapshot` reads it (admin).

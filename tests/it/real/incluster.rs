@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::real::harness::{KUBERNETES_VERSION, RealCluster, plugin_binary, text};
+use crate::support::finding_rules;
 
 const CONFIGMAP: &str = "kubectl-meshup-report";
 
@@ -171,13 +172,7 @@ fn the_cronjobs_pod_publishes_the_report_configmap_and_needs_the_report_role() {
             .expect("report parses");
     assert_eq!(report["kind"], "CheckReport");
     assert_eq!(report["clusters"], serde_json::json!(["in-cluster"]));
-    let rules: Vec<&str> = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter_map(|f| f["rule"].as_str())
-        .collect();
-    assert_eq!(rules, ["snapshot.no-mesh"], "{report:#}");
+    assert_eq!(finding_rules(&report), ["snapshot.no-mesh"], "{report:#}");
     let snapshot: Value =
         serde_json::from_str(cm["data"]["snapshot.json"].as_str().expect("snapshot.json"))
             .expect("snapshot parses");

@@ -15,7 +15,7 @@ use crate::real::apply::assert_upgraded;
 use crate::real::gloo::{self, GlooMesh, NAMESPACE};
 use crate::real::harness::{RealCluster, text};
 
-const WAIT_STEP: &str = "gm-08-discovery-complete";
+const WAIT_STEP: &str = "real-13-wait-discovery-complete";
 
 struct Running {
     child: Child,
@@ -156,7 +156,7 @@ fn resume_after_sigkill_mid_plan_reaches_the_same_final_state() {
     let journal = gloo::journal(&cluster).expect("journal");
     assert_eq!(journal.steps[WAIT_STEP].state, StepState::InProgress);
     assert_eq!(
-        journal.steps["gm-04-crds"].state,
+        journal.steps["real-07-crds-1-0-0"].state,
         StepState::Done,
         "{journal:#?}"
     );
@@ -198,7 +198,7 @@ fn resume_after_sigkill_mid_plan_reaches_the_same_final_state() {
     let journal = gloo::journal(&cluster).expect("journal");
     assert_eq!(journal.steps[WAIT_STEP].attempts, 2, "{journal:#?}");
     assert_eq!(
-        journal.steps["gm-04-crds"].attempts, 1,
+        journal.steps["real-07-crds-1-0-0"].attempts, 1,
         "done steps are not run again"
     );
 }

@@ -494,18 +494,7 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     let outside_path = cluster.dir().join("outside-plan.yaml");
     std::fs::write(&outside_path, kubectl_meshup::plan::to_yaml(&outside)).expect("write plan");
     let outside_arg = outside_path.display().to_string();
-    let out = gloo.meshup(
-        &cluster,
-        &kubeconfig,
-        &[
-            "apply",
-            &outside_arg,
-            "--allow-chart-repo",
-            &gloo.repo.url,
-            "--yes",
-            "--force-conflicts",
-        ],
-    );
+    let out = gloo.apply(&cluster, &kubeconfig, &outside_arg);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "outside: {stderr}");
     assert!(
@@ -529,18 +518,7 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
         let probe = can_i_args(atom);
         let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
         set_role(&mut cluster, &role_of(&full, &rest), &probe, false);
-        let out = gloo.meshup(
-            &cluster,
-            &kubeconfig,
-            &[
-                "apply",
-                &wide_arg,
-                "--allow-chart-repo",
-                &gloo.repo.url,
-                "--yes",
-                "--force-conflicts",
-            ],
-        );
+        let out = gloo.apply(&cluster, &kubeconfig, &wide_arg);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "without {atom:?}: {stderr}");
         assert!(
@@ -582,18 +560,7 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
     );
     let plan_path = gloo::write_plan(&cluster, &gloo);
     let plan_arg = plan_path.display().to_string();
-    let out = gloo.meshup(
-        &cluster,
-        &kubeconfig,
-        &[
-            "apply",
-            &plan_arg,
-            "--allow-chart-repo",
-            &gloo.repo.url,
-            "--yes",
-            "--force-conflicts",
-        ],
-    );
+    let out = gloo.apply(&cluster, &kubeconfig, &plan_arg);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "read-only: {stderr}");
     let expected: BTreeSet<String> = required(&plan, CONTEXT, Some(NAMESPACE))
@@ -631,18 +598,7 @@ fn apply_role_is_enough_and_every_rule_is_needed() {
         true,
     );
     let _discovery = gloo::play_discovery(&cluster);
-    let out = gloo.meshup(
-        &cluster,
-        &kubeconfig,
-        &[
-            "apply",
-            &plan_arg,
-            "--allow-chart-repo",
-            &gloo.repo.url,
-            "--yes",
-            "--force-conflicts",
-        ],
-    );
+    let out = gloo.apply(&cluster, &kubeconfig, &plan_arg);
     let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::real::harness::{KUBERNETES_VERSION, NODES, RealCluster, text};
+use crate::support::finding_rules;
 
 /// `kubectl meshup snapshot -o json` and `check -o json` against the real API server.
 #[test]
@@ -46,13 +47,7 @@ fn check_reads_version_and_every_node() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
     assert_eq!(report["kind"], "CheckReport");
     assert_eq!(report["clusters"], serde_json::json!([cluster.context()]));
-    let rules: Vec<&str> = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter_map(|f| f["rule"].as_str())
-        .collect();
-    assert_eq!(rules, ["snapshot.no-mesh"], "{report:#}");
+    assert_eq!(finding_rules(&report), ["snapshot.no-mesh"], "{report:#}");
 }
 
 /// With Kmesh installed (its DaemonSet as Kmesh v1.0.0's manifest shapes it, transcribed by hand: the
