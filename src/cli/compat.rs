@@ -55,12 +55,19 @@ pub fn load(global: &GlobalArgs) -> Result<CompatInUse, Error> {
     Ok(in_use(embedded, "built in".to_string()))
 }
 
-/// Reads a `--compat FILE` override (here, not in the pure core, because it reads a file).
+/// Reads a `--compat FILE` override (here, not in the pure core, because it reads a file), within
+/// the file limit as every file the plugin reads.
 fn read_compat_file(path: &Path) -> Result<CompatData, CompatError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CompatError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text =
+        limits::read_file(path, limits::max_file_bytes(), limits::MAX_FILE_ENV).map_err(|e| {
+            CompatError::Read {
+                path: path.display().to_string(),
+                source: match e {
+                    limits::FileError::Io(e) => e,
+                    other => std::io::Error::other(other),
+                },
+            }
+        })?;
     CompatData::parse(&text, &path.display().to_string())
 }
 
@@ -453,6 +460,24 @@ mod tests {
                 missing.display()
             )),
             "{err}"
+        );
+
+        // Bounded as every file: a FIFO is refused before it is opened (opening one would block).
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo runs")
+                .success()
+        );
+        let err = read_compat_file(&fifo).expect_err("not a regular file");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read compatibility data {}: it is not a regular file (a pipe, a device or a directory)",
+                fifo.display()
+            )
         );
 
         let invalid = dir.path().join("invalid.json");
