@@ -28,3 +28,4 @@ pub mod output;
 pub mod publish;
 pub mod redact;
 pub mod retry;
+pub mod web;

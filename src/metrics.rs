@@ -36,7 +36,7 @@ const PUSH_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const DEFAULT_JOB_PATH: &str = "/metrics/job/kubectl-meshup";
 
 /// What is kept of a Pushgateway's error answer, for the message.
-const MAX_ANSWER_BYTES: usize = 4 * 1024;
+const MAX_ANSWER_BYTES: u64 = 4 * 1024;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -212,74 +212,43 @@ pub struct PushError {
 /// PUTs `text` to the Pushgateway (replacing the group's metrics, so findings that went away go
 /// too), within `timeout`.
 pub async fn push(given: &str, text: &str, timeout: Duration) -> Result<(), PushError> {
-    use http_body_util::BodyExt;
     let fail = |reason: String| PushError {
         url: crate::redact::url(given),
         reason,
     };
     let url = push_url(given).map_err(fail)?;
-    let request = http::Request::put(url)
-        .header(http::header::CONTENT_TYPE, PUSH_CONTENT_TYPE)
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            text.to_string(),
-        )))
-        .map_err(|e| fail(e.to_string()))?;
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| fail(e.to_string()))?
-    .with_root_certificates(native_roots())
-    .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(connector);
-    let exchange = async {
-        let answer = client
-            .request(request)
-            .await
-            .map_err(|e| fail(root_cause(&e)))?;
-        let status = answer.status();
-        let body = http_body_util::Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        if status.is_success() {
-            return Ok(());
-        }
-        let said = String::from_utf8_lossy(&body);
-        let said = said.lines().next().unwrap_or_default().trim();
-        Err(fail(format!(
-            "it answered {status}{}",
-            if said.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", crate::text::escape_control(said))
-            }
-        )))
+    let client = crate::web::client(Some(timeout)).map_err(|e| fail(root_cause(&e)))?;
+    let failed = |e: reqwest::Error| {
+        fail(if e.is_timeout() {
+            format!("no answer in {}", crate::limits::duration(timeout))
+        } else {
+            root_cause(&e)
+        })
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(fail(format!(
-            "no answer in {}",
-            crate::limits::duration(timeout)
-        ))),
+    let mut answer = client
+        .put(url.to_string())
+        .header(http::header::CONTENT_TYPE, PUSH_CONTENT_TYPE)
+        .body(text.to_string())
+        .send()
+        .await
+        .map_err(failed)?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(());
     }
-}
-
-/// The system's trust store, for an https Pushgateway; empty when it cannot be read (the push then
-/// fails with the certificate error).
-fn native_roots() -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    roots
+    let (body, _) = crate::web::read_at_most(&mut answer, MAX_ANSWER_BYTES)
+        .await
+        .unwrap_or_default();
+    let said = String::from_utf8_lossy(&body);
+    let said = said.lines().next().unwrap_or_default().trim();
+    Err(fail(format!(
+        "it answered {status}{}",
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", crate::text::escape_control(said))
+        }
+    )))
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {

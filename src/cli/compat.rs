@@ -357,18 +357,11 @@ async fn fetch(global: &GlobalArgs, url: &str) -> Result<Option<String>, String>
             "{url}: only https:// URLs are fetched (http:// only on loopback)"
         ));
     }
-    // Built once per process: rustls needs its crypto provider chosen (ring, as kube's).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let timeout = match global.request_timeout {
         Some(t) => t.0,
         None => Some(limits::DEFAULT_REQUEST_TIMEOUT),
     };
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("kubectl-meshup/", env!("CARGO_PKG_VERSION")));
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
-    let client = builder.build().map_err(|e| chain(&e))?;
+    let client = crate::web::client(timeout).map_err(|e| chain(&e))?;
     let mut response = client
         .get(parsed)
         .send()
@@ -391,16 +384,11 @@ async fn fetch(global: &GlobalArgs, url: &str) -> Result<Option<String>, String>
     if response.content_length().is_some_and(|n| n > cap) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    let (body, more) = crate::web::read_at_most(&mut response, cap)
         .await
-        .map_err(|e| format!("{url}: {}", reason(&e, timeout)))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > cap {
-            return Err(too_large());
-        }
+        .map_err(|e| format!("{url}: {}", reason(&e, timeout)))?;
+    if more {
+        return Err(too_large());
     }
     String::from_utf8(body)
         .map(Some)
