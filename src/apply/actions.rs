@@ -69,8 +69,8 @@ fn unscalable(kind: &str) -> ActionError {
 }
 
 /// The API of `target`'s kind in its namespace: a Deployment or StatefulSet, also a DaemonSet unless
-/// the action needs `/scale` (`scalable`); another kind is refused (`unscalable`, or a restart's
-/// refusal, which [`parse_workload`] gives first).
+/// the action needs `/scale` (`scalable`); another kind is refused (`unscalable`, or, for a
+/// restart, by the core's [`Renewal`] rule, which [`parse_workload`] applies first).
 fn workload_api(
     client: &Client,
     target: &ObjectRef,
@@ -81,9 +81,11 @@ fn workload_api(
         "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
         "DaemonSet" if !scalable => ApiResource::erase::<DaemonSet>(&()),
         other if scalable => return Err(unscalable(other)),
+        // Which kinds a restart renews is the core's rule (`Renewal`); parse_workload applies it first.
         other => {
             return Err(ActionError::Invalid(format!(
-                "cannot restart a {other}: only a Deployment, StatefulSet or DaemonSet is restarted"
+                "cannot restart a {other}: its pods are renewed by {}",
+                Renewal::of_kind(other).how()
             )));
         }
     };
